@@ -1,0 +1,48 @@
+"""The ``intentrec`` command: one small module per subcommand; all logic lives in the library.
+
+A user mistake (an :class:`~intentrec.errors.IntentRecError`) is printed as one clear message and exits
+with status 2; only a bug in IntentRec shows a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from intentrec.cli import data, evaluate, fit
+from intentrec.errors import IntentRecError
+
+app = typer.Typer(
+    name="intentrec",
+    help="Sequential recommendation: inspect data, train, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.command("fit")(fit.fit)
+app.command("evaluate")(evaluate.evaluate)
+
+stderr = Console(stderr=True)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=stderr, show_path=False, show_time=False)],
+    )
+    try:
+        # standalone: typer reports its own usage errors and exits with their status. (Recent typer
+        # versions vendor click, so `import click` is not available to catch them here ourselves.)
+        app()
+    except IntentRecError as error:
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""``intentrec evaluate RUN``: reload a run and measure it again, by full ranking."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from intentrec.recommender import Recommender
+
+
+def evaluate(
+    run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"valid": {...}, "test": {...}} as JSON.'),
+) -> None:
+    """Recompute validation and test metrics from the saved weights and data; they equal those of fit."""
+    recommender = Recommender.load(run)
+    metrics = {"valid": recommender.evaluate("valid"), "test": recommender.evaluate("test")}
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    seen = "filtered" if recommender.config.eval.filter_seen else "kept"
+    table = Table(title=f"{run}: full ranking, seen items {seen}")
+    table.add_column("metric")
+    table.add_column("valid", justify="right")
+    table.add_column("test", justify="right")
+    for name in metrics["test"]:
+        table.add_row(name, f"{metrics['valid'][name]:.4f}", f"{metrics['test'][name]:.4f}")
+    console = Console()
+    console.print(table)
+    stored = recommender.metrics.get("test")
+    if stored is not None:
+        same = stored == metrics["test"]
+        console.print(
+            "matches the metrics recorded at fit time"
+            if same
+            else "[yellow]differs from the metrics recorded at fit time[/]"
+        )

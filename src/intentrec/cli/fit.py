@@ -1,0 +1,33 @@
+"""``intentrec fit``: train a model on a log and write the run folder."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from intentrec.cli.options import parse_columns
+from intentrec.config import RunConfig, apply_overrides
+from intentrec.recommender import Recommender
+
+
+def fit(
+    data: str | None = typer.Option(
+        None, help="Log file/folder or public dataset name [default: ml-latest-small]."
+    ),
+    format: str | None = typer.Option(None, "--format", help="Reader to use instead of recognising it."),
+    columns: str | None = typer.Option(None, help="Column roles of a generic table: user=...,item=...,..."),
+    model: str | None = typer.Option(None, help="Backbone: sasrec."),
+    config: str | None = typer.Option(None, help="A .json or .toml config file (see config.json of a run)."),
+    set_: list[str] = typer.Option([], "--set", help="Override one setting, e.g. --set train.lr=0.0005."),
+    out: str = typer.Option(..., help="Run folder to write (config, dataset, weights, metrics, log)."),
+) -> None:
+    """Train, early-stop on validation NDCG@10, then measure the test set; artefacts go to --out."""
+    values = RunConfig.from_file(config).to_json() if config else {}
+    flags = {"data.path": data, "data.format": format, "model.name": model}
+    overrides = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    values = apply_overrides(values, overrides + list(set_))
+    if columns:
+        values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
+    recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out)
+    typer.echo(json.dumps({"run": out, "test": recommender.metrics["test"]}, indent=2))

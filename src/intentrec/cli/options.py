@@ -1,0 +1,27 @@
+"""Parsing shared by several subcommands."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from intentrec.data.readers import ColumnMapping
+from intentrec.errors import ConfigError
+
+
+def parse_columns(text: str | None) -> ColumnMapping | None:
+    """``"user=userId,item=movieId"`` -> a ColumnMapping; a clear error for anything else."""
+    if not text:
+        return None
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(
+                f"--columns {text!r}: expected role=column pairs, e.g. user=userId,item=movieId"
+            )
+        pairs[key.strip()] = value.strip()
+    try:
+        return ColumnMapping.model_validate(pairs)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"--columns {text!r}: {problems}") from None

@@ -1,0 +1,124 @@
+"""The configuration of a run: every hyperparameter exists once, typed, in the component that owns it.
+
+``RunConfig`` only composes the components' configs. It is saved as ``config.json`` with every run and
+reloads to the same model. Unknown keys are rejected everywhere, with the nearest valid name suggested.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, get_args
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from intentrec.data.load import DataConfig
+from intentrec.data.split import SplitConfig
+from intentrec.errors import ConfigError, did_you_mean
+from intentrec.evaluation.evaluator import EvalConfig
+from intentrec.evaluation.metrics import metric_names
+from intentrec.models.sasrec import SASRecConfig
+from intentrec.training.losses import LossConfig
+from intentrec.training.trainer import TrainConfig
+
+#: The backbone configs; later backbones join this union, told apart by their `name` field.
+BackboneConfig = SASRecConfig
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a run: data, split, model, loss, training and evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: BackboneConfig = Field(default_factory=SASRecConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _monitor_is_measured(self) -> RunConfig:
+        # checked here, not after the first epoch of training, where validation would lack the metric
+        names = metric_names(self.eval.ks)
+        if self.train.monitor not in names:
+            raise ValueError(
+                f"train.monitor {self.train.monitor!r} is not measured with eval.ks {self.eval.ks}"
+                f"{did_you_mean(self.train.monitor, names)}; choose one of {', '.join(names)}"
+            )
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:
+        """Validate ``values``; a mistake becomes a ConfigError naming the field, e.g. ``train.lr``."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, source)) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunConfig:
+        """Read a ``.json`` or ``.toml`` config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found.")
+        text = path.read_text(encoding="utf-8")
+        try:
+            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {error}") from None
+        return cls.from_dict(values, str(path))
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (value parsed as JSON when it can be) to a config dict."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. train.lr=0.001")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = values
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {override!r}: '{parent}' is a value, not a section")
+        node[leaf] = value
+    return values
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            parent = _model_at(problem["loc"][:-1])
+            hint = did_you_mean(str(problem["loc"][-1]), parent.model_fields) if parent else ""
+            message = f"unknown field{hint}"
+        if not location:  # a rule across sections: its message names the fields, the input is everything
+            lines.append(f"  {message}")
+            continue
+        lines.append(f"  {location}: {message} (got {problem.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        # an optional section (`ColumnMapping | None`) is the model inside it
+        inside = [option for option in get_args(annotation) if option is not type(None)]
+        annotation = inside[0] if len(inside) == 1 else annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

@@ -1,0 +1,1 @@
+"""Data: readers -> Dataset (Parquet + card) -> split -> sequences."""

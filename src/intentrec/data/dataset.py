@@ -1,0 +1,228 @@
+"""The one canonical Dataset: encoded interactions, items, users and their raw-ID vocabularies.
+
+Built once from a :class:`~intentrec.data.raw.RawLog` (validated at this edge, then trusted downstream),
+stored as Parquet tables plus a small JSON card.
+
+Ordering policy, relied on by splits and documented for users:
+    interactions are sorted by user, then timestamp; rows with equal timestamps keep the order in which they
+    were read (file order, files in reading order). With ``duplicates="drop_exact"`` (the default) rows
+    equal in user, item, timestamp and event are collapsed to the first one read.
+
+Encoded columns of ``Dataset.interactions``:
+    ``user_idx`` Int32 in ``[0, n_users)``, ``item_idx`` Int32 in ``[0, n_items)``, ``timestamp`` Int64,
+    ``event`` String, ``value`` Float32 (nullable).
+Indices follow the sorted order of the raw IDs, so the same log always gets the same encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from intentrec.data.filters import FilterConfig, apply_filters
+from intentrec.data.raw import RawLog, TimestampKind
+from intentrec.errors import DataError
+from intentrec.storage import atomic_directory, write_json
+
+CARD_FILE = "card.json"
+TABLES = ("interactions", "users", "items")
+
+
+class DatasetCard(BaseModel):
+    """What a Dataset holds and where it came from; stored as ``card.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str
+    format: str
+    timestamp_kind: TimestampKind
+    n_users: int
+    n_items: int
+    n_interactions: int
+    events: dict[str, int]
+    time_range: tuple[int, int]
+    has_values: bool
+    n_categories: int
+    filters: FilterConfig
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Encoded interactions plus the tables that map indices back to the user's own IDs.
+
+    Attributes
+    ----------
+    interactions:
+        ``user_idx, item_idx, timestamp, event, value``, sorted as described in the module docstring.
+    users:
+        ``user_idx, user`` (raw ID).
+    items:
+        ``item_idx, item`` (raw ID), ``title``, ``categories`` (list of strings), then any other attributes.
+    card:
+        Summary and provenance.
+    """
+
+    interactions: pl.DataFrame
+    users: pl.DataFrame
+    items: pl.DataFrame
+    card: DatasetCard
+
+    @property
+    def n_users(self) -> int:
+        return self.users.height
+
+    @property
+    def n_items(self) -> int:
+        return self.items.height
+
+    @classmethod
+    def from_raw(cls, raw: RawLog, filters: FilterConfig | None = None, name: str | None = None) -> Dataset:
+        """Validate, filter and encode a reader's output.
+
+        Raises :class:`~intentrec.errors.DataError` naming the file and line of the first bad row, or the
+        filter that left the log empty.
+        """
+        filters = filters or FilterConfig()
+        interactions = raw.interactions.collect(engine="streaming")
+        if interactions.height == 0:
+            raise DataError(f"{raw.source}: the log has no interactions.")
+        _check_no_nulls(interactions, ("user", "item", "timestamp"))
+
+        interactions = apply_filters(interactions, filters, raw.source)
+        interactions = interactions.with_row_index("_order").sort(["user", "timestamp", "_order"])
+
+        users = _vocabulary(interactions["user"], "user")
+        items = _vocabulary(interactions["item"], "item")
+        encoded = (
+            interactions.join(users, on="user", how="left", maintain_order="left")
+            .join(items, on="item", how="left", maintain_order="left")
+            .select(
+                "user_idx",
+                "item_idx",
+                "timestamp",
+                pl.col("event").cast(pl.String),
+                pl.col("value").cast(pl.Float32),
+            )
+        )
+        items = _attach_item_metadata(items, raw.items)
+        card = DatasetCard(
+            name=name or Path(raw.source).stem or raw.source,
+            source=raw.source,
+            format=raw.format,
+            timestamp_kind=raw.timestamp_kind,
+            n_users=users.height,
+            n_items=items.height,
+            n_interactions=encoded.height,
+            events=dict(encoded.group_by("event").len().sort("event").iter_rows()),
+            time_range=(int(encoded["timestamp"].min()), int(encoded["timestamp"].max())),
+            has_values=encoded["value"].null_count() < encoded.height,
+            n_categories=items["categories"].explode().drop_nulls().n_unique(),
+            filters=filters,
+            fingerprint=_fingerprint(encoded),
+        )
+        return cls(interactions=encoded, users=users, items=items, card=card)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the tables as Parquet and the card as JSON into ``directory``, atomically as a whole."""
+        directory = Path(directory)
+        with atomic_directory(directory) as tmp:
+            for table in TABLES:
+                getattr(self, table).write_parquet(tmp / f"{table}.parquet")
+            write_json(tmp / CARD_FILE, self.card.model_dump(mode="json"))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Dataset:
+        """Read a Dataset written by :meth:`save`."""
+        directory = Path(directory)
+        card_path = directory / CARD_FILE
+        if not card_path.is_file():
+            raise DataError(f"{directory}: not a saved IntentRec dataset (no {CARD_FILE}).")
+        card = DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+        tables = {table: pl.read_parquet(directory / f"{table}.parquet") for table in TABLES}
+        return cls(card=card, **tables)
+
+    def item_ids(self, item_idx: Any) -> pl.Series:
+        """Raw item IDs for an array of item indices."""
+        return self.items["item"].gather(item_idx)
+
+    def user_ids(self, user_idx: Any) -> pl.Series:
+        """Raw user IDs for an array of user indices."""
+        return self.users["user"].gather(user_idx)
+
+    def summary(self) -> dict[str, Any]:
+        """Statistics a person wants before training: sizes, density, sequence lengths, events, time span."""
+        lengths = self.interactions.group_by("user_idx").len()["len"]
+        item_counts = self.interactions.group_by("item_idx").len()["len"]
+        card = self.card
+        return {
+            "name": card.name,
+            "source": card.source,
+            "format": card.format,
+            "users": card.n_users,
+            "items": card.n_items,
+            "interactions": card.n_interactions,
+            "density": card.n_interactions / max(1, card.n_users * card.n_items),
+            "sequence_length": {
+                "min": int(lengths.min()),
+                "median": float(lengths.median()),
+                "mean": float(lengths.mean()),
+                "max": int(lengths.max()),
+            },
+            "interactions_per_item": {
+                "min": int(item_counts.min()),
+                "median": float(item_counts.median()),
+                "max": int(item_counts.max()),
+            },
+            "events": card.events,
+            "timestamps": card.timestamp_kind,
+            "time_range": list(card.time_range),
+            "has_values": card.has_values,
+            "categories": card.n_categories,
+            "items_with_categories": int((self.items["categories"].list.len() > 0).sum()),
+        }
+
+
+def _check_no_nulls(interactions: pl.DataFrame, columns: tuple[str, ...]) -> None:
+    for column in columns:
+        nulls = interactions.filter(pl.col(column).is_null())
+        if nulls.height:
+            first = nulls.row(0, named=True)
+            raise DataError(
+                f"{first['file']}:{first['line']}: missing value in column '{column}' "
+                f"({nulls.height} row(s) in all); every interaction needs a user, an item and a time."
+            )
+
+
+def _vocabulary(raw_ids: pl.Series, name: str) -> pl.DataFrame:
+    unique = raw_ids.unique().sort()
+    return pl.DataFrame({f"{name}_idx": pl.int_range(unique.len(), dtype=pl.Int32, eager=True), name: unique})
+
+
+def _attach_item_metadata(vocabulary: pl.DataFrame, metadata: pl.DataFrame | None) -> pl.DataFrame:
+    """Items table in index order; items the metadata does not know get no title and no categories."""
+    if metadata is None:
+        metadata = pl.DataFrame(
+            schema={"item": vocabulary["item"].dtype, "title": pl.String, "categories": pl.List(pl.String)}
+        )
+    metadata = metadata.unique(subset="item", keep="first", maintain_order=True)
+    if metadata["item"].dtype != vocabulary["item"].dtype:
+        # e.g. a log with integer IDs and an items file read as strings
+        metadata = metadata.with_columns(pl.col("item").cast(vocabulary["item"].dtype, strict=False))
+    items = vocabulary.join(metadata, on="item", how="left", maintain_order="left")
+    return items.with_columns(pl.col("categories").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+
+
+def _fingerprint(interactions: pl.DataFrame) -> str:
+    """A content hash of the encoded log, so a run can check it is evaluated on the same data."""
+    digest = hashlib.sha256()
+    for column in ("user_idx", "item_idx", "timestamp"):
+        digest.update(interactions[column].to_numpy().tobytes())
+    return digest.hexdigest()[:16]

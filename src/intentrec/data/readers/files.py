@@ -1,0 +1,313 @@
+"""File helpers shared by the readers: paths, transparent decompression, sniffing, UTF-8 checks, line tables.
+
+Every reader goes through these functions, so every format gets the same behaviour for free:
+
+* ``.gz`` and ``.zst`` files are accepted wherever a plain file is. A compressed file is decompressed by
+  streaming it to a temporary file (never into a Python string), which polars then reads natively.
+* Every table comes back with a ``line`` column: the 1-based line of the row in its file, header counted,
+  so that any later error can say ``file:line``. Blank lines are skipped but still counted.
+* Polars' own reading errors (invalid UTF-8, ragged rows, empty files) become :class:`DataError` messages
+  that name the file and, where it can be found, the line.
+
+Paths are kept as the user gave them (relative stays relative), because they end up in messages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, NoReturn
+
+import polars as pl
+import zstandard
+
+from intentrec.errors import DataError, did_you_mean
+
+#: Compression suffixes read transparently, wherever a plain file is accepted.
+COMPRESSIONS = (".gz", ".zst")
+
+#: Bytes copied per step when decompressing or scanning a file; bounds the memory these helpers use.
+_CHUNK = 1 << 22
+
+#: Internal name of the row-number column while a table is read (a user's file may have a "line" column).
+_LINE = "__line__"
+
+
+# --- paths --------------------------------------------------------------------------------------------------
+
+
+def existing_path(path: str | Path) -> Path:
+    """Return ``path`` as a :class:`Path`, or raise a DataError suggesting a near name in its folder."""
+    path = Path(path)
+    if path.exists():
+        return path
+    folder = path.parent
+    siblings = [child.name for child in folder.iterdir()] if folder.is_dir() else []
+    where = "" if folder.is_dir() else f" (the folder {str(folder)!r} does not exist either)"
+    raise DataError(f"{path}: no such file or folder{where}{did_you_mean(path.name, siblings)}.")
+
+
+def strip_compression(name: str) -> str:
+    """``"u.data.gz"`` -> ``"u.data"``; names without a compression suffix are returned unchanged."""
+    for suffix in COMPRESSIONS:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """The file ``name`` in ``folder``, plain or compressed (``name.gz``, ``name.zst``), or ``None``."""
+    for candidate in (name, *(name + suffix for suffix in COMPRESSIONS)):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+# --- raw bytes ----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading bytes, decompressing ``.gz`` and ``.zst`` on the fly."""
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rb") as stream:
+            yield stream
+    elif path.name.endswith(".zst"):
+        with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+            yield stream
+    else:
+        with open(path, "rb") as stream:
+            yield stream
+
+
+@contextmanager
+def plain_file(path: Path) -> Iterator[Path]:
+    """A path polars can read: ``path`` itself, or a temporary decompressed copy, removed afterwards.
+
+    Decompression streams in fixed-size chunks, so a multi-gigabyte log never sits in memory as bytes.
+    """
+    if strip_compression(path.name) == path.name:
+        yield path
+        return
+    handle, name = tempfile.mkstemp(prefix="intentrec-", suffix="-" + strip_compression(path.name))
+    try:
+        try:
+            with os.fdopen(handle, "wb") as target, open_binary(path) as source:
+                shutil.copyfileobj(source, target, _CHUNK)
+        except (OSError, EOFError, zstandard.ZstdError) as error:
+            raise DataError(f"{path}: cannot decompress the file ({error}).") from None
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The whole decompressed content of a small file (item metadata, JSON): never use it for logs."""
+    try:
+        with open_binary(path) as stream:
+            return stream.read()
+    except (OSError, EOFError, zstandard.ZstdError) as error:
+        raise DataError(f"{path}: cannot decompress the file ({error}).") from None
+
+
+def head_bytes(path: Path, size: int = 1 << 16) -> bytes:
+    """The first ``size`` decompressed bytes of a file, without decompressing the rest."""
+    try:
+        with open_binary(path) as stream:
+            return stream.read(size)
+    except (OSError, EOFError, zstandard.ZstdError) as error:
+        raise DataError(f"{path}: cannot decompress the file ({error}).") from None
+
+
+def head_lines(path: Path, n_lines: int = 5) -> list[str]:
+    """The first few non-blank lines of a file, for sniffing its format; undecodable bytes are replaced."""
+    lines = head_bytes(path).decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    return [line for line in lines if line.strip()][:n_lines]
+
+
+def first_invalid_utf8(path: Path) -> tuple[int, bytes] | None:
+    """Line number and bytes of the first invalid UTF-8 sequence in a file, or ``None`` if it is valid.
+
+    Scans in chunks; a multi-byte character cut by a chunk boundary is carried over to the next chunk.
+    """
+    line = 1
+    carry = b""
+    with open_binary(path) as stream:
+        while chunk := stream.read(_CHUNK):
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                valid, carry = data, b""
+            except UnicodeDecodeError as error:
+                cut_at_end = error.reason == "unexpected end of data" and error.end == len(data)
+                if not cut_at_end:
+                    return line + data.count(b"\n", 0, error.start), data[error.start : error.end]
+                valid, carry = data[: error.start], data[error.start :]
+            line += valid.count(b"\n")
+    return (line, carry) if carry else None
+
+
+# --- tables -------------------------------------------------------------------------------------------------
+
+
+def read_with_polars(path: Path, read: Callable[[Path], pl.DataFrame]) -> pl.DataFrame:
+    """Run a polars reader on ``path`` (decompressed if needed), turning its errors into DataErrors."""
+    with plain_file(path) as plain:
+        if plain.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty.")
+        try:
+            return read(plain)
+        except pl.exceptions.ComputeError as error:
+            if "utf" in str(error).lower():
+                line, bad = first_invalid_utf8(plain) or (None, b"")
+                if line is not None:
+                    raise DataError(
+                        f"{path}:{line}: the bytes {bad!r} are not valid UTF-8; save the file as UTF-8."
+                    ) from None
+            raise DataError(f"{path}: cannot read the file: {_first_line(error)}") from None
+        except pl.exceptions.NoDataError:
+            raise DataError(f"{path}: the file is empty.") from None
+
+
+def read_lines(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
+    """The non-blank lines of a text file as a ``line`` (Int64, 1-based), ``text`` (String) table.
+
+    ``encoding`` other than UTF-8 (MovieLens' latin-1 item files) is only meant for small metadata files:
+    they are decoded in memory and handed to polars as UTF-8.
+    """
+
+    def read(plain: Path) -> pl.DataFrame:
+        source: Path | bytes = plain
+        if encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
+            source = plain.read_bytes().decode(encoding).encode("utf-8")
+        # One column per line: \x1f (ASCII "unit separator") never occurs in text data, and no quoting.
+        return pl.read_csv(
+            source,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            new_columns=["text"],
+            schema_overrides={"text": pl.String},
+            infer_schema=False,
+            row_index_name="line",
+            row_index_offset=1,
+        )
+
+    lines = read_with_polars(path, read)
+    lines = lines.with_columns(pl.col("line").cast(pl.Int64), pl.col("text").str.strip_suffix("\r"))
+    lines = lines.filter(pl.col("text").str.strip_chars() != "")
+    if lines.height == 0:
+        raise DataError(f"{path}: the file has no data (only blank lines).")
+    return lines
+
+
+def split_fields(lines: pl.DataFrame, path: Path, separator: str, names: list[str]) -> pl.DataFrame:
+    """Split a ``read_lines`` table into String columns ``names``; every line must have exactly that many.
+
+    Used for headerless formats (``u.data``, ``ratings.dat``, Taobao), where a wrong field count is the
+    usual sign of a wrong file or a wrong format.
+    """
+    fields = lines.select("line", pl.col("text").str.split(separator).alias("fields"))
+    counts = fields["fields"].list.len()
+    bad = fields.filter(counts != len(names))
+    if bad.height:
+        line, found = bad.row(0)
+        shown = "tab" if separator == "\t" else repr(separator)
+        raise DataError(
+            f"{path}:{line}: expected {len(names)} {shown}-separated fields ({', '.join(names)}), "
+            f"found {len(found)}: {_shorten(separator.join(found))!r}."
+        )
+    return fields.select(
+        "line",
+        *(pl.col("fields").list.get(index).str.strip_chars().alias(name) for index, name in enumerate(names)),
+    )
+
+
+def sniff_separator(header: str) -> str:
+    """The most frequent of comma, tab, semicolon and pipe in a header line (comma when none occurs)."""
+    counts = {separator: header.count(separator) for separator in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda separator: counts[separator])
+    return best if counts[best] else ","
+
+
+def csv_header(path: Path, separator: str, quote_char: str | None = '"') -> list[str]:
+    """The column names of a CSV file with a header row, read from the head of the file only."""
+    head = head_bytes(path)
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty.")
+    header = head.split(b"\n", 1)[0]
+    try:
+        header.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = header[error.start : error.end]
+        raise DataError(f"{path}:1: the bytes {bad!r} are not valid UTF-8; save the file as UTF-8.") from None
+    try:
+        header_only = pl.read_csv(
+            header, separator=separator, quote_char=quote_char, n_rows=0, infer_schema=False
+        )
+    except pl.exceptions.PolarsError as error:
+        raise DataError(f"{path}:1: cannot read the header row: {_first_line(error)}") from None
+    return header_only.columns
+
+
+def read_csv(
+    path: Path, separator: str, columns: list[str] | None = None, quote_char: str | None = '"'
+) -> pl.DataFrame:
+    """A CSV file with a header row, every column as String, plus ``line`` (Int64; the header is line 1).
+
+    Values are stripped of surrounding blanks; rows that are entirely empty (blank lines) are dropped.
+    A field quoted across several lines shifts the line numbers of the rows after it: real logs do not do
+    that, and the numbers only serve messages.
+    """
+
+    def read(plain: Path) -> pl.DataFrame:
+        return pl.read_csv(
+            plain,
+            separator=separator,
+            quote_char=quote_char,
+            columns=columns,
+            infer_schema=False,
+            row_index_name=_LINE,
+            row_index_offset=2,
+        )
+
+    try:
+        table = read_with_polars(path, read)
+    except DataError as error:
+        if "more fields" not in str(error):
+            raise
+        _raise_ragged_line(path, separator)
+    names = [name for name in table.columns if name != _LINE]
+    table = table.select(
+        pl.col(_LINE).cast(pl.Int64).alias("line"), *(pl.col(name).str.strip_chars() for name in names)
+    )
+    table = table.filter(~pl.all_horizontal(pl.col(name).is_null() for name in names))
+    if table.height == 0:
+        raise DataError(f"{path}: the file has a header (line 1) but no data rows.")
+    return table
+
+
+def _raise_ragged_line(path: Path, separator: str) -> NoReturn:
+    """Name the first line with more fields than the header (quote-unaware: only used once polars failed)."""
+    lines = read_lines(path)
+    counts = lines["text"].str.count_matches(re.escape(separator))
+    longer = lines.filter(counts > counts[0])
+    where = f":{longer['line'][0]}" if longer.height else ""
+    raise DataError(
+        f"{path}{where}: a row has more fields than the header (line 1) names; "
+        f"check the separator ({separator!r}) and the quoting."
+    )
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

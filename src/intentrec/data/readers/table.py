@@ -1,0 +1,194 @@
+"""Any other interaction table: CSV, TSV or Parquet with a header, described by a :class:`ColumnMapping`.
+
+Columns with obvious names need no mapping (``user_id``, ``itemId``, ``timestamp``, ``rating``, ...; see
+:data:`OBVIOUS_NAMES`, matched case-insensitively). A user, an item and a timestamp column are required.
+Without an event column every row is a ``"rating"`` event when there is a value column, else an
+``"interaction"``. Timestamps may be unix seconds (integers or floats) or datetimes: ISO 8601 text is
+recognised, any other layout needs ``timestamp_format``.
+
+For example, the Tianchi mobile log (``user_id,item_id,behavior_type,user_geohash,item_category,time`` with
+times like ``2014-12-06 02``) reads with::
+
+    ColumnMapping(event="behavior_type", categories="item_category", timestamp_format="%Y-%m-%d %H")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from intentrec.data.raw import RawLog
+from intentrec.data.readers.columns import (
+    DEFAULT_EVENT,
+    checked_cast,
+    interactions_table,
+    items_table,
+    raw_ids,
+    require_columns,
+    split_categories,
+    unix_seconds,
+)
+from intentrec.data.readers.files import (
+    csv_header,
+    head_lines,
+    read_csv,
+    read_with_polars,
+    sniff_separator,
+    strip_compression,
+)
+from intentrec.errors import DataError, did_you_mean
+
+#: Column names recognised without a mapping, per role (compared case-insensitively).
+OBVIOUS_NAMES: dict[str, tuple[str, ...]] = {
+    "user": ("user", "user_id", "userId"),
+    "item": ("item", "item_id", "itemId", "movieId"),
+    "timestamp": ("timestamp", "time", "ts"),
+    "event": ("event", "event_type", "behavior"),
+    "value": ("rating", "value"),
+}
+
+#: Roles a table must provide.
+REQUIRED_ROLES = ("user", "item", "timestamp")
+
+#: File name suffixes (after any compression suffix) read as tables.
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+
+class ColumnMapping(BaseModel):
+    """Which column of a generic table holds what; ``None`` means "find the obvious name"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(None, description="Column with the user ID.")
+    item: str | None = Field(None, description="Column with the item ID.")
+    timestamp: str | None = Field(None, description="Column with the time (unix seconds or datetime).")
+    event: str | None = Field(None, description="Column with the interaction type (click, buy, ...).")
+    value: str | None = Field(None, description="Column with an explicit value such as a rating.")
+    categories: str | None = Field(None, description="Column with the item's categories (never guessed).")
+    categories_separator: str | None = Field(
+        None, description="Separator within the categories column, e.g. '|'; None: one category per cell."
+    )
+    timestamp_format: str | None = Field(
+        None, description="strftime layout of datetime text, e.g. '%d/%m/%Y %H:%M'; None: ISO 8601."
+    )
+
+
+def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
+    """Read a generic CSV/TSV/Parquet interaction table.
+
+    Parameters
+    ----------
+    path:
+        A ``.csv``, ``.tsv`` or ``.parquet`` file (possibly ``.gz``/``.zst``) with a header row. A CSV's
+        separator is sniffed from its header (comma, tab, semicolon or pipe).
+    columns:
+        Which column holds what; roles left at ``None`` are looked up in :data:`OBVIOUS_NAMES`.
+
+    Returns
+    -------
+    RawLog
+        Interactions with raw IDs (Int64 when every ID is a plain integer, else String); items with their
+        categories when a categories column is mapped. ``line`` is the 1-based line (header = 1) for text
+        files and the 1-based row for Parquet.
+    """
+    mapping = columns or ColumnMapping()
+    is_parquet = strip_compression(path.name).endswith(".parquet")
+    if is_parquet:
+        available = read_with_polars(path, lambda plain: pl.read_parquet(plain, n_rows=0)).columns
+    else:
+        separator = "\t" if strip_compression(path.name).endswith(".tsv") else _sniff(path)
+        available = csv_header(path, separator)
+    roles = _resolve(mapping, available, path)
+    needed = list(dict.fromkeys(name for name in roles.values() if name is not None))
+    if is_parquet:
+        table = read_with_polars(path, lambda plain: pl.read_parquet(plain, columns=needed))
+        if table.height == 0:
+            raise DataError(f"{path}: the table has no rows.")
+        table = table.with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
+    else:
+        table = read_csv(path, separator, columns=needed)
+
+    frame = pl.DataFrame(
+        {
+            "user": raw_ids(table, roles["user"]),
+            "item": raw_ids(table, roles["item"]),
+            "timestamp": unix_seconds(table, roles["timestamp"], path, mapping.timestamp_format),
+            "line": table["line"],
+        }
+    )
+    value = roles["value"]
+    if value is not None:
+        frame = frame.with_columns(value=checked_cast(table, value, pl.Float64(), path, "a number"))
+    else:
+        frame = frame.with_columns(value=pl.lit(None, dtype=pl.Float64))
+    event = roles["event"]
+    if event is not None:
+        frame = frame.with_columns(event=table[event].cast(pl.String))
+    else:
+        frame = frame.with_columns(event=pl.lit("rating" if value is not None else DEFAULT_EVENT))
+
+    items = None
+    if roles["categories"] is not None:
+        categories = _categories(table[roles["categories"]], mapping.categories_separator)
+        items = items_table(frame.select("item").with_columns(categories=categories))
+    return RawLog(
+        interactions=interactions_table(frame, path).lazy(), items=items, source=str(path), format="table"
+    )
+
+
+def _sniff(path: Path) -> str:
+    first = head_lines(path, 1)
+    if not first:
+        raise DataError(f"{path}: the file is empty.")
+    return sniff_separator(first[0])
+
+
+def _resolve(mapping: ColumnMapping, available: list[str], path: Path) -> dict[str, str | None]:
+    """The column for each role: the mapped one (which must exist), else an obvious name, else None."""
+    lowered = {name.lower(): name for name in available}
+    roles: dict[str, str | None] = {}
+    for role in (*OBVIOUS_NAMES, "categories"):
+        given = getattr(mapping, role)
+        if given is not None:
+            require_columns(available, [given], path)
+            roles[role] = given
+        else:
+            roles[role] = next(
+                (lowered[name.lower()] for name in OBVIOUS_NAMES.get(role, ()) if name.lower() in lowered),
+                None,
+            )
+    for role in REQUIRED_ROLES:
+        if roles[role] is None:
+            raise DataError(_missing_role_message(role, available, path))
+    return roles
+
+
+def _missing_role_message(role: str, available: list[str], path: Path) -> str:
+    hint = next(filter(None, (did_you_mean(name, available) for name in OBVIOUS_NAMES[role])), "")
+    message = (
+        f"{path}: no column for the {role}; the columns are {', '.join(map(repr, available))}{hint}. "
+        f"Name it with columns=ColumnMapping({role}='...')."
+    )
+    if all(_is_number(name) for name in available):
+        message += " The first line looks like data: a table needs a header row naming its columns."
+    return message
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _categories(column: pl.Series, separator: str | None) -> pl.Series:
+    """A categories column as List[String]: lists as they are, text split on ``separator``, else one each."""
+    if isinstance(column.dtype, pl.List):
+        return column.cast(pl.List(pl.String))
+    text = column.cast(pl.String).str.strip_chars()
+    if separator is not None:
+        return pl.select(split_categories(pl.lit(text), separator)).to_series()
+    return pl.select(pl.when(text != "").then(pl.concat_list(pl.lit(text)))).to_series()

@@ -1,0 +1,46 @@
+"""A sequential recommender as a torch module: item embeddings + backbone, scored against every item.
+
+    history (B, L) -> item embeddings (B, L, D) -> backbone -> hidden (B, L, D)
+    score(user at position t, item i) = <hidden[t], e_i>          (cosine when ``normalize``)
+
+The item embedding table is shared by the input and the output (weight tying, as in SASRec), row 0 is the
+padding item, and dataset item ``i`` is row ``i + 1``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from intentrec.models.backbone import Backbone
+
+
+class SequentialModel(nn.Module):
+    def __init__(self, backbone: Backbone, n_items: int, normalize: bool = False):
+        super().__init__()
+        self.backbone = backbone
+        self.n_items = n_items
+        self.normalize = normalize
+        self.item_embedding = nn.Embedding(n_items + 1, backbone.dim, padding_idx=0)
+        # unit-scale inputs after the backbone's sqrt(D) scaling
+        nn.init.normal_(self.item_embedding.weight, std=backbone.dim**-0.5)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+
+    def forward(self, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` model item indices (0 = padding) and timestamps -> hidden states ``(B, L, D)``."""
+        mask = items != 0
+        hidden = self.backbone(self.item_embedding(items), timestamps, mask)
+        return F.normalize(hidden, dim=-1) if self.normalize else hidden
+
+    def output_embeddings(self) -> torch.Tensor:
+        """``(n_items + 1, D)`` item vectors used for scoring (row 0 is padding)."""
+        weight = self.item_embedding.weight
+        return F.normalize(weight, dim=-1) if self.normalize else weight
+
+    @torch.no_grad()
+    def score_last(self, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history."""
+        user = self.forward(items, timestamps)[:, -1]
+        return user @ self.output_embeddings()[1:].T

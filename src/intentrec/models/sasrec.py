@@ -1,0 +1,91 @@
+"""SASRec: Self-Attentive Sequential Recommendation (Kang & McAuley, ICDM 2018).
+
+Item embedding (scaled by √D) + learned position embedding, dropout, then ``n_blocks`` pre-LayerNorm
+Transformer blocks with causal multi-head self-attention and a position-wise feed-forward network, and a
+final LayerNorm. The paper's blocks normalise only the query before attention; we use the now standard
+pre-LN block, which trains as well and more stably (as do the RecBole and eSASRec implementations).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
+
+
+class SASRecConfig(BaseModel):
+    """Size and regularisation of a SASRec backbone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["sasrec"] = "sasrec"
+    dim: int = Field(64, ge=1, description="Hidden size D (also the item embedding size).")
+    n_blocks: int = Field(2, ge=1, description="Number of Transformer blocks.")
+    n_heads: int = Field(1, ge=1, description="Attention heads; must divide dim.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on embeddings, attention and FFN.")
+    max_len: int = Field(50, ge=1, description="Most recent events the model reads.")
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int, dropout: float):
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        # (B, L, 3D) -> three (B, H, L, D/H)
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, dim // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(batch, length, dim))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(dim)
+        self.attention = SelfAttention(dim, n_heads, dropout)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim), nn.Dropout(dropout)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), attn_mask))
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class SASRec(Backbone):
+    def __init__(self, config: SASRecConfig):
+        super().__init__()
+        self.dim = config.dim
+        self.position_embedding = nn.Embedding(config.max_len, config.dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.n_heads, config.dropout) for _ in range(config.n_blocks)
+        )
+        self.final_norm = nn.LayerNorm(config.dim)
+
+    def forward(
+        self, item_embeddings: torch.Tensor, timestamps: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        positions = reverse_positions(mask).clamp(max=self.position_embedding.num_embeddings - 1)
+        x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
+        x = self.dropout(x) * mask[..., None]
+        attn_mask = causal_attention_mask(mask)
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.final_norm(x)

@@ -1,0 +1,55 @@
+"""Full-catalogue ranking, chunk by chunk: scores for every item -> seen items removed -> top K.
+
+Shared by the offline evaluator and by recommendation, so that what is served is exactly what was
+evaluated. Memory is ``O(chunk_size * n_items)`` whatever the number of users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
+
+#: ``PaddedBatch (B, L)`` -> scores ``(B, n_items)`` of every dataset item.
+ScoreFn = Callable[[PaddedBatch], torch.Tensor]
+
+
+def ranked_chunks(
+    score: ScoreFn,
+    histories: Sequences,
+    k: int,
+    max_len: int,
+    filter_seen: bool = True,
+    chunk_size: int = 1024,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Yield ``(rows, top_items (B, k), top_scores (B, k))`` for consecutive chunks of ``histories``.
+
+    ``top_items`` are dataset item indices, best first. With ``filter_seen`` every item anywhere in a
+    user's history (not only the last ``max_len`` the model reads) is excluded: its score is ``-inf``, so
+    it only fills the tail of a row when fewer than ``k`` items are left, and callers drop those ranks.
+    """
+    for start in range(0, len(histories), chunk_size):
+        rows = np.arange(start, min(start + chunk_size, len(histories)))
+        scores = score(pad_left(histories, rows, max_len))
+        if filter_seen:
+            mask_seen(scores, histories, rows)
+        top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+        yield rows, top_items, top_scores
+
+
+def mask_seen(scores: torch.Tensor, histories: Sequences, rows: np.ndarray) -> None:
+    """Set ``scores[b, i] = -inf`` in place for every item ``i`` in the history of ``rows[b]``."""
+    lengths = histories.lengths[rows]
+    batch_index = np.repeat(np.arange(len(rows)), lengths)
+    items = histories.subset(rows).items
+    scores[torch.from_numpy(batch_index), torch.from_numpy(items.astype(np.int64))] = float("-inf")
+
+
+def padded_targets(targets: Sequences, rows: np.ndarray) -> torch.Tensor:
+    """``(B, T)`` dataset item indices of each row's targets, ``-1`` where padded."""
+    width = int(targets.lengths[rows].max(initial=1))
+    padded = pad_left(targets, rows, width).items - 1  # model index -> dataset index, PAD -> -1
+    return torch.from_numpy(padded)

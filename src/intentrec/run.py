@@ -1,0 +1,89 @@
+"""The artefacts of a run, in one folder, every file written atomically.
+
+config.json          the resolved RunConfig (reloads to the same model)
+dataset/             the encoded Dataset (Parquet + card.json), with the raw-ID vocabularies
+model.safetensors    the best weights (selected on validation)
+last.safetensors     the weights at the end of training, or when it was interrupted
+metrics.json         validation and test metrics, best epoch, why training stopped, timings
+history.jsonl        one JSON line per epoch (loss, throughput, validation metrics)
+train.log            the log of the run
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from intentrec.errors import IntentRecError
+from intentrec.storage import write_json, write_text, write_with
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def best_weights(self) -> Path:
+        return self.root / "model.safetensors"
+
+    @property
+    def last_weights(self) -> Path:
+        return self.root / "last.safetensors"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    def require(self) -> RunFiles:
+        """Check this is a run folder with weights; raise a clear error if not."""
+        if not self.config.is_file():
+            raise IntentRecError(
+                f"{self.root}: not an IntentRec run (no config.json); give a folder from `fit --out`."
+            )
+        if not self.best_weights.is_file():
+            raise IntentRecError(
+                f"{self.root}: the run has no model.safetensors yet (training never finished an epoch)."
+            )
+        return self
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    tensors = {name: tensor.detach().contiguous() for name, tensor in state.items()}
+    write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    write_text(path, "".join(json.dumps(record) + "\n" for record in history))
+
+
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    write_json(path, metrics)
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,78 @@
+"""Next-item training losses over the positions of a batch.
+
+All take ``hidden (N, D)`` (one row per supervised position), ``targets (N,)`` model item indices (never
+padding) and the output item table ``items (n_items + 1, D)`` whose row 0 is padding.
+
+``softmax``          full cross-entropy over the whole catalogue (Klenitskiy & Vasilev, RecSys 2023).
+``sampled_softmax``  cross-entropy of the target against negatives drawn uniformly and shared by the batch;
+                     a negative equal to the target (an "accidental hit") is masked out.
+``bce``              the original SASRec loss: binary cross-entropy, one uniform negative per position.
+
+Cosine similarity and temperature apply when the model normalises its vectors (see SequentialModel).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LossConfig(BaseModel):
+    """Which training objective, and its sampling and scaling."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["softmax", "sampled_softmax", "bce"] = "softmax"
+    negatives: int = Field(256, ge=1, description="'sampled_softmax': uniform negatives shared per batch.")
+    temperature: float = Field(1.0, gt=0, description="Logits are divided by this.")
+    normalize: bool = Field(False, description="L2-normalise user and item vectors (cosine scores).")
+
+
+def next_item_loss(
+    config: LossConfig, hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor
+) -> torch.Tensor:
+    """Mean loss over the ``N`` supervised positions, as ``config.kind`` says."""
+    if config.kind == "softmax":
+        return full_softmax_loss(hidden, targets, items, config.temperature)
+    if config.kind == "sampled_softmax":
+        return sampled_softmax_loss(hidden, targets, items, config.negatives, config.temperature)
+    return binary_cross_entropy_loss(hidden, targets, items, config.temperature)
+
+
+def full_softmax_loss(
+    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    # dividing the (N, D) queries is cheaper than dividing the (N, n_items) logits
+    logits = (hidden / temperature) @ items[1:].T  # (N, n_items): the padding row is never an answer
+    return F.cross_entropy(logits, targets - 1)
+
+
+def sampled_softmax_loss(
+    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, n_negatives: int, temperature: float
+) -> torch.Tensor:
+    negatives = torch.randint(1, items.shape[0], (n_negatives,), device=hidden.device)
+    hidden = hidden / temperature
+    positive_logits = (hidden * items[targets]).sum(-1, keepdim=True)  # (N, 1)
+    negative_logits = hidden @ items[negatives].T  # (N, M)
+    accidental_hit = negatives[None, :] == targets[:, None]
+    negative_logits = negative_logits.masked_fill(accidental_hit, float("-inf"))
+    logits = torch.cat([positive_logits, negative_logits], dim=1)
+    return F.cross_entropy(logits, torch.zeros_like(targets))  # the positive is class 0
+
+
+def binary_cross_entropy_loss(
+    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    negatives = torch.randint(1, items.shape[0], targets.shape, device=hidden.device)
+    hidden = hidden / temperature
+    positive_logits = (hidden * items[targets]).sum(-1)
+    negative_logits = (hidden * items[negatives]).sum(-1)
+    keep = (negatives != targets).float()  # an accidental hit is not a negative
+    positive_loss = F.binary_cross_entropy_with_logits(positive_logits, torch.ones_like(positive_logits))
+    negative_loss = F.binary_cross_entropy_with_logits(
+        negative_logits, torch.zeros_like(negative_logits), weight=keep
+    )
+    return positive_loss + negative_loss

@@ -1,0 +1,200 @@
+"""The training loop: length-bucketed batches, AdamW, early stopping on a validation metric.
+
+Every epoch visits every training sequence once (its last ``max_len + 1`` events; every position is
+supervised with the next event). Batches group sequences of similar length so that padding costs little;
+the order of batches is shuffled. After each epoch the model is evaluated on the validation set; the best
+weights are kept and training stops after ``patience`` epochs without improvement.
+Ctrl-C stops training cleanly: the best and the last weights stay usable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from intentrec.data.sequences import PAD, Sequences, next_item_batch
+from intentrec.models.model import SequentialModel
+from intentrec.training.losses import LossConfig, next_item_loss
+
+log = logging.getLogger("intentrec")
+
+#: Tensors of the model (name -> tensor), as written to a checkpoint.
+StateDict = dict[str, torch.Tensor]
+
+
+class TrainConfig(BaseModel):
+    """Optimisation and stopping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends first.")
+    batch_size: int = Field(128, ge=1, description="Sequences per batch.")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
+    patience: int = Field(10, ge=1, description="Stop after this many epochs without validation gain.")
+    monitor: str = Field("ndcg@10", description="Validation metric that selects the best epoch.")
+    seed: int = Field(0, description="Seeds weights, batch order and negative sampling.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default).")
+    max_minutes: float | None = Field(None, gt=0, description="Stop after this wall time.")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped: str = "max_epochs"  # max_epochs | early_stopping | time_limit | interrupted
+    best_state: StateDict = field(default_factory=dict)
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def length_bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Rows grouped into batches of similar length, in random order.
+
+    Rows are shuffled, cut into pools of 64 batches, sorted by length inside each pool and cut into batches;
+    the batch order is then shuffled. This keeps the randomness of SGD while most batches need little padding.
+    """
+    rows = rng.permutation(len(lengths))
+    pool = batch_size * 64
+    batches = []
+    for start in range(0, len(rows), pool):
+        chunk = rows[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def train(
+    model: SequentialModel,
+    sequences: Sequences,
+    loss_config: LossConfig,
+    config: TrainConfig,
+    max_len: int,
+    validate: Callable[[], dict[str, float]],
+    on_epoch_end: Callable[[TrainResult, StateDict], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on next-item prediction over ``sequences``; return what happened.
+
+    ``validate()`` returns validation metrics (it must contain ``config.monitor``); ``on_epoch_end`` is
+    called after every epoch with the result so far and the current weights (to write checkpoints).
+    On return the model holds the best weights.
+    """
+    set_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+    trainable = np.flatnonzero(sequences.lengths >= 2)  # a sequence needs one input and one target
+    lengths = np.minimum(sequences.lengths[trainable], max_len + 1)
+    result = TrainResult()
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:.0f} seq/s"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    try:
+        with progress:
+            for epoch in range(1, config.epochs + 1):
+                batches = length_bucketed_batches(lengths, config.batch_size, rng)
+                task = progress.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
+                epoch_start = time.perf_counter()
+                model.train()
+                total_loss = 0.0
+                for step, batch_rows in enumerate(batches, 1):
+                    loss = _train_step(
+                        model, optimizer, sequences, trainable[batch_rows], max_len, loss_config
+                    )
+                    total_loss += loss
+                    speed = step * config.batch_size / (time.perf_counter() - epoch_start)
+                    progress.update(task, advance=1, loss=total_loss / step, speed=speed)
+                progress.remove_task(task)
+                train_seconds = time.perf_counter() - epoch_start
+                valid = _evaluate(model, validate)
+                record = {
+                    "epoch": epoch,
+                    "loss": total_loss / len(batches),
+                    "train_seconds": train_seconds,
+                    "sequences_per_second": len(trainable) / train_seconds,
+                    "valid_seconds": time.perf_counter() - epoch_start - train_seconds,
+                    **{f"valid_{name}": value for name, value in valid.items()},
+                }
+                result.history.append(record)
+                improved = valid[config.monitor] > result.best_valid.get(config.monitor, -1.0)
+                if improved:
+                    result.best_epoch, result.best_valid = epoch, valid
+                    result.best_state = _copy_state(model)
+                log.info(
+                    "epoch %d  loss %.4f  %s %.4f%s  %.0f seq/s",
+                    epoch,
+                    record["loss"],
+                    config.monitor,
+                    valid[config.monitor],
+                    "  (best)" if improved else "",
+                    record["sequences_per_second"],
+                )
+                if on_epoch_end:
+                    on_epoch_end(result, model.state_dict())
+                if epoch - result.best_epoch >= config.patience:
+                    result.stopped = "early_stopping"
+                    break
+                if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
+                    result.stopped = "time_limit"
+                    break
+    except KeyboardInterrupt:
+        result.stopped = "interrupted"
+        log.warning("interrupted: keeping the best weights so far (epoch %d)", result.best_epoch)
+        if on_epoch_end:
+            on_epoch_end(result, model.state_dict())
+    if result.best_state:
+        model.load_state_dict(result.best_state)
+    model.eval()
+    return result
+
+
+def _train_step(
+    model: SequentialModel,
+    optimizer: torch.optim.Optimizer,
+    sequences: Sequences,
+    rows: np.ndarray,
+    max_len: int,
+    loss_config: LossConfig,
+) -> float:
+    inputs, targets = next_item_batch(sequences, rows, max_len)
+    hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
+    targets = torch.from_numpy(targets)
+    supervised = targets != PAD
+    loss = next_item_loss(loss_config, hidden[supervised], targets[supervised], model.output_embeddings())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _evaluate(model: SequentialModel, validate: Callable[[], dict[str, float]]) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        return validate()
+
+
+def _copy_state(model: SequentialModel) -> StateDict:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}

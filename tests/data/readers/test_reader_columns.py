@@ -1,0 +1,117 @@
+"""Tests for the shared column conversions: checked casts, raw IDs, timestamps, table shapes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from intentrec.data.raw import INTERACTION_COLUMNS, ITEM_COLUMNS
+from intentrec.data.readers import columns
+from intentrec.errors import DataError
+
+PATH = Path("log.csv")
+
+
+def frame(values: list, dtype: pl.DataType = pl.String()) -> pl.DataFrame:
+    return pl.DataFrame({"x": pl.Series(values, dtype=dtype), "line": range(2, 2 + len(values))})
+
+
+def test_checked_cast_names_line_value_and_count() -> None:
+    assert columns.checked_cast(frame([" 1", "2", None]), "x", pl.Int64(), PATH, "an integer").to_list() == [
+        1,
+        2,
+        None,
+    ]
+    with pytest.raises(
+        DataError, match=r"log\.csv:3: column 'x': 'b' is not an integer \(2 such row\(s\) in all\)"
+    ):
+        columns.checked_cast(frame(["1", "b", "c"]), "x", pl.Int64(), PATH, "an integer")
+
+
+def test_require_columns_suggests_the_near_name() -> None:
+    columns.require_columns(["user", "item"], ["item"], PATH)
+    with pytest.raises(DataError, match=r"log\.csv: no column 'itme'; .*'item'.* \(did you mean 'item'\?\)"):
+        columns.require_columns(["user", "item"], ["itme"], PATH)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "expected"),
+    [
+        (["1", "20", None], pl.String(), pl.Int64()),
+        (["1", "007"], pl.String(), pl.String()),  # leading zeros: two raw IDs must never become one
+        (["A1", "2"], pl.String(), pl.String()),
+        ([1, 2], pl.Int32(), pl.Int64()),
+    ],
+)
+def test_raw_ids_are_integers_only_when_lossless(
+    values: list, dtype: pl.DataType, expected: pl.DataType
+) -> None:
+    assert columns.raw_ids(frame(values, dtype), "x").dtype == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["881250949", "881250950"], [881250949, 881250950]),
+        (["881250949.0", "881250950.7", "881250951"], [881250949, 881250950, 881250951]),
+        (["1970-01-02", "1970-01-03"], [86400, 172800]),
+        (["1970-01-01 00:01:00", "1970-01-01T00:00:01.5"], [60, 1]),
+        (["1970-01-01T00:00:01Z"], [1]),
+        (["2017-11-25T10:00:00+01:00"], [1511600400]),
+        ([None, "5"], [None, 5]),
+    ],
+)
+def test_unix_seconds_from_text(values: list, expected: list) -> None:
+    assert columns.unix_seconds(frame(values), "x", PATH).to_list() == expected
+
+
+def test_unix_seconds_from_typed_columns() -> None:
+    assert columns.unix_seconds(frame([5, 6], pl.Int32()), "x", PATH).to_list() == [5, 6]
+    assert columns.unix_seconds(frame([5.9], pl.Float64()), "x", PATH).to_list() == [5]
+    stamp = datetime(2017, 11, 25, 10, tzinfo=timezone.utc)
+    assert columns.unix_seconds(frame([stamp], pl.Datetime("us", "UTC")), "x", PATH).to_list() == [1511604000]
+    assert columns.unix_seconds(frame([date(1970, 1, 3)], pl.Date()), "x", PATH).to_list() == [172800]
+
+
+def test_unix_seconds_with_a_format_without_minutes() -> None:
+    parsed = columns.unix_seconds(frame(["2014-12-06 02", "2014-12-06 23"]), "x", PATH, "%Y-%m-%d %H")
+    assert parsed.to_list() == [1417831200, 1417906800]
+
+
+def test_unparsable_timestamps_name_the_first_bad_line_and_value() -> None:
+    with pytest.raises(DataError, match=r"log\.csv:4: column 'x': 'soon' is not a timestamp"):
+        columns.unix_seconds(frame(["1", "2", "soon"]), "x", PATH)
+    with pytest.raises(DataError, match=r"log\.csv:3: column 'x': '2017-13-45 10:00' is not a timestamp"):
+        columns.unix_seconds(frame(["2017-11-25 10:00", "2017-13-45 10:00"]), "x", PATH)
+    with pytest.raises(
+        DataError, match=r"log\.csv:2: column 'x': '25/11/2017' is not a timestamp.*timestamp_format"
+    ):
+        columns.unix_seconds(frame(["25/11/2017"]), "x", PATH)
+    with pytest.raises(DataError, match=r"log\.csv:2: column 'x': 'nan' is not a timestamp"):
+        columns.unix_seconds(frame(["nan"]), "x", PATH)
+    with pytest.raises(DataError, match=r"log\.csv: timestamp_format '%Y %S' cannot be used for column 'x'"):
+        columns.unix_seconds(frame(["2017 05"]), "x", PATH, "%Y %S")
+    with pytest.raises(DataError, match=r"log\.csv:3: column 'x': '2017/05' is not a timestamp"):
+        columns.unix_seconds(frame(["2017 05", "2017/05"]), "x", PATH, "%Y %m")
+
+
+def test_tables_have_the_contract_columns() -> None:
+    events = pl.DataFrame(
+        {"line": [3], "value": [None], "event": ["e"], "timestamp": [1], "item": ["i"], "user": [1]}
+    )
+    table = columns.interactions_table(events, PATH)
+    assert table.columns == list(INTERACTION_COLUMNS)
+    assert table.row(0) == (1, "i", 1, "e", None, "log.csv", 3)
+    assert table.schema["value"] == pl.Float64 and table.schema["line"] == pl.Int64
+
+    items = columns.items_table(pl.DataFrame({"item": [1, 1, 2], "extra": ["a", "b", "c"]}))
+    assert items.columns == [*ITEM_COLUMNS, "extra"]
+    assert items.to_dicts() == [
+        {"item": 1, "title": None, "categories": [], "extra": "a"},
+        {"item": 2, "title": None, "categories": [], "extra": "c"},
+    ]
+    repeated = columns.items_table(pl.DataFrame({"item": [1], "categories": [["b", "a", "b"]]}))
+    assert repeated["categories"].to_list() == [["b", "a"]]

@@ -1,0 +1,118 @@
+"""Tests for the generic CSV/TSV/Parquet table reader and its ColumnMapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pydantic
+import pytest
+
+from intentrec.data.dataset import Dataset
+from intentrec.data.raw import INTERACTION_COLUMNS
+from intentrec.data.readers import ColumnMapping, read
+from intentrec.data.readers.table import read_table
+from intentrec.errors import DataError
+
+TIANCHI = ColumnMapping(event="behavior_type", categories="item_category", timestamp_format="%Y-%m-%d %H")
+
+
+def test_tianchi_sample_with_a_mapping(shared: Path) -> None:
+    path = shared / "tianchi-mobile-sample" / "tianchi_mobile_recommend_train_user_head.csv"
+    raw = read(path, columns=TIANCHI)
+    log = raw.interactions.collect()
+    assert (raw.format, raw.timestamp_kind) == ("table", "unix_seconds")
+    assert log.columns == list(INTERACTION_COLUMNS)
+    # first row "98047837,232431562,1,,4245,2014-12-06 02" (hour resolution, taken as UTC)
+    assert log.row(0) == (98047837, 232431562, 1417831200, "1", None, str(path), 2)
+    assert (log.height, log["user"].n_unique(), log["item"].n_unique()) == (1_999, 34, 1_689)
+    assert dict(log.group_by("event").len().iter_rows()) == {"1": 1_876, "2": 18, "3": 70, "4": 35}
+    assert (log["timestamp"].min(), log["timestamp"].max()) == (
+        1416304800,
+        1418943600,
+    )  # 11-18 10h, 12-18 23h
+    items = raw.items
+    assert items is not None and items["categories"].explode().n_unique() == 464
+    assert Dataset.from_raw(raw).n_users == 34
+
+
+def test_tianchi_without_a_timestamp_format_asks_for_one(shared: Path) -> None:
+    path = shared / "tianchi-mobile-sample" / "tianchi_mobile_recommend_train_user_head.csv"
+    with pytest.raises(
+        DataError, match=r"head\.csv:2: column 'time': '2014-12-06 02' is not a timestamp.*timestamp_f"
+    ):
+        read(path, format="table")
+
+
+def test_obvious_names_need_no_mapping(write) -> None:
+    path = write("log.csv", "UserId;movieId;Rating;TS\n1;10;4.5;100\n2;11;3;2.5e2\n")
+    raw = read(path)
+    assert raw.format == "table" and raw.items is None
+    assert raw.interactions.collect().drop("file").rows() == [
+        (1, 10, 100, "rating", 4.5, 2),
+        (2, 11, 250, "rating", 3.0, 3),
+    ]
+
+
+def test_tsv_with_iso_datetimes_string_ids_and_split_categories(write) -> None:
+    text = (
+        "user\titem\ttime\tevent\tgenres\n"
+        "a\tB7\t2017-11-25T10:00:00Z\tview\tx|y\n"
+        "a\t007\t2017-11-25T10:00:01Z\tbuy\t\n"
+    )
+    raw = read(
+        write("log.tsv.zst", text), columns=ColumnMapping(categories="genres", categories_separator="|")
+    )
+    assert raw.interactions.collect().select("user", "item", "timestamp", "event").rows() == [
+        ("a", "B7", 1511604000, "view"),
+        ("a", "007", 1511604001, "buy"),
+    ]
+    assert raw.items is not None and raw.items.rows() == [("B7", None, ["x", "y"]), ("007", None, [])]
+
+
+def test_parquet_with_native_types_and_list_categories(tmp_path: Path) -> None:
+    path = tmp_path / "log.parquet"
+    pl.DataFrame(
+        {
+            "uid": [3, 4],
+            "iid": ["p", "q"],
+            "when": pl.Series(["2020-01-01 00:00:00", "2020-01-01 00:00:10"]).str.to_datetime(),
+            "tags": [["a"], ["b", "c"]],
+        }
+    ).write_parquet(path)
+    mapping = ColumnMapping(user="uid", item="iid", timestamp="when", categories="tags")
+    raw = read(path, columns=mapping)
+    assert raw.interactions.collect().select("user", "item", "timestamp", "event", "line").rows() == [
+        (3, "p", 1577836800, "interaction", 1),
+        (4, "q", 1577836810, "interaction", 2),
+    ]
+    assert raw.items is not None and raw.items["categories"].to_list() == [["a"], ["b", "c"]]
+
+
+def test_column_mapping_rejects_unknown_keys() -> None:
+    with pytest.raises(pydantic.ValidationError, match="usr"):
+        ColumnMapping(usr="user")  # type: ignore[call-arg]
+
+
+def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"a\.csv: no column 'usr_id'.*\(did you mean 'user_id'\?\)"):
+        read(write("a.csv", "user_id,item,ts\n1,2,3\n"), columns=ColumnMapping(user="usr_id"))
+    with pytest.raises(DataError, match=r"b\.csv: no column for the user; .*\(did you mean 'usr_id'\?\)"):
+        read(write("b.csv", "usr_id,item,ts\n1,2,3\n"))
+    with pytest.raises(DataError, match=r"c\.csv: no column for the user.*The first line looks like data"):
+        read(write("c.csv", "1,2,3\n4,5,6\n"), format="table")
+    with pytest.raises(DataError, match=r"d\.csv:3: column 'rating': 'n/a' is not a number"):
+        read(write("d.csv", "user,item,ts,rating\n1,2,3,4\n1,2,3,n/a\n"))
+    with pytest.raises(DataError, match=r"e\.csv: the file is empty"):
+        read(write("e.csv", ""), format="table")
+    with pytest.raises(DataError, match=r"f\.csv\.gz:3: the bytes b'\\xe9' are not valid UTF-8"):
+        read(write("f.csv.gz", b"user,item,ts\n1,2,3\n1,\xe9,3\n"))
+    pl.DataFrame(schema={"user": pl.Int64, "item": pl.Int64, "ts": pl.Int64}).write_parquet(
+        tmp_path / "g.parquet"
+    )
+    with pytest.raises(DataError, match=r"g\.parquet: the table has no rows"):
+        read(tmp_path / "g.parquet")
+    with pytest.raises(DataError, match=r"h\.parquet: cannot read the file: parquet"):
+        read(write("h.parquet", "user,item\n"))
+    with pytest.raises(DataError, match=r"i\.csv:3: a row has more fields than the header"):
+        read_table(write("i.csv", "user,item,ts\n1,2,3\n1,2,3,4\n"))
