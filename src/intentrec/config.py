@@ -7,10 +7,10 @@ reloads to the same model. Unknown keys are rejected everywhere, with the neares
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any, get_args
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from intentrec.data.load import DataConfig

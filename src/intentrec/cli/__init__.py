@@ -12,6 +12,7 @@ import sys
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from intentrec.cli import data, evaluate, fit
 from intentrec.errors import IntentRecError
@@ -41,7 +42,8 @@ def main() -> None:
         # versions vendor click, so `import click` is not available to catch them here ourselves.)
         app()
     except IntentRecError as error:
-        stderr.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+        # escaped: a message quoting a path or a line like "[a]" must print as it is, never as markup
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         stderr.print("interrupted")

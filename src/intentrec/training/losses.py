@@ -8,7 +8,8 @@ padding) and the output item table ``items (n_items + 1, D)`` whose row 0 is pad
                      a negative equal to the target (an "accidental hit") is masked out.
 ``bce``              the original SASRec loss: binary cross-entropy, one uniform negative per position.
 
-Cosine similarity and temperature apply when the model normalises its vectors (see SequentialModel).
+Every loss divides its logits by ``temperature``; cosine similarity applies when the model normalises its
+vectors (see SequentialModel).
 """
 
 from __future__ import annotations

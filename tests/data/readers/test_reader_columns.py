@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -71,7 +71,7 @@ def test_unix_seconds_from_text(values: list, expected: list) -> None:
 def test_unix_seconds_from_typed_columns() -> None:
     assert columns.unix_seconds(frame([5, 6], pl.Int32()), "x", PATH).to_list() == [5, 6]
     assert columns.unix_seconds(frame([5.9], pl.Float64()), "x", PATH).to_list() == [5]
-    stamp = datetime(2017, 11, 25, 10, tzinfo=timezone.utc)
+    stamp = datetime(2017, 11, 25, 10, tzinfo=UTC)
     assert columns.unix_seconds(frame([stamp], pl.Datetime("us", "UTC")), "x", PATH).to_list() == [1511604000]
     assert columns.unix_seconds(frame([date(1970, 1, 3)], pl.Date()), "x", PATH).to_list() == [172800]
 

@@ -1,0 +1,90 @@
+"""The installed ``intentrec`` command, run as a user would: exit codes, one-line errors, fit -> evaluate.
+
+Each call starts a Python process (a few seconds of imports), so the tiny run is fitted once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+INTENTREC = Path(sys.executable).parent / "intentrec"
+
+
+def intentrec(*args: str | Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(INTENTREC), *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory) -> Path:
+    """40 users walking a 20-item cycle, 4..8 events each, with a header ``user,item,timestamp``."""
+    rng = np.random.default_rng(0)
+    lines = ["user,item,timestamp"]
+    for user in range(40):
+        start = rng.integers(20)
+        lines += [f"u{user},i{(start + t) % 20},{1_600_000_000 + 60 * t}" for t in range(rng.integers(4, 9))]
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(csv, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    done = intentrec(
+        "fit", "--data", csv, "--set", "train.epochs=2", "--set", "model.dim=8", "--set", "train.threads=1",
+        "--out", out,
+    )  # fmt: skip
+    return out, json.loads(done.stdout)
+
+
+def test_help_lists_the_subcommands() -> None:
+    done = intentrec("--help")
+    for command in ("fit", "evaluate", "data"):
+        assert command in done.stdout
+
+
+def test_a_missing_data_path_is_a_one_line_error(tmp_path) -> None:
+    missing = tmp_path / "[bold]logs" / "[/]nope.csv"  # printed as it is, not read as rich markup
+    done = intentrec("fit", "--data", missing, "--out", tmp_path / "run", expect=2)
+    message = done.stderr.strip()
+    assert "\n" not in message
+    assert message.startswith("error:") and f"{missing}: no such file or folder" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_mistake_names_the_field(csv, tmp_path) -> None:
+    done = intentrec("fit", "--data", csv, "--set", "train.lrr=0.1", "--out", tmp_path / "run", expect=2)
+    assert "train.lrr: unknown field (did you mean 'lr'?)" in done.stderr
+
+
+def test_fit_then_evaluate_gives_the_same_test_metrics(run) -> None:
+    out, printed = run
+    stored = json.loads((out / "metrics.json").read_text())
+    assert printed == {"run": str(out), "test": stored["test"]}
+    assert stored["epochs"] == 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["dim"] == 8 and config["train"]["epochs"] == 2
+    evaluated = json.loads(intentrec("evaluate", out, "--json").stdout)
+    assert evaluated["test"] == stored["test"]  # exactly, not approximately
+    assert evaluated["valid"] == stored["valid"]
+
+
+def test_data_info(csv) -> None:
+    summary = json.loads(intentrec("data", "info", csv, "--json").stdout)
+    assert summary["users"] == 40 and summary["items"] == 20
+    assert summary["format"] == "table"
+    table = intentrec("data", "info", csv).stdout
+    assert "users" in table and "40" in table

@@ -1,0 +1,78 @@
+"""Shared tiny builders for the data tests: a RawLog written inline, row by row, as a reader would give it.
+
+The builders are session-scoped factory fixtures (they hold no state), so hypothesis tests can use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import polars as pl
+import pytest
+import torch
+
+from intentrec.data.dataset import Dataset
+from intentrec.data.filters import FilterConfig
+from intentrec.data.raw import RawLog, TimestampKind
+
+#: One interaction: ``(user, item, timestamp)``, optionally followed by ``event`` and ``value``.
+Row = Sequence[Any]
+
+# Tests use tiny tensors: more threads only add synchronisation cost, and CI has 2 shared cores.
+torch.set_num_threads(1)
+
+RawLogBuilder = Callable[..., RawLog]
+DatasetBuilder = Callable[..., Dataset]
+
+
+def build_raw_log(
+    rows: Sequence[Row],
+    source: str = "log.csv",
+    timestamp_kind: TimestampKind = "unix_seconds",
+    items: pl.DataFrame | None = None,
+    file: str | None = None,
+) -> RawLog:
+    """A RawLog whose rows are read in the given order from one file with a header line.
+
+    ``event`` defaults to ``"click"`` and ``value`` to null; row ``i`` is at line ``i + 2`` of ``file``
+    (``source`` unless given), the way a CSV reader would locate it.
+    """
+    defaults = ("click", None)  # event, value
+    padded = [(*row, *defaults[len(row) - 3 :]) for row in rows]
+    columns = list(zip(*padded, strict=True)) or [()] * 5
+    users, item_ids, timestamps, events, values = (list(column) for column in columns)
+    interactions = pl.DataFrame(
+        {
+            "user": users,
+            "item": item_ids,
+            "timestamp": pl.Series(timestamps, dtype=pl.Int64),
+            "event": pl.Series(events, dtype=pl.String),
+            "value": pl.Series(values, dtype=pl.Float64),
+            "file": pl.Series([file or source] * len(rows), dtype=pl.String),
+            "line": pl.int_range(2, len(rows) + 2, dtype=pl.Int64, eager=True),
+        }
+    )
+    return RawLog(
+        interactions=interactions.lazy(),
+        items=items,
+        source=source,
+        format="test",
+        timestamp_kind=timestamp_kind,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_raw_log() -> RawLogBuilder:
+    """``make_raw_log(rows, source=, timestamp_kind=, items=, file=)``: see :func:`build_raw_log`."""
+    return build_raw_log
+
+
+@pytest.fixture(scope="session")
+def make_dataset() -> DatasetBuilder:
+    """``make_dataset(rows, filters=None, **options)``: the Dataset of ``build_raw_log(rows, **options)``."""
+
+    def build(rows: Sequence[Row], filters: FilterConfig | None = None, **options: Any) -> Dataset:
+        return Dataset.from_raw(build_raw_log(rows, **options), filters)
+
+    return build

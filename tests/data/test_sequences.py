@@ -1,0 +1,156 @@
+"""Tests for intentrec.data.sequences: the vectorised CSR gathers against slow, obvious list versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intentrec.data.sequences import PAD, PaddedBatch, Sequences, next_item_batch, pad_left
+
+#: Ragged data as plain lists: ``users[r]`` owns ``items[r]`` and ``times[r]`` (equal lengths, >= 1).
+Ragged = tuple[list[int], list[list[int]], list[list[int]]]
+
+
+@st.composite
+def ragged(draw: st.DrawFn) -> Ragged:
+    n_rows = draw(st.integers(1, 10))
+    users = sorted(draw(st.lists(st.integers(0, 50), min_size=n_rows, max_size=n_rows, unique=True)))
+    lengths = draw(st.lists(st.integers(1, 12), min_size=n_rows, max_size=n_rows))
+    items = [draw(st.lists(st.integers(0, 20), min_size=n, max_size=n)) for n in lengths]
+    times = [sorted(draw(st.lists(st.integers(0, 10**9), min_size=n, max_size=n))) for n in lengths]
+    return users, items, times
+
+
+def row_selections(n_rows: int) -> st.SearchStrategy[np.ndarray]:
+    """Rows to gather: any order, repeats allowed, possibly none."""
+    return st.lists(st.integers(0, n_rows - 1), max_size=12).map(lambda rows: np.array(rows, dtype=np.int64))
+
+
+def to_sequences(data: Ragged) -> Sequences:
+    users, items, times = data
+    frame = pl.DataFrame(
+        {
+            "user_idx": [user for user, row in zip(users, items, strict=True) for _ in row],
+            "item_idx": [item for row in items for item in row],
+            "timestamp": [time for row in times for time in row],
+        }
+    )
+    return Sequences.from_frame(frame)
+
+
+# --- reference implementations ---------------------------------------------------------------------------
+
+
+def right_aligned(rows: list[list[int]], width: int, fill: int) -> np.ndarray:
+    """``(len(rows), width)`` array with each row's values at its right end, ``fill`` before them."""
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    for b, row in enumerate(rows):
+        out[b, width - len(row) :] = row
+    return out
+
+
+def reference_pad_left(data: Ragged, rows: list[int], max_len: int, drop_last: int) -> PaddedBatch:
+    """Per row: drop the last ``drop_last`` events, keep the last ``max_len``, add one, pad on the left."""
+    _, items, times = data
+    kept_items, kept_times = [], []
+    for r in rows:
+        end = max(0, len(items[r]) - drop_last)
+        start = max(0, end - max_len)
+        kept_items.append([item + 1 for item in items[r][start:end]])
+        kept_times.append(times[r][start:end])
+    width = max([len(row) for row in kept_items] + [1])
+    return PaddedBatch(right_aligned(kept_items, width, PAD), right_aligned(kept_times, width, 0))
+
+
+def reference_next_item(data: Ragged, rows: list[int], max_len: int) -> tuple[PaddedBatch, np.ndarray]:
+    """Per row: the last ``max_len + 1`` events; inputs are all but the last, targets all but the first."""
+    _, items, times = data
+    windows = [[item + 1 for item in items[r][-(max_len + 1) :]] for r in rows]
+    window_times = [times[r][-(max_len + 1) :] for r in rows]
+    width = max([len(window) - 1 for window in windows] + [0])
+    inputs = PaddedBatch(
+        right_aligned([window[:-1] for window in windows], width, PAD),
+        right_aligned([window[:-1] for window in window_times], width, 0),
+    )
+    return inputs, right_aligned([window[1:] for window in windows], width, PAD)
+
+
+def assert_batches_equal(actual: PaddedBatch, expected: PaddedBatch) -> None:
+    assert actual.items.shape == expected.items.shape
+    np.testing.assert_array_equal(actual.items, expected.items)
+    np.testing.assert_array_equal(actual.timestamps, expected.timestamps)
+    np.testing.assert_array_equal(actual.mask, expected.items != PAD)
+
+
+# --- Sequences -------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=ragged())
+def test_from_frame_builds_one_row_per_user(data) -> None:
+    users, items, times = data
+    sequences = to_sequences(data)
+    assert len(sequences) == len(users)
+    assert sequences.users.tolist() == users
+    assert sequences.lengths.tolist() == [len(row) for row in items]
+    for r in range(len(users)):
+        assert sequences.row(r).tolist() == items[r]
+        assert sequences.timestamps[sequences.offsets[r] : sequences.offsets[r + 1]].tolist() == times[r]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_subset_matches_the_reference(data) -> None:
+    ragged_data = data.draw(ragged())
+    users, items, times = ragged_data
+    rows = data.draw(row_selections(len(users)))
+    subset = to_sequences(ragged_data).subset(rows)
+    assert subset.users.tolist() == [users[r] for r in rows]
+    assert subset.lengths.tolist() == [len(items[r]) for r in rows]
+    assert subset.items.tolist() == [item for r in rows for item in items[r]]
+    assert subset.timestamps.tolist() == [time for r in rows for time in times[r]]
+    assert subset.offsets[0] == 0 and len(subset.offsets) == len(rows) + 1
+
+
+# --- padding ---------------------------------------------------------------------------------------------
+
+
+def test_pad_left_right_aligns_the_most_recent_events() -> None:
+    sequences = to_sequences(([0, 1], [[4, 5, 6], [7]], [[1, 2, 3], [9]]))
+    batch = pad_left(sequences, np.array([0, 1]), max_len=2, drop_last=0)
+    # model index = dataset index + 1; the last event of every row sits at column L - 1
+    np.testing.assert_array_equal(batch.items, [[6, 7], [PAD, 8]])
+    np.testing.assert_array_equal(batch.timestamps, [[2, 3], [0, 9]])
+    np.testing.assert_array_equal(batch.mask, [[True, True], [False, True]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), max_len=st.integers(1, 15), drop_last=st.integers(0, 3))
+def test_pad_left_matches_the_reference(data, max_len, drop_last) -> None:
+    ragged_data = data.draw(ragged())
+    rows = data.draw(row_selections(len(ragged_data[0])))
+    batch = pad_left(to_sequences(ragged_data), rows, max_len, drop_last)
+    assert_batches_equal(batch, reference_pad_left(ragged_data, rows.tolist(), max_len, drop_last))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), max_len=st.integers(1, 15))
+def test_next_item_batch_matches_the_reference(data, max_len) -> None:
+    ragged_data = data.draw(ragged())
+    rows = data.draw(row_selections(len(ragged_data[0])))
+    inputs, targets = next_item_batch(to_sequences(ragged_data), rows, max_len)
+    expected_inputs, expected_targets = reference_next_item(ragged_data, rows.tolist(), max_len)
+    assert_batches_equal(inputs, expected_inputs)
+    assert targets.shape == expected_targets.shape
+    np.testing.assert_array_equal(targets, expected_targets)
+
+
+def test_next_item_batch_inputs_are_pad_left_without_the_last_event() -> None:
+    """The docstring's promise: ``drop_last=1`` gives the inputs of next-item training."""
+    sequences = to_sequences(([0, 1, 2], [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]], [[0] * 5, [0] * 2, [0] * 3]))
+    rows = np.array([2, 0, 1])
+    inputs, targets = next_item_batch(sequences, rows, max_len=3)
+    np.testing.assert_array_equal(inputs.items, pad_left(sequences, rows, 3, drop_last=1).items)
+    np.testing.assert_array_equal(targets, [[PAD, 10, 11], [4, 5, 6], [PAD, PAD, 8]])

@@ -1,0 +1,167 @@
+"""RunConfig: errors name the dotted field and suggest the nearest name; files and --set overrides load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from intentrec.config import RunConfig, apply_overrides
+from intentrec.errors import ConfigError, IntentRecError
+from intentrec.storage import write_json
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "suggestion"),
+    [
+        ({"train": {"lrr": 0.1}}, "train.lrr", "lr"),
+        ({"trian": {}}, "trian", "train"),
+        ({"model": {"dimm": 8}}, "model.dimm", "dim"),
+        (
+            {"data": {"filters": {"min_user_interaction": 5}}},
+            "data.filters.min_user_interaction",
+            "min_user_interactions",
+        ),
+        ({"data": {"columns": {"usr": "userId"}}}, "data.columns.usr", "user"),  # an optional section
+        ({"loss": {"xyz": 1}}, "loss.xyz", None),
+    ],
+)
+def test_unknown_key_names_the_field_and_suggests(values, field, suggestion) -> None:
+    with pytest.raises(ConfigError) as error:
+        RunConfig.from_dict(values, "my.toml")
+    message = str(error.value)
+    assert message.startswith("my.toml: invalid configuration")
+    assert f"{field}: unknown field" in message
+    if suggestion:
+        assert f"(did you mean '{suggestion}'?)" in message
+    else:
+        assert "did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"train": {"epochs": "many"}}, "train.epochs"),
+        ({"train": {"lr": -1}}, "train.lr"),
+        ({"train": {"betas": [0.9]}}, r"train\.betas\.1"),  # the second beta is missing
+        ({"model": {"name": "gru4rec"}}, "model.name"),
+        ({"loss": {"kind": "bpr"}}, "loss.kind"),
+        ({"eval": {"ks": [0, 10]}}, "eval.ks"),
+        ({"eval": {"ks": [10, 10]}}, "eval.ks"),
+        ({"split": {"kind": "temporal", "valid_cut": 0.9, "test_cut": 0.5}}, "split"),
+        ({"data": {"filters": {"duplicates": "drop"}}}, "data.filters.duplicates"),
+    ],
+)
+def test_bad_values_name_the_field(values, field) -> None:
+    with pytest.raises(ConfigError, match=rf"\n  {field}: .*\(got "):
+        RunConfig.from_dict(values)
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    with pytest.raises(ConfigError) as error:
+        RunConfig.from_dict({"train": {"lrr": 1, "epochs": 0}, "model": {"dim": "x"}})
+    assert str(error.value).count("\n  ") == 3
+
+
+def test_monitor_must_be_a_measured_metric() -> None:
+    with pytest.raises(ConfigError, match=r"train\.monitor 'ndcg@20' .*eval\.ks \[5, 10\].*'ndcg@10'"):
+        RunConfig.from_dict({"train": {"monitor": "ndcg@20"}, "eval": {"ks": [5, 10]}})
+    assert RunConfig.from_dict({"train": {"monitor": "hr@5"}, "eval": {"ks": [5]}}).train.monitor == "hr@5"
+
+
+def test_config_error_is_a_user_error() -> None:
+    assert issubclass(ConfigError, IntentRecError)
+
+
+# --- overrides ---------------------------------------------------------------------------------------------
+
+
+def test_apply_overrides_parses_json_values() -> None:
+    values = apply_overrides(
+        {"train": {"epochs": 3}},
+        [
+            "train.lr=0.005",
+            "train.betas=[0.8, 0.9]",
+            "eval.filter_seen=false",
+            "data.path=logs/my file.csv",  # not JSON: kept as text
+            'data.format="table"',
+            "model.dim=8",
+            "data.filters.events=null",
+            "train.epochs=5",  # a later value wins
+        ],
+    )
+    assert values == {
+        "train": {"epochs": 5, "lr": 0.005, "betas": [0.8, 0.9]},
+        "eval": {"filter_seen": False},
+        "data": {"path": "logs/my file.csv", "format": "table", "filters": {"events": None}},
+        "model": {"dim": 8},
+    }
+    config = RunConfig.from_dict(values)
+    assert config.train.betas == (0.8, 0.9) and config.model.dim == 8 and config.eval.filter_seen is False
+
+
+@pytest.mark.parametrize("override", ["train.lr", "=0.1", "train.lr 0.1"])
+def test_apply_overrides_rejects_malformed(override: str) -> None:
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
+        apply_overrides({}, [override])
+
+
+def test_apply_overrides_refuses_a_key_under_a_value() -> None:
+    with pytest.raises(ConfigError, match="'lr' is a value, not a section"):
+        apply_overrides({"train": {"lr": 0.1}}, ["train.lr.x=1"])
+
+
+def test_an_override_of_an_unknown_key_is_caught_by_validation() -> None:
+    values = apply_overrides({}, ["train.lrr=0.1"])
+    with pytest.raises(ConfigError, match=r"train\.lrr: unknown field \(did you mean 'lr'\?\)"):
+        RunConfig.from_dict(values, "command line")
+
+
+# --- files -------------------------------------------------------------------------------------------------
+
+
+def test_json_and_toml_files_load(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"train": {"lr": 0.002}, "model": {"dim": 32}}))
+    (tmp_path / "a.toml").write_text(
+        '[train]\nlr = 0.002\n\n[model]\ndim = 32\n\n[data.filters]\nevents = ["buy"]\n'
+    )
+    from_json = RunConfig.from_file(tmp_path / "a.json")
+    from_toml = RunConfig.from_file(tmp_path / "a.toml")
+    assert from_json.train.lr == from_toml.train.lr == 0.002
+    assert from_json.model.dim == from_toml.model.dim == 32
+    assert from_toml.data.filters.events == ["buy"]
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.toml: config file not found"):
+        RunConfig.from_file(tmp_path / "missing.toml")
+    (tmp_path / "broken.toml").write_text("[train\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid toml"):
+        RunConfig.from_file(tmp_path / "broken.toml")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ConfigError, match=r"broken\.json: not valid json"):
+        RunConfig.from_file(tmp_path / "broken.json")
+    (tmp_path / "typo.json").write_text('{"train": {"lrr": 1}}')
+    with pytest.raises(ConfigError, match=r"typo\.json: invalid configuration\n  train\.lrr"):
+        RunConfig.from_file(tmp_path / "typo.json")
+
+
+def test_the_saved_config_of_a_run_reloads_to_an_equal_config(tmp_path: Path) -> None:
+    config = RunConfig.from_dict(
+        {
+            "data": {
+                "path": "log.csv",
+                "columns": {"user": "uid", "item": "sku"},
+                "filters": {"events": ["a"]},
+            },
+            "split": {"kind": "temporal", "valid_cut": 0.8},
+            "model": {"dim": 16, "dropout": 0.1},
+            "loss": {"kind": "sampled_softmax", "normalize": True, "temperature": 0.05},
+            "train": {"betas": [0.9, 0.99], "max_minutes": 1.5},
+            "eval": {"ks": [20, 5, 10], "filter_seen": False},
+        }
+    )
+    write_json(tmp_path / "config.json", config.to_json())  # exactly what fit(out=...) writes
+    assert RunConfig.from_file(tmp_path / "config.json") == config
+    assert RunConfig.from_dict(RunConfig().to_json()) == RunConfig()

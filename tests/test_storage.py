@@ -1,0 +1,76 @@
+"""Tests for intentrec.storage: files and folders are replaced whole or left as they were."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from intentrec.storage import atomic_directory, atomic_path, write_json, write_text, write_with
+
+
+class Interrupted(Exception):
+    """Stands for anything that stops a write half-way."""
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_atomic_path_moves_the_result_into_place(tmp_path: Path) -> None:
+    target = tmp_path / "nested" / "model.bin"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        tmp.write_bytes(b"weights")
+    assert target.read_bytes() == b"weights"
+    assert names(target.parent) == ["model.bin"]
+
+
+def test_atomic_path_leaves_the_old_file_intact_when_the_block_raises(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(Interrupted), atomic_path(target) as tmp:
+        tmp.write_text("half-writ")
+        raise Interrupted
+    assert target.read_text() == "old"
+    assert names(tmp_path) == ["metrics.json"]
+
+
+def test_write_helpers(tmp_path: Path) -> None:
+    write_text(tmp_path / "a.txt", "héllo")
+    write_json(tmp_path / "b.json", {"k": [1, 2]})
+    write_with(tmp_path / "c.bin", lambda tmp: tmp.write_bytes(b"\x00\x01"))
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "héllo"
+    assert json.loads((tmp_path / "b.json").read_text()) == {"k": [1, 2]}
+    assert (tmp_path / "c.bin").read_bytes() == b"\x00\x01"
+    assert names(tmp_path) == ["a.txt", "b.json", "c.bin"]
+
+
+def test_atomic_directory_creates_a_new_folder(tmp_path: Path) -> None:
+    with atomic_directory(tmp_path / "run") as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert names(tmp_path / "run") == ["config.json"]
+    assert names(tmp_path) == ["run"]
+
+
+def test_atomic_directory_replaces_an_existing_folder_as_a_whole(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "stale.txt").write_text("old")
+    with atomic_directory(folder) as tmp:
+        (tmp / "fresh.txt").write_text("new")
+    assert names(folder) == ["fresh.txt"]
+    assert names(tmp_path) == ["run"], "neither the new nor the old temporary folder is left behind"
+
+
+def test_atomic_directory_leaves_the_old_folder_intact_when_the_block_raises(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("old")
+    with pytest.raises(Interrupted), atomic_directory(folder) as tmp:
+        (tmp / "partial.txt").write_text("half")
+        raise Interrupted
+    assert names(folder) == ["kept.txt"]
+    assert (folder / "kept.txt").read_text() == "old"
+    assert names(tmp_path) == ["run"]
