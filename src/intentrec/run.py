@@ -12,7 +12,6 @@ train.log            the log of the run
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +22,18 @@ from intentrec.errors import IntentRecError
 from intentrec.storage import write_json, write_text, write_with
 
 
-@dataclass(frozen=True)
 class RunFiles:
-    root: Path
+    """Paths of the artefacts of the run in ``root``."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def dataset(self) -> Path:
-        return self.root / "dataset"
-
-    @property
-    def best_weights(self) -> Path:
-        return self.root / "model.safetensors"
-
-    @property
-    def last_weights(self) -> Path:
-        return self.root / "last.safetensors"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history.jsonl"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "train.log"
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.json"
+        self.dataset = self.root / "dataset"
+        self.best_weights = self.root / "model.safetensors"
+        self.last_weights = self.root / "last.safetensors"
+        self.metrics = self.root / "metrics.json"
+        self.history = self.root / "history.jsonl"
+        self.log = self.root / "train.log"
 
     def require(self) -> RunFiles:
         """Check this is a run folder with weights; raise a clear error if not."""

@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from intentrec.recommender import Recommender
@@ -22,7 +23,7 @@ def evaluate(
         typer.echo(json.dumps(metrics, indent=2))
         return
     seen = "filtered" if recommender.config.eval.filter_seen else "kept"
-    table = Table(title=f"{run}: full ranking, seen items {seen}")
+    table = Table(title=f"{escape(run)}: full ranking, seen items {seen}")
     table.add_column("metric")
     table.add_column("valid", justify="right")
     table.add_column("test", justify="right")
