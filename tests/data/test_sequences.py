@@ -154,3 +154,30 @@ def test_next_item_batch_inputs_are_pad_left_without_the_last_event() -> None:
     inputs, targets = next_item_batch(sequences, rows, max_len=3)
     np.testing.assert_array_equal(inputs.items, pad_left(sequences, rows, 3, drop_last=1).items)
     np.testing.assert_array_equal(targets, [[PAD, 10, 11], [4, 5, 6], [PAD, PAD, 8]])
+
+
+def reference_windows(data: Ragged, size: int) -> list[tuple[int, list[int]]]:
+    """(user, items) of every window, most recent window of a row first, by slicing lists."""
+    users, items, _ = data
+    windows = []
+    for user, row in zip(users, items, strict=True):
+        end = len(row)
+        while True:
+            windows.append((user, row[max(0, end - size) : end]))
+            if end - size <= 0:
+                break
+            end -= size - 1
+    return windows
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=ragged(), size=st.integers(2, 6))
+def test_windows_match_the_reference_and_supervise_every_event_once(data, size) -> None:
+    windows = to_sequences(data).windows(size)
+    actual = [(int(windows.users[r]), windows.row(r).tolist()) for r in range(len(windows))]
+    assert actual == reference_windows(data, size)
+    # next-item targets (every event of a window but its first) cover each row's events 1..n-1 exactly once
+    users, items, _ = data
+    for user, row in zip(users, items, strict=True):
+        targets = sorted(t for u, window in actual if u == user for t in window[1:])
+        assert targets == sorted(row[1:])

@@ -137,6 +137,31 @@ def test_early_stopping_after_patience_restores_the_best_weights(split) -> None:
     assert not model.training
 
 
+def test_learning_rate_drops_after_a_plateau_and_not_before(split) -> None:
+    result = train(
+        new_model(catalogue(split)),
+        split.train,
+        LossConfig(),
+        config(epochs=6, patience=10, lr=1e-3, lr_decay_patience=2, lr_decay_factor=0.5),
+        MAX_LEN,
+        validate=scripted([0.1, 0.3, 0.2, 0.2, 0.2, 0.2]),
+    )
+    # the lr logged for an epoch is the one it trained with; epochs 3 and 4 bring no gain over epoch 2
+    assert [record["lr"] for record in result.history] == [1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4]
+
+
+def test_learning_rate_is_constant_without_decay(split) -> None:
+    result = train(
+        new_model(catalogue(split)),
+        split.train,
+        LossConfig(),
+        config(epochs=4, patience=10, lr=1e-3, lr_decay_patience=None),
+        MAX_LEN,
+        validate=scripted([0.3, 0.2, 0.2, 0.2]),
+    )
+    assert {record["lr"] for record in result.history} == {1e-3}
+
+
 def test_runs_to_max_epochs_while_improving(split) -> None:
     model = new_model(catalogue(split))
     result = train(model, split.train, LossConfig(), config(epochs=3), MAX_LEN, scripted([0.1, 0.2, 0.3]))

@@ -61,6 +61,26 @@ class Sequences:
         flat = _ragged_positions(self.offsets[rows], lengths)
         return Sequences(self.users[rows], offsets, self.items[flat], self.timestamps[flat])
 
+    def windows(self, size: int) -> Sequences:
+        """Cut every row into windows of at most ``size`` events, overlapping by one event.
+
+        The last window of a row ends at its last event, and each earlier one ends where the next begins,
+        so in next-item training every event but a row's first is a target exactly once, however long
+        the row is (``size = max_len + 1``). Windows keep the row's user; short rows stay whole.
+        """
+        step = size - 1
+        lengths = self.lengths
+        counts = np.maximum(1, -(-(lengths - 1) // step))  # ceil((n - 1) / step), at least one window
+        row = np.repeat(np.arange(len(self)), counts)
+        # k = 0 for the most recent window of a row, 1 for the one before, ...
+        k = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+        ends = self.offsets[row + 1] - k * step
+        starts = np.maximum(ends - size, self.offsets[row])
+        offsets = np.zeros(len(row) + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=offsets[1:])
+        flat = _ragged_positions(starts, ends - starts)
+        return Sequences(self.users[row], offsets, self.items[flat], self.timestamps[flat])
+
 
 @dataclass(frozen=True)
 class PaddedBatch:

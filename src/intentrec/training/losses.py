@@ -27,7 +27,7 @@ class LossConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["softmax", "sampled_softmax", "bce"] = "softmax"
-    negatives: int = Field(256, ge=1, description="'sampled_softmax': uniform negatives shared per batch.")
+    negatives: int = Field(1024, ge=1, description="'sampled_softmax': uniform negatives shared per batch.")
     temperature: float = Field(1.0, gt=0, description="Logits are divided by this.")
     normalize: bool = Field(False, description="L2-normalise user and item vectors (cosine scores).")
 

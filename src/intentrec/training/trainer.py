@@ -1,9 +1,11 @@
 """The training loop: length-bucketed batches, AdamW, early stopping on a validation metric.
 
-Every epoch visits every training sequence once (its last ``max_len + 1`` events; every position is
-supervised with the next event). Batches group sequences of similar length so that padding costs little;
-the order of batches is shuffled. After each epoch the model is evaluated on the validation set; the best
-weights are kept and training stops after ``patience`` epochs without improvement.
+Every epoch visits every training event once: sequences longer than the model's window are cut into
+windows of ``max_len + 1`` events (``all_windows``; the SASRec paper kept only the most recent one), and
+every position is supervised with the next event. Batches group sequences of similar length so that
+padding costs little; the order of batches is shuffled. After each epoch the model is evaluated on the
+validation set; the learning rate drops on a plateau, the best weights are kept, and training stops after
+``patience`` epochs without improvement.
 Ctrl-C stops training cleanly: the best and the last weights stay usable.
 """
 
@@ -36,10 +38,19 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends first.")
     batch_size: int = Field(128, ge=1, description="Sequences per batch.")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
-    patience: int = Field(10, ge=1, description="Stop after this many epochs without validation gain.")
+    patience: int = Field(5, ge=1, description="Stop after this many epochs without validation gain.")
+    lr_decay_patience: int | None = Field(
+        2,
+        ge=1,
+        description="Multiply the lr by lr_decay_factor after this many epochs without gain (None: never).",
+    )
+    lr_decay_factor: float = Field(0.3, gt=0, lt=1, description="Learning-rate reduction on a plateau.")
+    all_windows: bool = Field(
+        True, description="Train on every max_len window of long sequences, not only the most recent one."
+    )
     monitor: str = Field("ndcg@10", description="Validation metric that selects the best epoch.")
     seed: int = Field(0, description="Seeds weights, batch order and negative sampling.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default).")
@@ -100,6 +111,16 @@ def train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
+    # ReduceLROnPlateau reduces once the epochs without gain exceed its patience, hence the - 1
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience - 1
+        )
+        if config.lr_decay_patience
+        else None
+    )
+    if config.all_windows:
+        sequences = sequences.windows(max_len + 1)
     trainable = np.flatnonzero(sequences.lengths >= 2)  # a sequence needs one input and one target
     lengths = np.minimum(sequences.lengths[trainable], max_len + 1)
     result = TrainResult()
@@ -136,6 +157,7 @@ def train(
                     "train_seconds": train_seconds,
                     "sequences_per_second": len(trainable) / train_seconds,
                     "valid_seconds": time.perf_counter() - epoch_start - train_seconds,
+                    "lr": optimizer.param_groups[0]["lr"],
                     **{f"valid_{name}": value for name, value in valid.items()},
                 }
                 result.history.append(record)
@@ -152,6 +174,8 @@ def train(
                     "  (best)" if improved else "",
                     record["sequences_per_second"],
                 )
+                if plateau:
+                    plateau.step(valid[config.monitor])
                 if on_epoch_end:
                     on_epoch_end(result, model.state_dict())
                 if epoch - result.best_epoch >= config.patience:
