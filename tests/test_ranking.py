@@ -39,15 +39,20 @@ HISTORIES = [[0, 1, 2, 9, 10, 11], [5], [1, 3]]
 
 def top_lists(filter_seen: bool, k: int = 3, chunk_size: int = 2, score=None) -> list[list[int]]:
     history = sequences(HISTORIES)
-    rows, tops = [], []
+    tops: dict[int, list[int]] = {}
     for chunk_rows, items, scores in ranked_chunks(
         score or FavoursLowIds(), history, k, 3, filter_seen, chunk_size
     ):
         assert items.shape == scores.shape == (len(chunk_rows), k)
-        rows += chunk_rows.tolist()
-        tops += items.tolist()
-    assert rows == list(range(len(HISTORIES)))
-    return tops
+        tops.update(zip(chunk_rows.tolist(), items.tolist(), strict=True))
+    assert sorted(tops) == list(range(len(HISTORIES)))  # every row exactly once
+    return [tops[row] for row in range(len(HISTORIES))]
+
+
+def test_chunks_hold_rows_of_similar_length_shortest_first() -> None:
+    # lengths (capped at max_len = 3) are 3, 1, 2: one row per chunk gives rows 1, 2, 0
+    chunks = ranked_chunks(FavoursLowIds(), sequences(HISTORIES), 2, 3, chunk_size=1)
+    assert [rows.tolist() for rows, _, _ in chunks] == [[1], [2], [0]]
 
 
 def test_filter_seen_removes_every_item_of_the_history_even_beyond_max_len() -> None:

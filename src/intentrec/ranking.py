@@ -25,14 +25,18 @@ def ranked_chunks(
     filter_seen: bool = True,
     chunk_size: int = 1024,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Yield ``(rows, top_items (B, k), top_scores (B, k))`` for consecutive chunks of ``histories``.
+    """Yield ``(rows, top_items (B, k), top_scores (B, k))`` for chunks of ``histories``.
+
+    Chunks hold rows of similar length (shortest first), so a chunk of short histories is not padded to
+    the longest one; ``rows`` says which rows of ``histories`` a chunk holds, in the order of its results.
 
     ``top_items`` are dataset item indices, best first. With ``filter_seen`` every item anywhere in a
     user's history (not only the last ``max_len`` the model reads) is excluded: its score is ``-inf``, so
     it only fills the tail of a row when fewer than ``k`` items are left, and callers drop those ranks.
     """
+    by_length = np.argsort(np.minimum(histories.lengths, max_len), kind="stable")
     for start in range(0, len(histories), chunk_size):
-        rows = np.arange(start, min(start + chunk_size, len(histories)))
+        rows = by_length[start : start + chunk_size]
         scores = score(pad_left(histories, rows, max_len))
         if filter_seen:
             mask_seen(scores, histories, rows)

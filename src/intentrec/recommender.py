@@ -153,6 +153,7 @@ class Recommender:
             parts.append(
                 pl.DataFrame(
                     {
+                        "row": np.repeat(chunk_rows, width),
                         "user_idx": np.repeat(history.users[chunk_rows], width),
                         "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
                         "item_idx": items.reshape(-1).numpy().astype(np.int32),
@@ -160,7 +161,8 @@ class Recommender:
                     }
                 )
             )
-        table = pl.concat(parts).filter(pl.col("score") > float("-inf"))
+        # chunks come in order of history length: put the users back in the order they were asked for
+        table = pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")
         return (
             table.join(dataset.users, on="user_idx", maintain_order="left")
             .join(dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left")
