@@ -25,7 +25,7 @@ class SASRecConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["sasrec"] = "sasrec"
-    dim: int = Field(128, ge=1, description="Hidden size D (also the item embedding size).")
+    dim: int = Field(192, ge=1, description="Hidden size D (also the item embedding size).")
     n_blocks: int = Field(2, ge=1, description="Number of Transformer blocks.")
     n_heads: int = Field(1, ge=1, description="Attention heads; must divide dim.")
     dropout: float = Field(0.5, ge=0, lt=1, description="Dropout on embeddings, attention and FFN.")
