@@ -13,7 +13,7 @@ from intentrec.recommender import Recommender
 
 def fit(
     data: str | None = typer.Option(
-        None, help="Log file/folder or public dataset name [default: ml-latest-small]."
+        None, help="Log file/folder or public dataset name (default: the built-in ml-latest-small)."
     ),
     format: str | None = typer.Option(None, "--format", help="Reader to use instead of recognising it."),
     columns: str | None = typer.Option(None, help="Column roles of a generic table: user=...,item=...,..."),
