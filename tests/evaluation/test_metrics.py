@@ -15,7 +15,6 @@ from intentrec.evaluation.metrics import (
     count_targets,
     hit_matrix,
     metric_names,
-    parse_metric,
     ranking_metrics,
 )
 
@@ -133,11 +132,9 @@ def test_all_targets_in_top_gives_perfect_scores() -> None:
     assert all(value.item() == pytest.approx(1.0) for value in values.values())
 
 
-def test_metric_names_and_parse_metric() -> None:
+def test_metric_names() -> None:
     assert metric_names([5, 10], names=("hr", "ndcg")) == ["hr@5", "hr@10", "ndcg@5", "ndcg@10"]
     assert metric_names([1]) == [f"{name}@1" for name in METRICS]
-    assert parse_metric("ndcg@10") == ("ndcg", 10)
-    assert all(parse_metric(name) == (name.split("@")[0], 20) for name in metric_names([20]))
 
 
 # --- the accumulator ---------------------------------------------------------------------------------------
@@ -197,24 +194,6 @@ def test_k_above_k_max() -> None:
 def test_unknown_metric_name() -> None:
     with pytest.raises(ValueError, match="did you mean 'ndcg'"):
         metric_names([10], names=("ndgc",))
-
-
-@pytest.mark.parametrize(
-    ("metric", "match"),
-    [
-        ("NDCG@10", "did you mean 'ndcg'"),
-        ("precision@10", "unknown name"),
-        ("ndcg", "positive integer"),
-        ("ndcg@", "positive integer"),
-        ("ndcg@0", "positive integer"),
-        ("ndcg@-3", "positive integer"),
-        ("ndcg@ten", "positive integer"),
-        ("ndcg@²", "positive integer"),
-    ],
-)
-def test_bad_metric_string(metric: str, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        parse_metric(metric)
 
 
 @pytest.mark.parametrize(

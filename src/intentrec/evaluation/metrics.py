@@ -98,38 +98,6 @@ def metric_names(ks: Sequence[int], names: Sequence[str] = METRICS) -> list[str]
     return [f"{name}@{k}" for name in names for k in ks]
 
 
-def parse_metric(metric: str) -> tuple[str, int]:
-    """Split a metric key such as ``"ndcg@10"`` into its name and cut-off, validating both.
-
-    Parameters
-    ----------
-    metric:
-        ``"<name>@<K>"`` with name one of :data:`METRICS` and K a positive integer.
-
-    Returns
-    -------
-    tuple of (str, int)
-        The name and K.
-
-    Examples
-    --------
-    >>> parse_metric("ndcg@10")
-    ('ndcg', 10)
-    """
-    name, at, cutoff = metric.partition("@")
-    if name not in METRICS:
-        raise ValueError(
-            f"invalid metric {metric!r}: unknown name {name!r}{did_you_mean(name, METRICS)}; "
-            f"expected '<name>@<K>' with name one of {list(METRICS)}, e.g. 'ndcg@10'."
-        )
-    # isascii() as well, because str.isdigit() also accepts characters such as '²' that int() rejects.
-    if not at or not (cutoff.isascii() and cutoff.isdigit()) or int(cutoff) < 1:
-        raise ValueError(
-            f"invalid metric {metric!r}: expected '{name}@<K>' with K a positive integer, e.g. '{name}@10'."
-        )
-    return name, int(cutoff)
-
-
 # --- per-chunk computation ---------------------------------------------------------------------------------
 
 
