@@ -51,7 +51,7 @@ def main() -> None:
             )
         )
     print(
-        f"wall {wall:.0f} s | train {timing['sequences_per_second']:.0f} seq/s (median epoch) | "
+        f"wall {wall:.0f} s | train {timing['windows_per_second']:.0f} windows/s (median epoch) | "
         f"eval {timing['eval_users_per_second']:.0f} users/s | peak RSS {timing['peak_memory_mb']:.0f} MB"
     )
 

@@ -112,7 +112,7 @@ class Recommender:
                 "stopped": result.stopped,
                 "timing": {
                     "fit_seconds": train_seconds,
-                    "sequences_per_second": _median(result, "sequences_per_second"),
+                    "windows_per_second": _median(result, "windows_per_second"),
                     "eval_users_per_second": len(self.split.test) / test_seconds,
                     "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 },

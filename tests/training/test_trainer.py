@@ -16,7 +16,7 @@ from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig, TrainResult, length_bucketed_batches, train
 
 MAX_LEN = 8
-TIMING = {"train_seconds", "sequences_per_second", "valid_seconds"}
+TIMING = {"train_seconds", "windows_per_second", "valid_seconds"}
 
 
 def cyclic_rows(n_users: int = 40, n_items: int = 15, seed: int = 0) -> list[tuple[str, str, int]]:

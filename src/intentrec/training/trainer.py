@@ -129,7 +129,7 @@ def train(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:.0f} seq/s"),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:.0f} windows/s"),
         TimeElapsedColumn(),
         transient=True,
     )
@@ -155,7 +155,7 @@ def train(
                     "epoch": epoch,
                     "loss": total_loss / len(batches),
                     "train_seconds": train_seconds,
-                    "sequences_per_second": len(trainable) / train_seconds,
+                    "windows_per_second": len(trainable) / train_seconds,
                     "valid_seconds": time.perf_counter() - epoch_start - train_seconds,
                     "lr": optimizer.param_groups[0]["lr"],
                     **{f"valid_{name}": value for name, value in valid.items()},
@@ -166,13 +166,13 @@ def train(
                     result.best_epoch, result.best_valid = epoch, valid
                     result.best_state = _copy_state(model)
                 log.info(
-                    "epoch %d  loss %.4f  %s %.4f%s  %.0f seq/s",
+                    "epoch %d  loss %.4f  %s %.4f%s  %.0f windows/s",
                     epoch,
                     record["loss"],
                     config.monitor,
                     valid[config.monitor],
                     "  (best)" if improved else "",
-                    record["sequences_per_second"],
+                    record["windows_per_second"],
                 )
                 if plateau:
                     plateau.step(valid[config.monitor])

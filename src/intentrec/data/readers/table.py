@@ -169,7 +169,7 @@ def _missing_role_message(role: str, available: list[str], path: Path) -> str:
     hint = next(filter(None, (did_you_mean(name, available) for name in OBVIOUS_NAMES[role])), "")
     message = (
         f"{path}: no column for the {role}; the columns are {', '.join(map(repr, available))}{hint}. "
-        f"Name it with columns=ColumnMapping({role}='...')."
+        f"Name it with --columns {role}=NAME on the command line, or ColumnMapping({role}='NAME') in Python."
     )
     if all(_is_number(name) for name in available):
         message += " The first line looks like data: a table needs a header row naming its columns."
