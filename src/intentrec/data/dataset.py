@@ -90,27 +90,37 @@ class Dataset:
         filter that left the log empty.
         """
         filters = filters or FilterConfig()
-        interactions = raw.interactions.collect(engine="streaming")
+        # One streaming pass collects only what a Dataset keeps, with text as categoricals: the encoded
+        # log is far smaller than the text it was read from. File and line serve messages, then go.
+        interactions = raw.interactions.select(
+            "user",
+            "item",
+            "timestamp",
+            pl.col("event").cast(pl.Categorical),
+            "value",
+            pl.col("file").cast(pl.Categorical),
+            "line",
+        ).collect(engine="streaming")
         if interactions.height == 0:
             raise DataError(f"{raw.source}: the log has no interactions.")
         _check_no_nulls(interactions, ("user", "item", "timestamp"))
+        interactions = interactions.drop("file", "line")
 
+        # stable: equal timestamps keep their reading order
+        interactions = interactions.sort("user", "timestamp", maintain_order=True)
         interactions = apply_filters(interactions, filters, raw.source)
-        interactions = interactions.with_row_index("_order").sort(["user", "timestamp", "_order"])
-
         users = _vocabulary(interactions["user"], "user")
         items = _vocabulary(interactions["item"], "item")
-        encoded = (
-            interactions.join(users, on="user", how="left", maintain_order="left")
-            .join(items, on="item", how="left", maintain_order="left")
-            .select(
-                "user_idx",
-                "item_idx",
-                "timestamp",
-                pl.col("event").cast(pl.String),
-                pl.col("value").cast(pl.Float32),
-            )
+        # a dense rank of the raw IDs is the index in the sorted vocabulary, with no join over the log
+        encoded = interactions.select(
+            (pl.col("user").rank("dense") - 1).cast(pl.Int32).alias("user_idx"),
+            (pl.col("item").rank("dense") - 1).cast(pl.Int32).alias("item_idx"),
+            "timestamp",
+            "event",
+            pl.col("value").cast(pl.Float32),
         )
+        del interactions
+        encoded = encoded.with_columns(pl.col("event").cast(pl.String))
         items = _attach_item_metadata(items, raw.items)
         card = DatasetCard(
             name=name or Path(raw.source).stem or raw.source,

@@ -31,10 +31,11 @@ class FilterConfig(BaseModel):
 
 
 def apply_filters(interactions: pl.DataFrame, config: FilterConfig, source: str) -> pl.DataFrame:
-    """Apply ``config`` to an interactions table in reading order; raise if nothing is left.
+    """Apply ``config`` to an interactions table; raise if nothing is left.
 
-    ``interactions`` has the raw columns (user, item, timestamp, event, value, ...); the result has the same
-    columns and keeps the relative order of the rows it keeps.
+    ``interactions`` has the raw columns (user, item, timestamp, event, value, ...), sorted by user and
+    timestamp with equal timestamps in reading order (as ``Dataset.from_raw`` sorts them); the result has
+    the same columns and keeps the relative order of the rows it keeps.
     """
     if config.events is not None:
         present = set(interactions["event"].unique().to_list())
@@ -56,9 +57,7 @@ def apply_filters(interactions: pl.DataFrame, config: FilterConfig, source: str)
         _require_rows(interactions, source, f"keeping ratings >= {config.min_rating}")
 
     if config.duplicates == "drop_exact":
-        interactions = interactions.unique(
-            subset=["user", "item", "timestamp", "event"], keep="first", maintain_order=True
-        )
+        interactions = _drop_exact_duplicates(interactions)
 
     if config.min_user_interactions > 1 or config.min_item_interactions > 1:
         interactions = k_core(interactions, config.min_user_interactions, config.min_item_interactions)
@@ -83,6 +82,23 @@ def k_core(interactions: pl.DataFrame, min_user: int, min_item: int) -> pl.DataF
             interactions = interactions.filter(pl.len().over("user") >= min_user)
         if interactions.height == before:
             return interactions
+
+
+def _drop_exact_duplicates(interactions: pl.DataFrame) -> pl.DataFrame:
+    """Keep the first of the rows equal in user, item, timestamp and event.
+
+    Sorted by user and timestamp, equal rows sit in one run of equal (user, timestamp), so only the rows
+    of runs longer than one need hashing: memory stays small on real logs, where most events have a time
+    of their own.
+    """
+    tied = (pl.col("user") == pl.col("user").shift(1)) & (pl.col("timestamp") == pl.col("timestamp").shift(1))
+    in_run = (tied | tied.shift(-1)).fill_null(False)
+    rows = interactions.with_row_index("_row")
+    candidates = rows.filter(in_run)
+    repeats = candidates.filter(~pl.struct("user", "item", "timestamp", "event").is_first_distinct())["_row"]
+    if repeats.is_empty():
+        return interactions
+    return rows.filter(~pl.col("_row").is_in(repeats.implode())).drop("_row")
 
 
 def _require_rows(interactions: pl.DataFrame, source: str, step: str) -> None:

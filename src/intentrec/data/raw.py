@@ -1,7 +1,9 @@
 """The contract between readers and the :class:`~intentrec.data.dataset.Dataset`.
 
 Every reader, whatever the file format, turns its input into a :class:`RawLog`: a lazy interactions table
-with fixed column names in the user's own IDs, plus an optional items table. Validation of the content
+with fixed column names in the user's own IDs, plus an optional items table. The table stays lazy (a scan
+of the user's file) until ``Dataset.from_raw`` collects it with polars' streaming engine, so a log larger
+than memory never has to be held whole, only its encoded columns. Validation of the content
 (nulls, empty logs) and the encoding into dense indices happen once, in ``Dataset.from_raw``.
 """
 

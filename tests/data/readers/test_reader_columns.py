@@ -15,20 +15,34 @@ from intentrec.errors import DataError
 PATH = Path("log.csv")
 
 
-def frame(values: list, dtype: pl.DataType = pl.String()) -> pl.DataFrame:
-    return pl.DataFrame({"x": pl.Series(values, dtype=dtype), "line": range(2, 2 + len(values))})
+def frame(values: list, dtype: pl.DataType = pl.String()) -> pl.LazyFrame:
+    return pl.LazyFrame({"x": pl.Series(values, dtype=dtype), "line": range(2, 2 + len(values))})
+
+
+def seconds(table: pl.LazyFrame, timestamp_format: str | None = None) -> list:
+    """What a reader does: build the conversion, run its checks, then collect the converted column."""
+    expression, checks = columns.unix_seconds(table, "x", PATH, timestamp_format)
+    columns.run_checks(table, PATH, checks)
+    return table.select(expression).collect().to_series().to_list()
 
 
 def test_checked_cast_names_line_value_and_count() -> None:
-    assert columns.checked_cast(frame([" 1", "2", None]), "x", pl.Int64(), PATH, "an integer").to_list() == [
-        1,
-        2,
-        None,
-    ]
+    expression, check = columns.checked_cast("x", pl.Int64(), "an integer")
+    columns.run_checks(frame([" 1", "2", None]), PATH, [check])
+    assert frame([" 1", "2", None]).select(expression).collect()["x"].to_list() == [1, 2, None]
     with pytest.raises(
         DataError, match=r"log\.csv:3: column 'x': 'b' is not an integer \(2 such row\(s\) in all\)"
     ):
-        columns.checked_cast(frame(["1", "b", "c"]), "x", pl.Int64(), PATH, "an integer")
+        columns.run_checks(frame(["1", "b", "c"]), PATH, [check])
+
+
+def test_run_checks_reports_the_first_failing_check_and_returns_facts() -> None:
+    table = pl.LazyFrame({"x": ["1", "2"], "y": ["a", "b"], "line": [2, 3]})
+    _, x_check = columns.checked_cast("x", pl.Int64(), "an integer")
+    _, y_check = columns.checked_cast("y", pl.Int64(), "an integer", what="the y field")
+    assert columns.run_checks(table, PATH, [x_check], {"rows": pl.len()}) == {"rows": 2}
+    with pytest.raises(DataError, match=r"log\.csv:2: the y field: 'a' is not an integer \(2 such"):
+        columns.run_checks(table, PATH, [x_check, y_check])
 
 
 def test_require_columns_suggests_the_near_name() -> None:
@@ -49,7 +63,9 @@ def test_require_columns_suggests_the_near_name() -> None:
 def test_raw_ids_are_integers_only_when_lossless(
     values: list, dtype: pl.DataType, expected: pl.DataType
 ) -> None:
-    assert columns.raw_ids(frame(values, dtype), "x").dtype == expected
+    table = frame(values, dtype)
+    as_integers = columns.run_checks(table, PATH, [], {"x": columns.ids_are_integers(table, "x")})["x"]
+    assert table.select(columns.raw_ids(table, "x", as_integers)).collect_schema()["x"] == expected
 
 
 @pytest.mark.parametrize(
@@ -65,44 +81,44 @@ def test_raw_ids_are_integers_only_when_lossless(
     ],
 )
 def test_unix_seconds_from_text(values: list, expected: list) -> None:
-    assert columns.unix_seconds(frame(values), "x", PATH).to_list() == expected
+    assert seconds(frame(values)) == expected
 
 
 def test_unix_seconds_from_typed_columns() -> None:
-    assert columns.unix_seconds(frame([5, 6], pl.Int32()), "x", PATH).to_list() == [5, 6]
-    assert columns.unix_seconds(frame([5.9], pl.Float64()), "x", PATH).to_list() == [5]
+    assert seconds(frame([5, 6], pl.Int32())) == [5, 6]
+    assert seconds(frame([5.9], pl.Float64())) == [5]
     stamp = datetime(2017, 11, 25, 10, tzinfo=UTC)
-    assert columns.unix_seconds(frame([stamp], pl.Datetime("us", "UTC")), "x", PATH).to_list() == [1511604000]
-    assert columns.unix_seconds(frame([date(1970, 1, 3)], pl.Date()), "x", PATH).to_list() == [172800]
+    assert seconds(frame([stamp], pl.Datetime("us", "UTC"))) == [1511604000]
+    assert seconds(frame([date(1970, 1, 3)], pl.Date())) == [172800]
 
 
 def test_unix_seconds_with_a_format_without_minutes() -> None:
-    parsed = columns.unix_seconds(frame(["2014-12-06 02", "2014-12-06 23"]), "x", PATH, "%Y-%m-%d %H")
-    assert parsed.to_list() == [1417831200, 1417906800]
+    parsed = seconds(frame(["2014-12-06 02", "2014-12-06 23"]), "%Y-%m-%d %H")
+    assert parsed == [1417831200, 1417906800]
 
 
 def test_unparsable_timestamps_name_the_first_bad_line_and_value() -> None:
     with pytest.raises(DataError, match=r"log\.csv:4: column 'x': 'soon' is not a timestamp"):
-        columns.unix_seconds(frame(["1", "2", "soon"]), "x", PATH)
+        seconds(frame(["1", "2", "soon"]))
     with pytest.raises(DataError, match=r"log\.csv:3: column 'x': '2017-13-45 10:00' is not a timestamp"):
-        columns.unix_seconds(frame(["2017-11-25 10:00", "2017-13-45 10:00"]), "x", PATH)
+        seconds(frame(["2017-11-25 10:00", "2017-13-45 10:00"]))
     with pytest.raises(
         DataError, match=r"log\.csv:2: column 'x': '25/11/2017' is not a timestamp.*timestamp_format"
     ):
-        columns.unix_seconds(frame(["25/11/2017"]), "x", PATH)
+        seconds(frame(["25/11/2017"]))
     with pytest.raises(DataError, match=r"log\.csv:2: column 'x': 'nan' is not a timestamp"):
-        columns.unix_seconds(frame(["nan"]), "x", PATH)
+        seconds(frame(["nan"]))
     with pytest.raises(DataError, match=r"log\.csv: timestamp_format '%Y %S' cannot be used for column 'x'"):
-        columns.unix_seconds(frame(["2017 05"]), "x", PATH, "%Y %S")
+        seconds(frame(["2017 05"]), "%Y %S")
     with pytest.raises(DataError, match=r"log\.csv:3: column 'x': '2017/05' is not a timestamp"):
-        columns.unix_seconds(frame(["2017 05", "2017/05"]), "x", PATH, "%Y %m")
+        seconds(frame(["2017 05", "2017/05"]), "%Y %m")
 
 
 def test_tables_have_the_contract_columns() -> None:
     events = pl.DataFrame(
         {"line": [3], "value": [None], "event": ["e"], "timestamp": [1], "item": ["i"], "user": [1]}
     )
-    table = columns.interactions_table(events, PATH)
+    table = columns.interactions_table(events.lazy(), PATH).collect()
     assert table.columns == list(INTERACTION_COLUMNS)
     assert table.row(0) == (1, "i", 1, "e", None, "log.csv", 3)
     assert table.schema["value"] == pl.Float64 and table.schema["line"] == pl.Int64

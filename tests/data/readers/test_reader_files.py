@@ -83,7 +83,7 @@ def test_utf8_scan_carries_characters_cut_by_a_chunk_boundary(write, monkeypatch
 
 
 def test_split_fields_requires_the_field_count(write) -> None:
-    lines = files.read_lines(write("u.data", "1\t2\t3\t4\n1\t2\t3\n"))
+    lines = files.read_lines(write("u.data", "1\t2\t3\t4\n1\t2\t3\n")).lazy()
     with pytest.raises(
         DataError, match=r"u\.data:2: expected 4 tab-separated fields \(a, b, c, d\), found 3"
     ):

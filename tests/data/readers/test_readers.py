@@ -111,3 +111,21 @@ def test_detection_errors(write, tmp_path: Path) -> None:
     ):
         write("nothing/README", "x")
         detect_format(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("ml/ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,4\n"),
+        ("ml/u.data.gz", "1\t2\t3\t4\n"),
+        ("x.inter", "user_id:token\titem_id:token\n1\t2\n"),
+        ("Toys.txt", "1 2 3\n"),
+        ("ub.csv.gz", "1,2,3,buy,4\n"),
+        ("log.tsv.zst", "user\titem\tts\tnote\n1\t2\t3\tunused\n"),
+    ],
+)
+def test_readers_return_a_lazy_scan_of_the_file_not_a_loaded_table(write, name: str, content: str) -> None:
+    """A log larger than memory must never be loaded by a reader: Dataset.from_raw streams it later."""
+    lazy = read(write(name, content)).interactions  # the RawLog itself is gone: the scan must still work
+    assert "SCAN" in lazy.explain()
+    assert lazy.collect().height > 0

@@ -1,19 +1,24 @@
 """Column conversions shared by the readers: checked casts, raw IDs, timestamps and the RawLog table shapes.
 
-Readers first read every field as text (so a stray letter never breaks polars' type inference), then
-convert the columns they need here. A value that cannot be converted is reported with its file, line and
-column; nothing is silently turned into a null.
+Readers scan every field as text (so a stray letter never breaks polars' type inference), then convert
+the columns they need with the expressions made here. Each conversion comes with a :class:`Check`;
+:func:`run_checks` runs a reader's checks together in one streaming pass over the file, so a log larger
+than memory is validated without being loaded. A value that cannot be converted is reported with its file,
+line and column; nothing is silently turned into a null.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from intentrec.data.raw import INTERACTION_COLUMNS, ITEM_COLUMNS
+from intentrec.data.readers.files import collect
 from intentrec.errors import DataError, did_you_mean
 
 #: Event name for sources that record that an interaction happened but not of which kind.
@@ -38,105 +43,152 @@ def require_columns(available: Sequence[str], wanted: Sequence[str], path: Path)
             )
 
 
-def checked_cast(
-    frame: pl.DataFrame, column: str, dtype: pl.DataType, path: Path, expected: str, what: str | None = None
-) -> pl.Series:
-    """``frame[column]`` cast to ``dtype``; a non-null value that does not convert is a DataError.
+@dataclass(frozen=True)
+class Check:
+    """A rule every row must pass: rows where ``bad`` is true fail it.
 
-    ``frame`` must have the ``line`` column; the message names the first bad line, the value and
-    ``expected`` (e.g. ``"an integer"``). ``what`` replaces ``"column 'name'"`` in the message.
+    The message names the first failing row's line and its value in ``column``, says it is not
+    ``expected``, and counts the failing rows. ``what`` replaces ``"column 'name'"`` in the message.
     """
-    source = frame[column]
-    if source.dtype == pl.String:
-        source = source.str.strip_chars()
+
+    bad: pl.Expr
+    column: str
+    expected: str
+    what: str | None = None
+
+
+def run_checks(
+    frame: pl.LazyFrame, path: Path, checks: Sequence[Check], facts: Mapping[str, pl.Expr] | None = None
+) -> dict[str, Any]:
+    """Run ``checks`` over ``frame`` (with its ``line`` column) and compute ``facts``, in one streaming pass.
+
+    ``facts`` are aggregate expressions (e.g. :func:`ids_are_integers`) a reader needs before it can say
+    how to convert a column; their values are returned by name. Raises a DataError for the first check, in
+    order, that a row fails.
+    """
+    aggregates = [expression.alias(f"fact_{name}") for name, expression in (facts or {}).items()]
+    for index, check in enumerate(checks):
+        aggregates += [
+            check.bad.sum().alias(f"failing_{index}"),
+            pl.col("line").filter(check.bad).first().alias(f"line_{index}"),
+            pl.col(check.column).filter(check.bad).first().cast(pl.String).alias(f"value_{index}"),
+        ]
+    if not aggregates:
+        return {}
+    found = collect(frame.select(aggregates), path).row(0, named=True)
+    for index, check in enumerate(checks):
+        if found[f"failing_{index}"]:
+            raise DataError(
+                f"{path}:{found[f'line_{index}']}: {check.what or f'column {check.column!r}'}: "
+                f"{found[f'value_{index}']!r} is not {check.expected} "
+                f"({found[f'failing_{index}']} such row(s) in all)."
+            )
+    return {name: found[f"fact_{name}"] for name in facts or {}}
+
+
+def checked_cast(
+    column: str, dtype: pl.DataType, expected: str, what: str | None = None
+) -> tuple[pl.Expr, Check]:
+    """``column`` cast to ``dtype`` (text stripped first), and the check that no value failed to convert.
+
+    A null stays null (the Dataset reports missing values); a value that does not convert fails the check
+    rather than silently becoming a null.
+    """
+    source = pl.col(column).cast(pl.String).str.strip_chars() if dtype != pl.String else pl.col(column)
     result = source.cast(dtype, strict=False)
-    raise_first_bad(frame, column, source.is_not_null() & result.is_null(), path, expected, what)
-    return result
+    return result, Check(source.is_not_null() & result.is_null(), column, expected, what)
 
 
-def raise_first_bad(
-    frame: pl.DataFrame, column: str, bad: pl.Series, path: Path, expected: str, what: str | None = None
-) -> None:
-    """If any row of ``bad`` is true, raise a DataError naming the first such row's line and value."""
-    if not bad.any():
-        return
-    first = int(bad.arg_true()[0])
-    value = frame[column][first]
-    raise DataError(
-        f"{path}:{frame['line'][first]}: {what or f'column {column!r}'}: {value!r} is not {expected} "
-        f"({int(bad.sum())} such row(s) in all)."
-    )
-
-
-def raw_ids(frame: pl.DataFrame, column: str) -> pl.Series:
-    """User or item IDs in their natural type: Int64 when that loses nothing, else String.
+def ids_are_integers(frame: pl.LazyFrame, column: str) -> pl.Expr:
+    """Fact for :func:`run_checks`: whether every ID in ``column`` is an integer that reads back the same.
 
     Text IDs become integers only if every one of them round-trips exactly, so ``"007"`` or ``"A12"`` keep
     the whole column as strings and two different raw IDs can never collapse into one.
     """
-    ids = frame[column]
-    if ids.dtype.is_integer():
-        return ids.cast(pl.Int64)
-    ids = ids.cast(pl.String).str.strip_chars()
-    as_int = ids.cast(pl.Int64, strict=False)
-    lossless = as_int.null_count() == ids.null_count() and bool((as_int.cast(pl.String) == ids).all())
-    return as_int if lossless else ids
+    if frame.collect_schema()[column].is_integer():
+        return pl.lit(True)
+    ids = pl.col(column).cast(pl.String).str.strip_chars()
+    round_trips = (ids.cast(pl.Int64, strict=False).cast(pl.String) == ids).fill_null(False)
+    return (ids.is_null() | round_trips).all()
+
+
+def raw_ids(frame: pl.LazyFrame, column: str, as_integers: bool) -> pl.Expr:
+    """User or item IDs in their natural type: Int64 when :func:`ids_are_integers` said so, else String."""
+    if frame.collect_schema()[column].is_integer():
+        return pl.col(column).cast(pl.Int64)
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return text.cast(pl.Int64) if as_integers else text
 
 
 def unix_seconds(
-    frame: pl.DataFrame, column: str, path: Path, timestamp_format: str | None = None
-) -> pl.Series:
+    frame: pl.LazyFrame, column: str, path: Path, timestamp_format: str | None = None
+) -> tuple[pl.Expr, list[Check]]:
     """Timestamps as Int64 unix seconds, from integers, floats (floored), datetimes or datetime text.
 
     Text is read as numbers when its first value is a number, else as datetimes: with ``timestamp_format``
     (strftime codes) when given, or in an ISO 8601 layout that polars recognises. Naive datetimes are taken
-    as UTC. The first value that does not parse is reported with its line.
+    as UTC. Returns the expression and the check that every value parsed (run it with :func:`run_checks`).
     """
-    source = frame[column]
-    if source.dtype == pl.Datetime or source.dtype == pl.Date:
-        return (
-            source.cast(pl.Datetime("us")).dt.epoch("s") if source.dtype == pl.Date else source.dt.epoch("s")
-        )
-    if source.dtype.is_integer():
-        return source.cast(pl.Int64)
-    if source.dtype.is_float():
-        return _floored(source)
+    dtype = frame.collect_schema()[column]
+    source = pl.col(column)
+    if dtype == pl.Date:
+        return source.cast(pl.Datetime("us")).dt.epoch("s"), []
+    if dtype == pl.Datetime:
+        return source.dt.epoch("s"), []
+    if dtype.is_integer():
+        return source.cast(pl.Int64), []
+    if dtype.is_float():
+        return _floored(source), []
 
     text = source.cast(pl.String).str.strip_chars()
-    present = text.drop_nulls()
-    if present.len() == 0:
-        return text.cast(pl.Int64)  # all null: the Dataset reports the missing values with their lines
-    if timestamp_format is None and present[:1].cast(pl.Float64, strict=False).is_not_null().all():
-        seconds = pl.select(
-            pl.coalesce(text.cast(pl.Int64, strict=False), _floored(text.cast(pl.Float64, strict=False)))
-        ).to_series()
+    first = collect(frame.select("line", text.alias(column)).drop_nulls(column).head(1), path)
+    if first.height == 0:
+        return text.cast(pl.Int64), []  # all null: the Dataset reports the missing values with their lines
+    line, first_value = first.row(0)
+    if timestamp_format is None and _is_number(first_value):
+        as_float = text.cast(pl.Float64, strict=False)
+        seconds = pl.coalesce(text.cast(pl.Int64, strict=False), _floored(as_float))
     else:
-        seconds = _parse_datetimes(frame.with_columns(text.alias(column)), column, path, timestamp_format)
-    raise_first_bad(frame, column, text.is_not_null() & seconds.is_null(), path, _TIMESTAMP_EXPECTED)
-    return seconds
+        seconds = _parse_datetimes(text, column, path, timestamp_format, (line, first_value))
+    return seconds, [Check(text.is_not_null() & seconds.is_null(), column, _TIMESTAMP_EXPECTED)]
 
 
-def _floored(values: pl.Series) -> pl.Series:
-    # NaN and infinities fail the cast and stay null, so the caller reports them.
+def _floored(values: pl.Expr) -> pl.Expr:
+    # NaN and infinities fail the cast and stay null, so they are reported.
     return values.floor().cast(pl.Int64, strict=False)
 
 
-def _parse_datetimes(frame: pl.DataFrame, column: str, path: Path, timestamp_format: str | None) -> pl.Series:
-    text = frame[column]
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_datetimes(
+    text: pl.Expr, column: str, path: Path, timestamp_format: str | None, first: tuple[int, str]
+) -> pl.Expr:
+    line, first_value = first
     if timestamp_format is not None and "%H" in timestamp_format and "%M" not in timestamp_format:
         # polars (chrono) refuses an hour without minutes, e.g. Tianchi's "2014-12-06 02" with "%Y-%m-%d %H":
         # append zero minutes to both the values and the format.
         text, timestamp_format = text + ":00", timestamp_format + ":%M"
-    first = frame.filter(pl.col(column).is_not_null()).row(0, named=True)
+        first_value += ":00"
     not_understood = DataError(
-        f"{path}:{first['line']}: column {column!r}: {first[column]!r} is not {_TIMESTAMP_EXPECTED}."
+        f"{path}:{line}: column {column!r}: {first[1]!r} is not {_TIMESTAMP_EXPECTED}."
     )
     # Without a format only ISO 8601 is accepted: polars would also guess "01/02/2017" as day-first, and a
     # silent day/month swap is worse than asking for the format.
-    if timestamp_format is None and not _ISO_DATE.match(first[column]):
+    if timestamp_format is None and not _ISO_DATE.match(first_value):
         raise not_understood
-    try:
-        parsed = text.str.to_datetime(timestamp_format, strict=False, time_unit="us")
+
+    # Naive times are taken as UTC; times with an offset are converted to UTC.
+    def parse(values: pl.Expr) -> pl.Expr:
+        return values.str.to_datetime(timestamp_format, strict=False, time_unit="us", time_zone="UTC")
+
+    try:  # a format polars cannot use fails on the first value already, before any pass over the file
+        pl.select(parse(pl.lit(first_value)))
     except pl.exceptions.ComputeError as error:
         if timestamp_format is None:
             raise not_understood from None
@@ -144,15 +196,15 @@ def _parse_datetimes(frame: pl.DataFrame, column: str, path: Path, timestamp_for
             f"{path}: timestamp_format {timestamp_format!r} cannot be used for column {column!r}: "
             f"{str(error).splitlines()[0]}"
         ) from None
-    return parsed.dt.epoch("s")
+    return parse(text).dt.epoch("s")
 
 
-def order_within_user(frame: pl.DataFrame) -> pl.Series:
+def order_within_user(user: str = "user") -> pl.Expr:
     """0, 1, 2, ... for each user's rows in reading order: the timestamp of an order-only log."""
-    return frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("user")).to_series()
+    return pl.int_range(pl.len(), dtype=pl.Int64).over(user)
 
 
-def interactions_table(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+def interactions_table(frame: pl.LazyFrame, path: Path) -> pl.LazyFrame:
     """The :data:`~intentrec.data.raw.INTERACTION_COLUMNS` of ``frame``, in order, with their dtypes.
 
     ``frame`` has ``user, item, timestamp, event, value, line``; ``file`` is set to ``path`` as given.

@@ -2,8 +2,10 @@
 
 Every reader goes through these functions, so every format gets the same behaviour for free:
 
+* Logs are scanned lazily (polars ``scan_csv``/``scan_parquet``) and collected with the streaming engine,
+  so a log larger than memory is read in bounded memory; only the columns a reader asks for are kept.
 * ``.gz`` and ``.zst`` files are accepted wherever a plain file is. A compressed file is decompressed by
-  streaming it to a temporary file (never into a Python string), which polars then reads natively.
+  streaming it to a temporary file (never into a Python string), which polars then scans natively.
 * Every table comes back with a ``line`` column: the 1-based line of the row in its file, header counted,
   so that any later error can say ``file:line``. Blank lines are skipped but still counted.
 * Polars' own reading errors (invalid UTF-8, ragged rows, empty files) become :class:`DataError` messages
@@ -14,12 +16,11 @@ Paths are kept as the user gave them (relative stays relative), because they end
 
 from __future__ import annotations
 
+import functools
 import gzip
-import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, NoReturn
@@ -86,25 +87,52 @@ def open_binary(path: Path) -> Iterator[IO[bytes]]:
             yield stream
 
 
+def scannable(path: Path) -> Path:
+    """A path polars can scan lazily: ``path`` itself, or a decompressed copy of it.
+
+    Copies live in one temporary folder per process, removed when the process exits, because a lazy scan
+    may run long after the reader returned. The same file (same size and modification time) is
+    decompressed once per process.
+    """
+    if strip_compression(path.name) == path.name:
+        return path
+    stat = path.stat()
+    return _decompressed_copy(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
 @contextmanager
 def plain_file(path: Path) -> Iterator[Path]:
-    """A path polars can read: ``path`` itself, or a temporary decompressed copy, removed afterwards.
-
-    Decompression streams in fixed-size chunks, so a multi-gigabyte log never sits in memory as bytes.
-    """
+    """A path polars can read now: ``path`` itself, or a temporary decompressed copy removed afterwards."""
     if strip_compression(path.name) == path.name:
         yield path
         return
-    handle, name = tempfile.mkstemp(prefix="intentrec-", suffix="-" + strip_compression(path.name))
+    with tempfile.TemporaryDirectory(prefix="intentrec-") as folder:
+        target = Path(folder) / strip_compression(path.name)
+        _decompress(path, target)
+        yield target
+
+
+@functools.cache
+def _decompressed_copy(path: Path, size: int, modified_ns: int) -> Path:
+    # size and modified_ns are part of the cache key: a file changed since is decompressed again
+    target = Path(_copies_folder().name) / f"{modified_ns}-{size}-{strip_compression(path.name)}"
+    _decompress(path, target)
+    return target
+
+
+@functools.cache
+def _copies_folder() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="intentrec-")  # removed at exit by its finalizer
+
+
+def _decompress(path: Path, target: Path) -> None:
+    """Stream ``path`` decompressed into ``target`` in fixed-size chunks (never whole in memory)."""
     try:
-        try:
-            with os.fdopen(handle, "wb") as target, open_binary(path) as source:
-                shutil.copyfileobj(source, target, _CHUNK)
-        except (OSError, EOFError, zstandard.ZstdError) as error:
-            raise DataError(f"{path}: cannot decompress the file ({error}).") from None
-        yield Path(name)
-    finally:
-        os.unlink(name)
+        with open(target, "wb") as plain, open_binary(path) as source:
+            shutil.copyfileobj(source, plain, _CHUNK)
+    except (OSError, EOFError, zstandard.ZstdError) as error:
+        target.unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot decompress the file ({error}).") from None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -156,66 +184,72 @@ def first_invalid_utf8(path: Path) -> tuple[int, bytes] | None:
 # --- tables -------------------------------------------------------------------------------------------------
 
 
-def read_with_polars(path: Path, read: Callable[[Path], pl.DataFrame]) -> pl.DataFrame:
-    """Run a polars reader on ``path`` (decompressed if needed), turning its errors into DataErrors."""
-    with plain_file(path) as plain:
-        if plain.stat().st_size == 0:
-            raise DataError(f"{path}: the file is empty.")
-        try:
-            return read(plain)
-        except pl.exceptions.ComputeError as error:
-            if "utf" in str(error).lower():
-                line, bad = first_invalid_utf8(plain) or (None, b"")
-                if line is not None:
-                    raise DataError(
-                        f"{path}:{line}: the bytes {bad!r} are not valid UTF-8; save the file as UTF-8."
-                    ) from None
-            raise DataError(f"{path}: cannot read the file: {_first_line(error)}") from None
-        except pl.exceptions.NoDataError:
-            raise DataError(f"{path}: the file is empty.") from None
+def collect(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
+    """Run a lazy query over the file ``path`` with polars' streaming engine.
 
-
-def read_lines(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
-    """The non-blank lines of a text file as a ``line`` (Int64, 1-based), ``text`` (String) table.
-
-    ``encoding`` other than UTF-8 (MovieLens' latin-1 item files) is only meant for small metadata files:
-    they are decoded in memory and handed to polars as UTF-8.
+    Polars' reading errors become DataErrors naming the file, and the line where it can be found (invalid
+    UTF-8, a row with more fields than the header).
     """
+    try:
+        return frame.collect(engine="streaming")
+    except pl.exceptions.ComputeError as error:
+        if "utf" in str(error).lower():
+            line, bad = first_invalid_utf8(path) or (None, b"")
+            if line is not None:
+                raise DataError(
+                    f"{path}:{line}: the bytes {bad!r} are not valid UTF-8; save the file as UTF-8."
+                ) from None
+        if "more fields" in str(error):
+            _raise_ragged_line(path)
+        raise DataError(f"{path}: cannot read the file: {_first_line(error)}") from None
+    except pl.exceptions.NoDataError:
+        raise DataError(f"{path}: the file is empty.") from None
 
-    def read(plain: Path) -> pl.DataFrame:
-        source: Path | bytes = plain
-        if encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
-            source = plain.read_bytes().decode(encoding).encode("utf-8")
-        # One column per line: \x1f (ASCII "unit separator") never occurs in text data, and no quoting.
-        return pl.read_csv(
-            source,
-            has_header=False,
-            separator="\x1f",
-            quote_char=None,
-            new_columns=["text"],
-            schema_overrides={"text": pl.String},
-            infer_schema=False,
-            row_index_name="line",
-            row_index_offset=1,
-        )
 
-    lines = read_with_polars(path, read)
+def scan_lines(source: Path | bytes, path: Path) -> pl.LazyFrame:
+    """The non-blank lines of a text file, lazily: ``line`` (Int64, 1-based) and ``text`` (String).
+
+    ``source`` is what polars scans (:func:`scannable`'s path, or UTF-8 bytes); ``path`` names the file in
+    messages. Raises a DataError when the file is empty or blank.
+    """
+    _require_content(source, path)
+    # One column per line: \x1f (ASCII "unit separator") never occurs in text data, and no quoting.
+    lines = pl.scan_csv(
+        source,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["text"],
+        schema_overrides={"text": pl.String},
+        infer_schema=False,
+        row_index_name="line",
+        row_index_offset=1,
+    )
     lines = lines.with_columns(pl.col("line").cast(pl.Int64), pl.col("text").str.strip_suffix("\r"))
     lines = lines.filter(pl.col("text").str.strip_chars() != "")
-    if lines.height == 0:
+    if collect(lines.head(1), path).height == 0:
         raise DataError(f"{path}: the file has no data (only blank lines).")
     return lines
 
 
-def split_fields(lines: pl.DataFrame, path: Path, separator: str, names: list[str]) -> pl.DataFrame:
-    """Split a ``read_lines`` table into String columns ``names``; every line must have exactly that many.
+def read_lines(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
+    """:func:`scan_lines` of a small file, collected; other encodings (MovieLens' latin-1 item files) are
+    decoded in memory."""
+    with plain_file(path) as plain:
+        source: Path | bytes = plain
+        if encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
+            source = plain.read_bytes().decode(encoding).encode("utf-8")
+        return collect(scan_lines(source, path), path)
+
+
+def split_fields(lines: pl.LazyFrame, path: Path, separator: str, names: list[str]) -> pl.LazyFrame:
+    """Split :func:`scan_lines` into String columns ``names``; every line must have exactly that many.
 
     Used for headerless formats (``u.data``, ``ratings.dat``, Taobao), where a wrong field count is the
-    usual sign of a wrong file or a wrong format.
+    usual sign of a wrong file or a wrong format. Checking the counts is one streaming pass over the file.
     """
     fields = lines.select("line", pl.col("text").str.split(separator).alias("fields"))
-    counts = fields["fields"].list.len()
-    bad = fields.filter(counts != len(names))
+    bad = collect(fields.filter(pl.col("fields").list.len() != len(names)).head(1), path)
     if bad.height:
         line, found = bad.row(0)
         shown = "tab" if separator == "\t" else repr(separator)
@@ -256,48 +290,62 @@ def csv_header(path: Path, separator: str, quote_char: str | None = '"') -> list
     return header_only.columns
 
 
-def read_csv(
-    path: Path, separator: str, columns: list[str] | None = None, quote_char: str | None = '"'
-) -> pl.DataFrame:
-    """A CSV file with a header row, every column as String, plus ``line`` (Int64; the header is line 1).
+def scan_csv(
+    source: Path,
+    path: Path,
+    separator: str,
+    columns: list[str] | None = None,
+    quote_char: str | None = '"',
+) -> pl.LazyFrame:
+    """A CSV file with a header row, lazily: ``line`` (Int64; the header is line 1), then every column of
+    ``columns`` (default: all) as String.
 
-    Values are stripped of surrounding blanks; rows that are entirely empty (blank lines) are dropped.
-    A field quoted across several lines shifts the line numbers of the rows after it: real logs do not do
-    that, and the numbers only serve messages.
+    ``source`` is what polars scans (:func:`scannable`'s path); ``path`` names the file in messages. Values
+    are stripped of surrounding blanks; rows that are entirely empty (blank lines) are dropped. A field
+    quoted across several lines shifts the line numbers of the rows after it: real logs do not do that,
+    and the numbers only serve messages.
     """
-
-    def read(plain: Path) -> pl.DataFrame:
-        return pl.read_csv(
-            plain,
-            separator=separator,
-            quote_char=quote_char,
-            columns=columns,
-            infer_schema=False,
-            row_index_name=_LINE,
-            row_index_offset=2,
-        )
-
-    try:
-        table = read_with_polars(path, read)
-    except DataError as error:
-        if "more fields" not in str(error):
-            raise
-        _raise_ragged_line(path, separator)
-    names = [name for name in table.columns if name != _LINE]
+    _require_content(source, path)
+    table = pl.scan_csv(
+        source,
+        separator=separator,
+        quote_char=quote_char,
+        infer_schema=False,
+        row_index_name=_LINE,
+        row_index_offset=2,
+    )
+    names = columns or [name for name in table.collect_schema().names() if name != _LINE]
     table = table.select(
         pl.col(_LINE).cast(pl.Int64).alias("line"), *(pl.col(name).str.strip_chars() for name in names)
     )
     table = table.filter(~pl.all_horizontal(pl.col(name).is_null() for name in names))
-    if table.height == 0:
+    if collect(table.head(1), path).height == 0:
         raise DataError(f"{path}: the file has a header (line 1) but no data rows.")
     return table
 
 
-def _raise_ragged_line(path: Path, separator: str) -> NoReturn:
+def read_csv(
+    path: Path, separator: str, columns: list[str] | None = None, quote_char: str | None = '"'
+) -> pl.DataFrame:
+    """:func:`scan_csv` of a small file (item metadata), collected."""
+    with plain_file(path) as plain:
+        return collect(scan_csv(plain, path, separator, columns, quote_char), path)
+
+
+def _require_content(source: Path | bytes, path: Path) -> None:
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: the file is empty.")
+
+
+def _raise_ragged_line(path: Path) -> NoReturn:
     """Name the first line with more fields than the header (quote-unaware: only used once polars failed)."""
-    lines = read_lines(path)
-    counts = lines["text"].str.count_matches(re.escape(separator))
-    longer = lines.filter(counts > counts[0])
+    header = head_lines(path, 1)[0]
+    separator = "\t" if "\t" in header else sniff_separator(header)
+    with plain_file(path) as plain:
+        lines = scan_lines(plain, path)
+        counts = pl.col("text").str.count_matches(separator, literal=True)
+        longer = collect(lines.filter(counts > header.count(separator)).select("line").head(1), path)
     where = f":{longer['line'][0]}" if longer.height else ""
     raise DataError(
         f"{path}{where}: a row has more fields than the header (line 1) names; "

@@ -26,6 +26,7 @@ from intentrec.data.readers.columns import (
     interactions_table,
     items_table,
     require_columns,
+    run_checks,
     split_categories,
 )
 from intentrec.data.readers.files import (
@@ -34,6 +35,9 @@ from intentrec.data.readers.files import (
     first_invalid_utf8,
     read_csv,
     read_lines,
+    scan_csv,
+    scan_lines,
+    scannable,
     split_fields,
     strip_compression,
 )
@@ -87,26 +91,31 @@ def read_movielens(path: Path) -> RawLog:
     name = strip_compression(ratings_path.name)
 
     if name.endswith(".data"):
-        frames = [_ratings_split(ratings_path, "\t")]
+        frames = [_ratings_split(ratings_path, scannable(ratings_path), "\t")]
         items_path = find_file(folder, "u.item")
         items = _items_100k(items_path, find_file(folder, "u.genre")) if items_path else None
     elif name.endswith(".dat"):
-        frames = [_ratings_split(ratings_path, "::")]
+        frames = [_ratings_split(ratings_path, scannable(ratings_path), "::")]
         tags_path = find_file(folder, "tags.dat")
-        frames += [_tags_dat(tags_path)] if tags_path else []
+        frames += [_tags_dat(tags_path, scannable(tags_path))] if tags_path else []
         items_path = find_file(folder, "movies.dat")
         items = _items_dat(items_path) if items_path else None
     elif name.endswith(".csv"):
-        frames = [_ratings_csv(ratings_path)]
+        frames = [_ratings_csv(ratings_path, scannable(ratings_path))]
         tags_path = find_file(folder, "tags.csv")
-        frames += [_tags_csv(tags_path)] if tags_path else []
+        frames += [_tags_csv(tags_path, scannable(tags_path))] if tags_path else []
         items_path = find_file(folder, "movies.csv")
         items = _items_csv(items_path) if items_path else None
     else:
         raise DataError(
             f"{ratings_path}: not a MovieLens ratings file (expected one of {', '.join(RATINGS_FILES)})."
         )
-    return RawLog(interactions=pl.concat(frames).lazy(), items=items, source=str(path), format="movielens")
+    return RawLog(
+        interactions=pl.concat(frames),
+        items=items,
+        source=str(path),
+        format="movielens",
+    )
 
 
 # --- interactions -------------------------------------------------------------------------------------------
@@ -117,47 +126,50 @@ _RATING_FIELDS = ("user", "item", "rating", "timestamp")
 _TAG_FIELDS = ("user", "item", "tag", "timestamp")
 
 
-def _ratings_split(path: Path, separator: str) -> pl.DataFrame:
+def _ratings_split(path: Path, plain: Path, separator: str) -> pl.LazyFrame:
     """``u.data`` (tab) or ``ratings.dat`` (``::``): user, item, rating, timestamp without header."""
-    fields = split_fields(read_lines(path), path, separator, list(_RATING_FIELDS))
+    fields = split_fields(scan_lines(plain, path), path, separator, list(_RATING_FIELDS))
     return _events(fields, path, "rating", _RATING_FIELDS)
 
 
-def _ratings_csv(path: Path) -> pl.DataFrame:
+def _ratings_csv(path: Path, plain: Path) -> pl.LazyFrame:
     require_columns(csv_header(path, ","), RATINGS_CSV_HEADER, path)
-    return _events(read_csv(path, ",", columns=list(RATINGS_CSV_HEADER)), path, "rating", RATINGS_CSV_HEADER)
+    table = scan_csv(plain, path, ",", columns=list(RATINGS_CSV_HEADER))
+    return _events(table, path, "rating", RATINGS_CSV_HEADER)
 
 
-def _tags_dat(path: Path) -> pl.DataFrame:
-    fields = split_fields(read_lines(path), path, "::", list(_TAG_FIELDS))
+def _tags_dat(path: Path, plain: Path) -> pl.LazyFrame:
+    fields = split_fields(scan_lines(plain, path), path, "::", list(_TAG_FIELDS))
     return _events(fields, path, "tag", _TAG_FIELDS)
 
 
-def _tags_csv(path: Path) -> pl.DataFrame:
+def _tags_csv(path: Path, plain: Path) -> pl.LazyFrame:
     names = ("userId", "movieId", "tag", "timestamp")
     require_columns(csv_header(path, ","), names, path)
-    return _events(read_csv(path, ",", columns=[names[0], names[1], names[3]]), path, "tag", names)
+    return _events(scan_csv(plain, path, ",", columns=[names[0], names[1], names[3]]), path, "tag", names)
 
 
-def _events(table: pl.DataFrame, path: Path, event: str, names: tuple[str, ...]) -> pl.DataFrame:
+def _events(table: pl.LazyFrame, path: Path, event: str, names: tuple[str, ...]) -> pl.LazyFrame:
     """Events from a table whose user, item, rating-or-tag and timestamp columns are ``names``.
 
     Ratings keep their value; tags get none (the tag text is not an interaction value).
     """
     user, item, rating, timestamp = names
-    value = (
-        checked_cast(table, rating, pl.Float64(), path, "a number (the rating)")
-        if event == "rating"
-        else pl.lit(None, dtype=pl.Float64)
+    conversions = {
+        "user": checked_cast(user, pl.Int64(), "an integer user ID"),
+        "item": checked_cast(item, pl.Int64(), "an integer movie ID"),
+        "timestamp": checked_cast(timestamp, pl.Int64(), "integer unix seconds"),
+    }
+    if event == "rating":
+        conversions["value"] = checked_cast(rating, pl.Float64(), "a number (the rating)")
+    run_checks(table, path, [check for _, check in conversions.values()])
+    value = conversions["value"][0] if event == "rating" else pl.lit(None, dtype=pl.Float64)
+    frame = table.select(
+        *(expression.alias(name) for name, (expression, _) in conversions.items() if name != "value"),
+        value.alias("value"),
+        pl.lit(event).alias("event"),
+        "line",
     )
-    frame = pl.DataFrame(
-        {
-            "user": checked_cast(table, user, pl.Int64(), path, "an integer user ID"),
-            "item": checked_cast(table, item, pl.Int64(), path, "an integer movie ID"),
-            "timestamp": checked_cast(table, timestamp, pl.Int64(), path, "integer unix seconds"),
-            "line": table["line"],
-        }
-    ).with_columns(event=pl.lit(event), value=value)
     return interactions_table(frame, path)
 
 
@@ -170,52 +182,46 @@ def _items_100k(path: Path, genre_path: Path | None) -> pl.DataFrame:
     flags = [f"genre_{index}" for index in range(len(genres))]
     names = ["item", "title", "release_date", "video_release_date", "imdb_url", *flags]
     # latin-1 by specification (README): decoding as UTF-8 would fail on titles such as "Misérables".
-    fields = split_fields(read_lines(path, encoding="latin-1"), path, "|", names)
+    fields = _split_small_file(path, "|", names, encoding="latin-1")
     categories = pl.concat_list(
         pl.when(pl.col(flag) == "1").then(pl.lit(genre)).otherwise(pl.lit(None, dtype=pl.String))
         for flag, genre in zip(flags, genres, strict=True)
     ).list.drop_nulls()
-    return items_table(
-        pl.DataFrame(
-            {
-                "item": checked_cast(fields, "item", pl.Int64(), path, "an integer movie ID"),
-                "title": fields["title"],
-                "categories": fields.select(categories).to_series(),
-            }
-        )
-    )
+    return _items(fields, path, "item", pl.col("title"), categories)
 
 
 def _genre_names(path: Path) -> list[str]:
     """``u.genre``: ``name|index`` lines, returned in index order."""
-    fields = split_fields(read_lines(path, encoding="latin-1"), path, "|", ["name", "index"])
-    index = checked_cast(fields, "index", pl.Int64(), path, "an integer genre index")
-    return fields.with_columns(index=index).sort("index")["name"].to_list()
+    fields = _split_small_file(path, "|", ["name", "index"], encoding="latin-1")
+    index, check = checked_cast("index", pl.Int64(), "an integer genre index")
+    run_checks(fields.lazy(), path, [check])
+    return fields.with_columns(index).sort("index")["name"].to_list()
 
 
 def _items_dat(path: Path) -> pl.DataFrame:
     """``movies.dat``: ``id::title::genres``; 1M is latin-1 and 10M UTF-8 under the same name."""
     encoding = "utf-8" if first_invalid_utf8(path) is None else "latin-1"
-    fields = split_fields(read_lines(path, encoding=encoding), path, "::", ["item", "title", "genres"])
-    return _items_with_genres(fields, path, {"item": "item", "title": "title", "genres": "genres"})
+    fields = _split_small_file(path, "::", ["item", "title", "genres"], encoding=encoding)
+    return _items(fields, path, "item", pl.col("title"), _genres("genres"))
 
 
 def _items_csv(path: Path) -> pl.DataFrame:
     wanted = ["movieId", "title", "genres"]
     require_columns(csv_header(path, ","), wanted, path)
-    table = read_csv(path, ",", columns=wanted)
-    return _items_with_genres(table, path, {"item": "movieId", "title": "title", "genres": "genres"})
+    return _items(read_csv(path, ",", columns=wanted), path, "movieId", pl.col("title"), _genres("genres"))
 
 
-def _items_with_genres(table: pl.DataFrame, path: Path, names: dict[str, str]) -> pl.DataFrame:
+def _split_small_file(path: Path, separator: str, names: list[str], encoding: str) -> pl.DataFrame:
+    return split_fields(read_lines(path, encoding=encoding).lazy(), path, separator, names).collect()
+
+
+def _genres(column: str) -> pl.Expr:
+    return split_categories(pl.col(column), "|", [NO_GENRES])
+
+
+def _items(table: pl.DataFrame, path: Path, item: str, title: pl.Expr, categories: pl.Expr) -> pl.DataFrame:
+    movie_id, check = checked_cast(item, pl.Int64(), "an integer movie ID")
+    run_checks(table.lazy(), path, [check])
     return items_table(
-        pl.DataFrame(
-            {
-                "item": checked_cast(table, names["item"], pl.Int64(), path, "an integer movie ID"),
-                "title": table[names["title"]],
-                "categories": table.select(
-                    split_categories(pl.col(names["genres"]), "|", [NO_GENRES])
-                ).to_series(),
-            }
-        )
+        table.select(movie_id.alias("item"), title.alias("title"), categories.alias("categories"))
     )

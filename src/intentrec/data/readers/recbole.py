@@ -17,16 +17,27 @@ import polars as pl
 from intentrec.data.raw import RawLog
 from intentrec.data.readers.columns import (
     DEFAULT_EVENT,
+    Check,
     checked_cast,
+    ids_are_integers,
     interactions_table,
     items_table,
     order_within_user,
     raw_ids,
     require_columns,
+    run_checks,
     split_categories,
     unix_seconds,
 )
-from intentrec.data.readers.files import csv_header, find_file, read_csv, strip_compression
+from intentrec.data.readers.files import (
+    collect,
+    csv_header,
+    find_file,
+    plain_file,
+    scan_csv,
+    scannable,
+    strip_compression,
+)
 from intentrec.errors import DataError
 
 #: Field types RecBole defines.
@@ -59,28 +70,41 @@ def read_recbole(path: Path) -> RawLog:
         Interactions with raw IDs (Int64 when every token is a plain integer, else String).
     """
     inter_path = path if path.is_file() else _inter_in_folder(path)
-    table, fields = _read_atomic(inter_path)
+    plain = scannable(inter_path)
+    table, fields = _scan_atomic(inter_path, plain)
     require_columns(list(fields), [USER_FIELD, ITEM_FIELD], inter_path)
 
-    frame = pl.DataFrame(
-        {"user": raw_ids(table, USER_FIELD), "item": raw_ids(table, ITEM_FIELD), "line": table["line"]}
-    )
+    checks: list[Check] = []
     if RATING_FIELD in fields:
-        value = checked_cast(table, RATING_FIELD, pl.Float64(), inter_path, "a number (the rating)")
-        frame = frame.with_columns(event=pl.lit(RATING_FIELD), value=value)
+        value, value_check = checked_cast(RATING_FIELD, pl.Float64(), "a number (the rating)")
+        event, checks = pl.lit(RATING_FIELD), [value_check]
     else:
-        frame = frame.with_columns(event=pl.lit(DEFAULT_EVENT), value=pl.lit(None, dtype=pl.Float64))
+        value, event = pl.lit(None, dtype=pl.Float64), pl.lit(DEFAULT_EVENT)
     if TIME_FIELD in fields:
-        frame = frame.with_columns(timestamp=unix_seconds(table, TIME_FIELD, inter_path))
+        timestamp, timestamp_checks = unix_seconds(table, TIME_FIELD, inter_path)
+        checks += timestamp_checks
         timestamp_kind = "unix_seconds"
     else:
-        frame = frame.with_columns(timestamp=order_within_user(frame))
-        timestamp_kind = "order"
+        timestamp, timestamp_kind = order_within_user(USER_FIELD), "order"
+    facts = run_checks(
+        table,
+        inter_path,
+        checks,
+        {"user": ids_are_integers(table, USER_FIELD), "item": ids_are_integers(table, ITEM_FIELD)},
+    )
+    frame = table.select(
+        raw_ids(table, USER_FIELD, facts["user"]).alias("user"),
+        raw_ids(table, ITEM_FIELD, facts["item"]).alias("item"),
+        timestamp.alias("timestamp"),
+        event.alias("event"),
+        value.alias("value"),
+        "line",
+    )
 
     stem = strip_compression(inter_path.name).removesuffix(".inter")
     item_path = find_file(inter_path.parent, stem + ".item")
     return RawLog(
-        interactions=interactions_table(frame, inter_path).lazy(),
+        interactions=interactions_table(frame, inter_path),
         items=_read_items(item_path) if item_path else None,
         source=str(path),
         format="recbole",
@@ -101,8 +125,8 @@ def _inter_in_folder(folder: Path) -> Path:
     raise DataError(f"{folder}: several .inter files ({names}); pass the one to read.")
 
 
-def _read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
-    """An atomic file with its columns renamed to the bare field names, and each field's type."""
+def _scan_atomic(path: Path, plain: Path) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """An atomic file, lazily, with its columns renamed to the bare field names, and each field's type."""
     header = csv_header(path, "\t", quote_char=None)
     fields: dict[str, str] = {}
     for column in header:
@@ -113,20 +137,21 @@ def _read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
                 f"{', '.join(FIELD_TYPES)} (RecBole headers look like 'user_id:token')."
             )
         fields[name] = kind
-    table = read_csv(path, "\t", quote_char=None)
+    table = scan_csv(plain, path, "\t", quote_char=None)
     return table.rename(dict(zip(header, fields, strict=True))), fields
 
 
 def _read_items(path: Path) -> pl.DataFrame:
-    table, fields = _read_atomic(path)
+    with plain_file(path) as plain:
+        scanned, fields = _scan_atomic(path, plain)
+        table = collect(scanned, path).lazy()
     require_columns(list(fields), [ITEM_FIELD], path)
-    items = pl.DataFrame({"item": raw_ids(table, ITEM_FIELD)})
+    facts = run_checks(table, path, [], {"item": ids_are_integers(table, ITEM_FIELD)})
+    columns = [raw_ids(table, ITEM_FIELD, facts["item"]).alias("item")]
     title = next((name for name in fields if name.endswith("title")), None)
     if title is not None:
-        items = items.with_columns(title=table[title])
+        columns.append(pl.col(title).alias("title"))
     category = next((name for name in CATEGORY_FIELDS if name in fields), None)
     if category is not None:
-        items = items.with_columns(
-            categories=table.select(split_categories(pl.col(category), " ")).to_series()
-        )
-    return items_table(items)
+        columns.append(split_categories(pl.col(category), " ").alias("categories"))
+    return items_table(table.select(columns).collect())

@@ -21,13 +21,14 @@ from intentrec.data.readers.columns import (
     interactions_table,
     items_table,
     order_within_user,
+    run_checks,
 )
 from intentrec.data.readers.files import (
     find_file,
     first_invalid_utf8,
-    plain_file,
     read_bytes,
-    read_lines,
+    scan_lines,
+    scannable,
     strip_compression,
 )
 from intentrec.errors import DataError
@@ -64,23 +65,24 @@ def read_sequences(path: Path) -> RawLog:
     RawLog
         Order-only ``"interaction"`` events; ``line`` is the user's line, ``timestamp`` the position in it.
     """
+    plain = scannable(path)
     tokens = pl.col("text").str.extract_all(r"\S+")
-    lines = read_lines(path).select("line", user=tokens.list.first(), item=tokens.list.slice(1))
-    lines = lines.with_columns(
-        user=checked_cast(lines, "user", pl.Int64(), path, _EXPECTED, what="user ID (the first token)")
-    )
+    lines = scan_lines(plain, path).select("line", user=tokens.list.first(), item=tokens.list.slice(1))
+    user, user_check = checked_cast("user", pl.Int64(), _EXPECTED, what="user ID (the first token)")
+    run_checks(lines, path, [user_check])
     # a line with a user and no items adds no events
     events = lines.explode("item").filter(pl.col("item").is_not_null())
-    events = events.with_columns(
-        item=checked_cast(events, "item", pl.Int64(), path, _EXPECTED, what="item ID"),
+    item, item_check = checked_cast("item", pl.Int64(), _EXPECTED, what="item ID")
+    run_checks(events, path, [item_check])
+    events = events.with_columns(user, item).with_columns(
         # the position in the user's line; a user on several lines continues counting, in file order
-        timestamp=order_within_user(events),
+        timestamp=order_within_user(),
         event=pl.lit(DEFAULT_EVENT),
         value=pl.lit(None, dtype=pl.Float64),
     )
     attributes = attributes_path(path)
     return RawLog(
-        interactions=interactions_table(events, path).lazy(),
+        interactions=interactions_table(events, path),
         items=_read_attributes(attributes) if attributes else None,
         source=str(path),
         format="sequence",
@@ -93,8 +95,7 @@ def _read_attributes(path: Path) -> pl.DataFrame:
     try:
         attributes = json.loads(read_bytes(path))
     except UnicodeDecodeError:
-        with plain_file(path) as plain:
-            line, bad = first_invalid_utf8(plain) or (0, b"")
+        line, bad = first_invalid_utf8(path) or (0, b"")
         raise DataError(
             f"{path}:{line}: the bytes {bad!r} are not valid UTF-8; save the file as UTF-8."
         ) from None

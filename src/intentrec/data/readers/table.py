@@ -23,18 +23,21 @@ from intentrec.data.raw import RawLog
 from intentrec.data.readers.columns import (
     DEFAULT_EVENT,
     checked_cast,
+    ids_are_integers,
     interactions_table,
     items_table,
     raw_ids,
     require_columns,
+    run_checks,
     split_categories,
     unix_seconds,
 )
 from intentrec.data.readers.files import (
+    collect,
     csv_header,
     head_lines,
-    read_csv,
-    read_with_polars,
+    scan_csv,
+    scannable,
     sniff_separator,
     strip_compression,
 )
@@ -94,48 +97,72 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
         files and the 1-based row for Parquet.
     """
     mapping = columns or ColumnMapping()
+    plain = scannable(path)
     is_parquet = strip_compression(path.name).endswith(".parquet")
     if is_parquet:
-        available = read_with_polars(path, lambda plain: pl.read_parquet(plain, n_rows=0)).columns
+        table = pl.scan_parquet(plain)
+        available = _parquet_columns(table, path)
     else:
         separator = "\t" if strip_compression(path.name).endswith(".tsv") else _sniff(path)
         available = csv_header(path, separator)
     roles = _resolve(mapping, available, path)
     needed = list(dict.fromkeys(name for name in roles.values() if name is not None))
     if is_parquet:
-        table = read_with_polars(path, lambda plain: pl.read_parquet(plain, columns=needed))
-        if table.height == 0:
+        table = table.select(needed).with_row_index("line", offset=1)
+        table = table.with_columns(pl.col("line").cast(pl.Int64))
+        if collect(table.head(1), path).height == 0:
             raise DataError(f"{path}: the table has no rows.")
-        table = table.with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
     else:
-        table = read_csv(path, separator, columns=needed)
+        table = scan_csv(plain, path, separator, columns=needed)
 
-    frame = pl.DataFrame(
-        {
-            "user": raw_ids(table, roles["user"]),
-            "item": raw_ids(table, roles["item"]),
-            "timestamp": unix_seconds(table, roles["timestamp"], path, mapping.timestamp_format),
-            "line": table["line"],
-        }
+    user, item, categories = roles["user"], roles["item"], roles["categories"]
+    timestamp, checks = unix_seconds(table, roles["timestamp"], path, mapping.timestamp_format)
+    value = pl.lit(None, dtype=pl.Float64)
+    if roles["value"] is not None:
+        value, value_check = checked_cast(roles["value"], pl.Float64(), "a number")
+        checks.append(value_check)
+    # without an event column, a value makes every row a rating
+    event = pl.lit("rating" if roles["value"] is not None else DEFAULT_EVENT)
+    if roles["event"] is not None:
+        event = pl.col(roles["event"]).cast(pl.String)
+    facts = run_checks(
+        table,
+        path,
+        checks,
+        {"user": ids_are_integers(table, user), "item": ids_are_integers(table, item)},
     )
-    value = roles["value"]
-    if value is not None:
-        frame = frame.with_columns(value=checked_cast(table, value, pl.Float64(), path, "a number"))
-    else:
-        frame = frame.with_columns(value=pl.lit(None, dtype=pl.Float64))
-    event = roles["event"]
-    if event is not None:
-        frame = frame.with_columns(event=table[event].cast(pl.String))
-    else:
-        frame = frame.with_columns(event=pl.lit("rating" if value is not None else DEFAULT_EVENT))
-
+    frame = table.select(
+        raw_ids(table, user, facts["user"]).alias("user"),
+        raw_ids(table, item, facts["item"]).alias("item"),
+        timestamp.alias("timestamp"),
+        value.alias("value"),
+        event.alias("event"),
+        "line",
+        *([_categories(table, categories, mapping.categories_separator)] if categories else []),
+    )
     items = None
-    if roles["categories"] is not None:
-        categories = _categories(table[roles["categories"]], mapping.categories_separator)
-        items = items_table(frame.select("item").with_columns(categories=categories))
+    if categories is not None:
+        # one row per item: small however long the log is
+        items = items_table(
+            collect(
+                frame.select("item", "categories").unique("item", keep="first", maintain_order=True), path
+            )
+        )
     return RawLog(
-        interactions=interactions_table(frame, path).lazy(), items=items, source=str(path), format="table"
+        interactions=interactions_table(frame, path),
+        items=items,
+        source=str(path),
+        format="table",
     )
+
+
+def _parquet_columns(table: pl.LazyFrame, path: Path) -> list[str]:
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty.")
+    try:
+        return table.collect_schema().names()
+    except pl.exceptions.PolarsError as error:
+        raise DataError(f"{path}: cannot read the file: {str(error).strip().splitlines()[0]}") from None
 
 
 def _sniff(path: Path) -> str:
@@ -184,11 +211,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _categories(column: pl.Series, separator: str | None) -> pl.Series:
+def _categories(table: pl.LazyFrame, column: str, separator: str | None) -> pl.Expr:
     """A categories column as List[String]: lists as they are, text split on ``separator``, else one each."""
-    if isinstance(column.dtype, pl.List):
-        return column.cast(pl.List(pl.String))
-    text = column.cast(pl.String).str.strip_chars()
+    if isinstance(table.collect_schema()[column], pl.List):
+        return pl.col(column).cast(pl.List(pl.String)).alias("categories")
+    text = pl.col(column).cast(pl.String).str.strip_chars()
     if separator is not None:
-        return pl.select(split_categories(pl.lit(text), separator)).to_series()
-    return pl.select(pl.when(text != "").then(pl.concat_list(pl.lit(text)))).to_series()
+        return split_categories(text, separator).alias("categories")
+    return pl.when(text != "").then(pl.concat_list(text)).alias("categories")

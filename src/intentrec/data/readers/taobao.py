@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from intentrec.data.raw import RawLog
-from intentrec.data.readers.columns import checked_cast, interactions_table, items_table, raise_first_bad
-from intentrec.data.readers.files import read_lines, split_fields
+from intentrec.data.readers.columns import Check, checked_cast, interactions_table, items_table, run_checks
+from intentrec.data.readers.files import collect, scan_lines, scannable, split_fields
 
 #: The behaviors of the Taobao log.
 BEHAVIORS = ("pv", "fav", "cart", "buy")
@@ -44,24 +44,28 @@ def read_taobao(path: Path) -> RawLog:
     RawLog
         Events named by the behavior, no values; items with their category.
     """
-    fields = split_fields(read_lines(path), path, ",", FIELDS)
-    unknown = ~fields["behavior"].is_in(BEHAVIORS)
-    raise_first_bad(fields, "behavior", unknown, path, f"a behavior ({', '.join(BEHAVIORS)})")
-    frame = pl.DataFrame(
-        {
-            "user": checked_cast(fields, "user", pl.Int64(), path, "an integer user ID"),
-            "item": checked_cast(fields, "item", pl.Int64(), path, "an integer item ID"),
-            "timestamp": checked_cast(fields, "timestamp", pl.Int64(), path, "integer unix seconds"),
-            "event": fields["behavior"],
-            "line": fields["line"],
-            "category": fields["category"],
-        }
-    ).with_columns(value=pl.lit(None, dtype=pl.Float64))
+    plain = scannable(path)
+    fields = split_fields(scan_lines(plain, path), path, ",", FIELDS)
+    user, user_check = checked_cast("user", pl.Int64(), "an integer user ID")
+    item, item_check = checked_cast("item", pl.Int64(), "an integer item ID")
+    timestamp, timestamp_check = checked_cast("timestamp", pl.Int64(), "integer unix seconds")
+    known = f"a behavior ({', '.join(BEHAVIORS)})"
+    behavior_check = Check(~pl.col("behavior").is_in(BEHAVIORS), "behavior", known)
+    run_checks(fields, path, [behavior_check, user_check, item_check, timestamp_check])
+    frame = fields.select(
+        user.alias("user"),
+        item.alias("item"),
+        timestamp.alias("timestamp"),
+        pl.col("behavior").alias("event"),
+        pl.lit(None, dtype=pl.Float64).alias("value"),
+        "line",
+        "category",
+    )
     # An item normally has one category; should the log disagree, every category seen is kept, in order.
     items = frame.group_by("item").agg(pl.col("category").unique(maintain_order=True).alias("categories"))
     return RawLog(
-        interactions=interactions_table(frame, path).lazy(),
-        items=items_table(items),
+        interactions=interactions_table(frame, path),
+        items=items_table(collect(items, path)),
         source=str(path),
         format="taobao",
     )
