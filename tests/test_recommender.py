@@ -206,3 +206,22 @@ def test_a_run_killed_after_an_epoch_loads_from_its_checkpoint(cyclic, tmp_path,
     names = [f"{metric}@{k}" for metric in ("hr", "recall", "ndcg", "mrr") for k in (1, 10)]
     assert list(loaded.evaluate("test")) == names
     assert loaded.recommend(["u3"], k=2).height == 2
+
+
+def test_recommend_asks_for_at_least_one_item(fitted) -> None:
+    recommender, _ = fitted
+    for call in (
+        lambda: recommender.recommend(["u1"], k=0),
+        lambda: recommender.recommend_history(["i1"], k=0),
+    ):
+        with pytest.raises(IntentRecError, match="k = 0: ask for at least one item"):
+            call()
+
+
+def test_recommend_for_a_history_brought_by_a_new_user(fitted) -> None:
+    recommender, _ = fitted
+    table = recommender.recommend_history(["i3", "i4"], k=3)
+    assert table.columns == ["rank", "item", "score"] and table["rank"].to_list() == [1, 2, 3]
+    assert table["item"][0] == "i5" and not {"i3", "i4"} & set(table["item"])
+    with pytest.raises(IntentRecError, match=r"not in the catalogue: \['x'\]"):
+        recommender.recommend_history(["i3", "x"], unknown_items="reject")

@@ -24,6 +24,7 @@ def ranked_chunks(
     max_len: int,
     filter_seen: bool = True,
     chunk_size: int = 1024,
+    allowed: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
     """Yield ``(rows, top_items (B, k), top_scores (B, k))`` for chunks of ``histories``.
 
@@ -33,13 +34,18 @@ def ranked_chunks(
     ``top_items`` are dataset item indices, best first. With ``filter_seen`` every item anywhere in a
     user's history (not only the last ``max_len`` the model reads) is excluded: its score is ``-inf``, so
     it only fills the tail of a row when fewer than ``k`` items are left, and callers drop those ranks.
+    ``allowed`` (``(n_items,)`` bool, e.g. a category filter) excludes the items where it is False the
+    same way.
     """
+    disallowed = torch.from_numpy(~allowed) if allowed is not None else None
     by_length = np.argsort(np.minimum(histories.lengths, max_len), kind="stable")
     for start in range(0, len(histories), chunk_size):
         rows = by_length[start : start + chunk_size]
         scores = score(pad_left(histories, rows, max_len))
         if filter_seen:
             mask_seen(scores, histories, rows)
+        if disallowed is not None:
+            scores[:, disallowed] = float("-inf")
         top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
         yield rows, top_items, top_scores
 

@@ -19,12 +19,13 @@ import numpy as np
 import polars as pl
 import torch
 
+from intentrec.catalogue import Catalogue, UnknownItems
 from intentrec.config import RunConfig
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
-from intentrec.data.sequences import PaddedBatch, Sequences
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.data.split import Split, split_dataset
-from intentrec.errors import IntentRecError
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec
@@ -41,6 +42,19 @@ from intentrec.storage import write_json
 from intentrec.training.trainer import StateDict, TrainResult, train
 
 log = logging.getLogger("intentrec")
+
+#: Largest ``(users, items)`` score matrix ranked at once when recommending (floats; 256 MB).
+_SCORES_PER_CHUNK = 2**26
+
+_EMPTY_RANKING = pl.DataFrame(
+    schema={
+        "row": pl.Int64,
+        "user_idx": pl.Int32,
+        "rank": pl.Int32,
+        "item_idx": pl.Int32,
+        "score": pl.Float32,
+    }
+)
 
 
 class NotFittedError(IntentRecError):
@@ -63,6 +77,9 @@ class Recommender:
         self.split: Split | None = None
         self.model: SequentialModel | None = None
         self.metrics: dict[str, Any] = {}
+        # built from the dataset on first use; fit and load replace the dataset, so they reset these
+        self._catalogue: Catalogue | None = None
+        self._history: Sequences | None = None
 
     # --- training -----------------------------------------------------------------------------------------
 
@@ -74,6 +91,7 @@ class Recommender:
         config = self.config
         started = time.perf_counter()
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
+        self._catalogue, self._history = None, None
         self.split = split_dataset(self.dataset, config.split)
         self.model = build_model(config, self.dataset.n_items)
         files = RunFiles(Path(out)) if out is not None else None
@@ -132,42 +150,86 @@ class Recommender:
         return evaluate(self._score, eval_set, self.config.model.max_len, self.config.eval)
 
     def recommend(
-        self, users: Sequence[Any] | None = None, k: int = 10, filter_seen: bool = True
+        self,
+        users: Sequence[Any] | None = None,
+        k: int = 10,
+        filter_seen: bool = True,
+        *,
+        include_categories: Sequence[str] | None = None,
+        exclude_categories: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for known users (raw IDs; None = every user), from their whole history.
 
-        Returns a table ``user, rank, item, score`` (rank 1 = best) in the user's own IDs.
+        Returns a table ``user, rank, item, score`` (rank 1 = best) in the user's own IDs. Only items with
+        one of ``include_categories`` (when given) and none of ``exclude_categories`` are recommended; a
+        user gets fewer than ``k`` rows when the filters leave fewer items.
         """
-        model, _ = self._fitted()
-        dataset = self.dataset
-        assert dataset is not None  # set together with the model
-        history = Sequences.from_frame(dataset.interactions)
-        rows = self._rows_of(users, history)
-        history = history.subset(rows)
-        model.eval()
-        parts = []
-        for chunk_rows, items, scores in ranked_chunks(
-            self._score, history, k, self.config.model.max_len, filter_seen, self.config.eval.chunk_size
-        ):
-            n, width = items.shape
-            parts.append(
-                pl.DataFrame(
-                    {
-                        "row": np.repeat(chunk_rows, width),
-                        "user_idx": np.repeat(history.users[chunk_rows], width),
-                        "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
-                        "item_idx": items.reshape(-1).numpy().astype(np.int32),
-                        "score": scores.reshape(-1).numpy(),
-                    }
-                )
-            )
-        # chunks come in order of history length: put the users back in the order they were asked for
-        table = pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")
-        return (
-            table.join(dataset.users, on="user_idx", maintain_order="left")
-            .join(dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left")
-            .select("user", "rank", "item", "score")
+        dataset = self._fitted_dataset()
+        _check_k(k)
+        history = self.history
+        rows = np.arange(len(history)) if users is None else self.catalogue.require_users(list(users))
+        allowed = self.catalogue.allowed(include_categories, exclude_categories)
+        table = self._rank(history.subset(rows), k, filter_seen, allowed)
+        return table.join(dataset.users, on="user_idx", maintain_order="left").select(
+            "user", "rank", "item", "score"
         )
+
+    def recommend_history(
+        self,
+        items: Sequence[Any],
+        k: int = 10,
+        *,
+        timestamps: Sequence[int] | None = None,
+        events: Sequence[str | None] | None = None,
+        filter_seen: bool = True,
+        include_categories: Sequence[str] | None = None,
+        exclude_categories: Sequence[str] | None = None,
+        unknown_items: UnknownItems = "ignore",
+    ) -> pl.DataFrame:
+        """Top-``k`` items for someone the model has not seen, from a history they bring (raw item IDs).
+
+        Items are oldest first, or ordered by ``timestamps`` when given. Items the catalogue does not
+        have are left out (``unknown_items="ignore"``, logged) or make it an error (``"reject"``).
+        Returns a table ``rank, item, score``; the filters are those of :meth:`recommend`.
+        """
+        self._fitted()
+        _check_k(k)
+        encoded = self.catalogue.encode_history(items, timestamps, events, unknown_items)
+        if encoded.unknown:
+            log.warning("left out unknown item(s) of the history: %s", encoded.unknown)
+        allowed = self.catalogue.allowed(include_categories, exclude_categories)
+        return self._rank(encoded.history, k, filter_seen, allowed).select("rank", "item", "score")
+
+    # --- what scores are made of ---------------------------------------------------------------------------
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The dataset's users and items as lookups (built on first use)."""
+        if self._catalogue is None:
+            self._catalogue = Catalogue(self._fitted_dataset())
+        return self._catalogue
+
+    @property
+    def history(self) -> Sequences:
+        """Every user's whole logged history: row ``u`` is dataset user ``u`` (built once, then reused)."""
+        if self._history is None:
+            history = Sequences.from_frame(self._fitted_dataset().interactions)
+            # interactions are sorted by user and every user has some, so rows follow user indices
+            assert np.array_equal(history.users, np.arange(len(history)))
+            self._history = history
+        return self._history
+
+    def user_vectors(self, history: Sequences, rows: np.ndarray) -> torch.Tensor:
+        """``(B, D)``: the model's state after the last event of each row, what items are scored against."""
+        model, _ = self._fitted()
+        batch = pad_left(history, rows, self.config.model.max_len)
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[:, -1]
+
+    def item_vectors(self) -> torch.Tensor:
+        """``(n_items, D)``: row ``i`` is dataset item ``i``; score = ``<user vector, item vector>``."""
+        model, _ = self._fitted()
+        return model.output_embeddings()[1:].detach()
 
     # --- persistence ---------------------------------------------------------------------------------------
 
@@ -210,29 +272,50 @@ class Recommender:
         assert self.model is not None
         return self.model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))
 
-    def _rows_of(self, users: Sequence[Any] | None, history: Sequences) -> np.ndarray:
-        """Rows of ``history`` for raw user IDs, in the order given; unknown IDs are a clear error."""
-        if users is None:
-            return np.arange(len(history))
-        assert self.dataset is not None
-        vocabulary = self.dataset.users
-        wanted = pl.DataFrame({"user": pl.Series(list(users)).cast(vocabulary["user"].dtype, strict=False)})
-        found = wanted.join(vocabulary, on="user", how="left", maintain_order="left")
-        unknown = found.filter(pl.col("user_idx").is_null())["user"].to_list()
-        if unknown:
-            raise IntentRecError(
-                f"unknown user id(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: "
-                f"not in the dataset this model was trained on ({vocabulary.height} users)."
+    def _fitted_dataset(self) -> Dataset:
+        self._fitted()
+        assert self.dataset is not None  # set together with the model
+        return self.dataset
+
+    def _rank(
+        self, history: Sequences, k: int, filter_seen: bool, allowed: np.ndarray | None
+    ) -> pl.DataFrame:
+        """``user_idx, rank, item, score`` for every row of ``history``, rows in order, items in raw IDs."""
+        model, _ = self._fitted()
+        dataset = self._fitted_dataset()
+        model.eval()
+        # the (chunk, n_items) score matrix stays under _SCORES_PER_CHUNK floats, whatever the catalogue
+        chunk_size = max(1, min(self.config.eval.chunk_size, _SCORES_PER_CHUNK // dataset.n_items))
+        parts = [_EMPTY_RANKING]
+        for chunk_rows, items, scores in ranked_chunks(
+            self._score, history, k, self.config.model.max_len, filter_seen, chunk_size, allowed
+        ):
+            n, width = items.shape
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "row": np.repeat(chunk_rows, width),
+                        "user_idx": np.repeat(history.users[chunk_rows], width),
+                        "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
+                        "item_idx": items.reshape(-1).numpy().astype(np.int32),
+                        "score": scores.reshape(-1).numpy(),
+                    }
+                )
             )
-        position = np.empty(self.dataset.n_users, dtype=np.int64)
-        position[history.users] = np.arange(len(history))
-        return position[found["user_idx"].to_numpy()]
+        # chunks come in order of history length: put the rows back in the order they were asked for
+        table = pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")
+        return table.join(dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left")
 
 
 def build_model(config: RunConfig, n_items: int) -> SequentialModel:
     """The torch module a config describes, with fresh weights."""
     torch.manual_seed(config.train.seed)
     return SequentialModel(SASRec(config.model), n_items, normalize=config.loss.normalize)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ConfigError(f"k = {k}: ask for at least one item.")
 
 
 def _checkpoint(files: RunFiles, result: TrainResult, state: StateDict) -> None:

@@ -1,0 +1,207 @@
+"""A Dataset's users and items as in-memory lookups, for answering one request at a time.
+
+The Dataset maps raw IDs with joins, which suits whole tables; a recommendation request needs a handful
+of lookups in microseconds. Raw IDs arrive from JSON, a file or Python as ``int`` or ``str`` and are
+matched in the type of the dataset's vocabulary: ``"42"`` finds item 42 of an integer-keyed log and ``42``
+finds item ``"42"`` of a string-keyed one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from intentrec.data.dataset import Dataset
+from intentrec.data.sequences import Sequences
+from intentrec.errors import IntentRecError, did_you_mean
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+#: What to do with history items the catalogue does not have: leave them out, or refuse the history.
+UnknownItems = Literal["ignore", "reject"]
+
+
+class UnknownIdError(IntentRecError):
+    """A user or item ID that is not in the dataset the model was trained on."""
+
+
+@dataclass(frozen=True)
+class EncodedHistory:
+    """A raw history in dataset indices: ``history`` holds one row, oldest event first.
+
+    ``unknown`` are the raw item IDs that are not in the catalogue, in the order given (they are left
+    out); ``skipped_events`` counts events of a type the run did not train on (``data.filters.events``).
+    """
+
+    history: Sequences
+    unknown: list[Any]
+    skipped_events: int
+
+
+class Catalogue:
+    """Raw IDs, titles and categories of a Dataset's items, and its users, as Python lookups."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        items = dataset.items
+        self.n_items = items.height
+        self.item_ids: list[Any] = items["item"].to_list()
+        self.titles: list[str | None] = items["title"].to_list()
+        self.categories: list[list[str]] = items["categories"].to_list()
+        self._item_index = {raw: index for index, raw in enumerate(self.item_ids)}
+        self._integer_items = items["item"].dtype.is_integer()
+        users = dataset.users
+        self.user_ids: list[Any] = users["user"].to_list()
+        self.n_users = len(self.user_ids)
+        self._user_index = dict(zip(self.user_ids, users["user_idx"].to_list(), strict=True))
+        self._integer_users = users["user"].dtype.is_integer()
+        members = items.select("item_idx", "categories").explode("categories").drop_nulls()
+        self._category_items: dict[str, np.ndarray] = {
+            name: np.asarray(indices, dtype=np.int64)
+            for name, indices in members.group_by("categories").agg("item_idx").iter_rows()
+        }
+        events = dataset.card.filters.events
+        self._trained_events = set(events) if events is not None else None
+
+    # --- lookups -------------------------------------------------------------------------------------------
+
+    def item_index(self, raw: Any) -> int | None:
+        """Dataset index of a raw item ID, or None when the catalogue does not have it."""
+        return self._item_index.get(_as_vocabulary_type(raw, self._integer_items))
+
+    def user_index(self, raw: Any) -> int | None:
+        """Dataset index of a raw user ID, or None when the dataset does not have it."""
+        return self._user_index.get(_as_vocabulary_type(raw, self._integer_users))
+
+    def require_item(self, raw: Any) -> int:
+        index = self.item_index(raw)
+        if index is None:
+            raise UnknownIdError(f"unknown item id {raw!r}: not in the catalogue ({self.n_items} items).")
+        return index
+
+    def require_users(self, raws: Sequence[Any]) -> np.ndarray:
+        """Dataset indices of raw user IDs, in the order given; every unknown ID is named in the error."""
+        indices = [self.user_index(raw) for raw in raws]
+        unknown = [raw for raw, index in zip(raws, indices, strict=True) if index is None]
+        if unknown:
+            raise UnknownIdError(
+                f"unknown user id(s) {_some(unknown)}: "
+                f"not in the dataset this model was trained on ({self.n_users} users)."
+            )
+        return np.asarray(indices, dtype=np.int64)
+
+    # --- filters -------------------------------------------------------------------------------------------
+
+    def allowed(
+        self, include: Sequence[str] | None = None, exclude: Sequence[str] | None = None
+    ) -> np.ndarray | None:
+        """``(n_items,)`` bool: items with at least one ``include`` category and no ``exclude`` one.
+
+        None when neither is given (every item is allowed). Items without categories never match
+        ``include``. A category the catalogue does not have is an error, so a typo does not silently
+        empty (or fail to filter) a list.
+        """
+        if not include and not exclude:
+            return None
+        allowed = np.ones(self.n_items, dtype=bool)
+        if include:
+            allowed[:] = False
+            for name in include:
+                allowed[self._items_of(name)] = True
+        for name in exclude or ():
+            allowed[self._items_of(name)] = False
+        return allowed
+
+    def _items_of(self, category: str) -> np.ndarray:
+        items = self._category_items.get(category)
+        if items is None:
+            known = sorted(self._category_items)
+            listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+            raise IntentRecError(
+                f"unknown category {category!r}{did_you_mean(category, known)}; "
+                + (f"the catalogue has: {listed}." if known else "the catalogue has no categories.")
+            )
+        return items
+
+    # --- raw histories -------------------------------------------------------------------------------------
+
+    def encode_history(
+        self,
+        items: Sequence[Any],
+        timestamps: Sequence[int] | None = None,
+        events: Sequence[str | None] | None = None,
+        unknown_items: UnknownItems = "ignore",
+    ) -> EncodedHistory:
+        """Encode a history given in raw item IDs (oldest first, or in any order with timestamps).
+
+        With timestamps the events are ordered by time, ties kept in the order given (the Dataset's own
+        ordering policy); without them they are taken in the order given and numbered 0, 1, 2, ...
+        Events of a type the run did not train on are skipped; ``None`` is a type it trained on.
+        Unknown items are left out and listed, or an error with ``unknown_items="reject"``; a history
+        with no known item left is an error either way, since there is nothing to recommend from.
+        """
+        if timestamps is not None and len(timestamps) != len(items):
+            raise IntentRecError(
+                f"the history has {len(items)} items but {len(timestamps)} timestamps; give one per item."
+            )
+        if events is not None and len(events) != len(items):
+            raise IntentRecError(
+                f"the history has {len(items)} items but {len(events)} event types; give one per item."
+            )
+        try:
+            times = np.asarray(timestamps if timestamps is not None else range(len(items)), dtype=np.int64)
+        except (OverflowError, TypeError, ValueError):
+            raise IntentRecError(
+                f"timestamps {_some(list(timestamps or []))}: give whole numbers that fit in 64 bits."
+            ) from None
+        keep, indices, unknown, skipped = [], [], [], 0
+        for position, raw in enumerate(items):
+            event = events[position] if events is not None else None
+            if self._trained_events is not None and event is not None and event not in self._trained_events:
+                skipped += 1
+                continue
+            index = self.item_index(raw)
+            if index is None:
+                unknown.append(raw)
+                continue
+            keep.append(position)
+            indices.append(index)
+        if unknown and unknown_items == "reject":
+            raise IntentRecError(
+                f"{len(unknown)} item(s) of the history are not in the catalogue: {_some(unknown)}; "
+                "leave them out or send unknown_items='ignore' to skip them."
+            )
+        if not keep:
+            raise IntentRecError(
+                "no item of the history is in the catalogue"
+                + (f" (unknown: {_some(unknown)})" if unknown else "")
+                + (f" ({skipped} event(s) of types the model was not trained on)" if skipped else "")
+                + "; there is nothing to recommend from."
+            )
+        order = np.argsort(times[keep], kind="stable")
+        history = Sequences(
+            users=np.zeros(1, dtype=np.int32),
+            offsets=np.array([0, len(keep)], dtype=np.int64),
+            items=np.asarray(indices, dtype=np.int32)[order],
+            timestamps=times[keep][order],
+        )
+        return EncodedHistory(history=history, unknown=unknown, skipped_events=skipped)
+
+
+def _some(values: list[Any], shown: int = 5) -> str:
+    return f"{values[:shown]}{' ...' if len(values) > shown else ''}"
+
+
+def _as_vocabulary_type(raw: Any, integer: bool) -> Any:
+    """``raw`` as the vocabulary stores IDs: an int for integer vocabularies, else a str."""
+    if integer:
+        if isinstance(raw, bool):  # True == 1 in Python; an ID is never a boolean
+            return None
+        if isinstance(raw, int):
+            return raw
+        text = str(raw)
+        return int(text) if _INTEGER.fullmatch(text) else None
+    return raw if isinstance(raw, str) else str(raw)

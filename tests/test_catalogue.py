@@ -1,0 +1,136 @@
+"""Tests for intentrec.catalogue: raw-ID lookups in the vocabulary's type, category filters, raw histories."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from intentrec.catalogue import Catalogue, UnknownIdError
+from intentrec.data.filters import FilterConfig
+from intentrec.errors import IntentRecError
+
+ITEMS = pl.DataFrame(
+    {
+        "item": [10, 20, 30],
+        "title": ["Ten", "Twenty", None],
+        "categories": [["Comedy", "Drama"], ["Drama"], []],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def catalogue(make_dataset) -> Catalogue:
+    """Integer IDs: users 1 and 2; items 10 (Comedy, Drama), 20 (Drama), 30 (no metadata), 40 (no row)."""
+    rows = [(1, 10, 5, "click"), (1, 20, 6, "buy"), (2, 30, 7, "click"), (2, 40, 8, "click")]
+    return Catalogue(make_dataset(rows, items=ITEMS))
+
+
+# --- lookups -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "index"), [(10, 0), ("20", 1), (" 20", None), (40, 3), (99, None), (True, None)]
+)
+def test_integer_item_ids_are_matched_from_ints_and_integer_strings(catalogue, raw, index) -> None:
+    assert catalogue.item_index(raw) == index
+
+
+def test_string_ids_are_matched_from_ints_too(make_dataset) -> None:
+    catalogue = Catalogue(make_dataset([("u1", "7", 1), ("u1", "x", 2)]))
+    assert catalogue.item_index(7) == 0 and catalogue.item_index("x") == 1
+    assert catalogue.item_index(8) is None
+
+
+def test_require_users_keeps_the_order_and_names_every_unknown_id(catalogue) -> None:
+    assert catalogue.require_users([2, "1"]).tolist() == [1, 0]
+    with pytest.raises(UnknownIdError, match=r"unknown user id\(s\) \[3, 'x'\].*\(2 users\)"):
+        catalogue.require_users([1, 3, "x"])
+
+
+def test_require_item_names_the_unknown_id(catalogue) -> None:
+    assert catalogue.require_item("30") == 2
+    with pytest.raises(UnknownIdError, match=r"unknown item id 'nope'.*\(4 items\)"):
+        catalogue.require_item("nope")
+
+
+# --- category filters --------------------------------------------------------------------------------------
+
+
+def test_no_filter_allows_everything(catalogue) -> None:
+    assert catalogue.allowed() is None
+    assert catalogue.allowed([], []) is None
+
+
+def test_include_keeps_items_with_any_listed_category_and_exclude_removes_them(catalogue) -> None:
+    assert catalogue.allowed(include=["Drama"]).tolist() == [True, True, False, False]
+    assert catalogue.allowed(include=["Comedy", "Drama"], exclude=["Comedy"]).tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    # items without categories are never included, and never excluded
+    assert catalogue.allowed(exclude=["Drama"]).tolist() == [False, False, True, True]
+
+
+def test_an_unknown_category_is_an_error_with_a_suggestion(catalogue, make_dataset) -> None:
+    with pytest.raises(IntentRecError, match=r"unknown category 'comdy' \(did you mean 'Comedy'\?\).*Drama"):
+        catalogue.allowed(include=["comdy"])
+    bare = Catalogue(make_dataset([(1, 10, 5)]))
+    with pytest.raises(IntentRecError, match="the catalogue has no categories"):
+        bare.allowed(exclude=["Drama"])
+
+
+# --- raw histories -----------------------------------------------------------------------------------------
+
+
+def test_a_history_is_taken_in_the_order_given_without_timestamps(catalogue) -> None:
+    encoded = catalogue.encode_history([30, 10, 20])
+    assert encoded.history.items.tolist() == [2, 0, 1]
+    assert encoded.history.timestamps.tolist() == [0, 1, 2]
+    assert encoded.unknown == [] and encoded.skipped_events == 0
+
+
+def test_timestamps_order_a_history_and_ties_keep_the_order_given(catalogue) -> None:
+    encoded = catalogue.encode_history([10, 20, 30, 40], timestamps=[9, 5, 9, 1])
+    assert encoded.history.items.tolist() == [3, 1, 0, 2]
+    assert encoded.history.timestamps.tolist() == [1, 5, 9, 9]
+
+
+def test_unknown_items_are_left_out_and_listed_or_rejected(catalogue) -> None:
+    encoded = catalogue.encode_history([10, "x", 99, 20], timestamps=[1, 2, 3, 4])
+    assert encoded.history.items.tolist() == [0, 1]
+    assert encoded.history.timestamps.tolist() == [1, 4]
+    assert encoded.unknown == ["x", 99]
+    with pytest.raises(
+        IntentRecError, match=r"2 item\(s\) of the history are not in the catalogue: \['x', 99\]"
+    ):
+        catalogue.encode_history([10, "x", 99], unknown_items="reject")
+
+
+def test_a_history_with_no_known_item_is_an_error(catalogue) -> None:
+    with pytest.raises(
+        IntentRecError, match=r"no item of the history is in the catalogue \(unknown: \['x'\]\)"
+    ):
+        catalogue.encode_history(["x"])
+
+
+def test_events_of_types_the_run_did_not_train_on_are_skipped(make_dataset) -> None:
+    rows = [(1, 10, 5, "click"), (1, 20, 6, "buy"), (2, 10, 7, "click")]
+    catalogue = Catalogue(make_dataset(rows, filters=FilterConfig(events=["click"])))
+    encoded = catalogue.encode_history([10, 10, 10], events=["click", "buy", None])
+    assert encoded.history.items.tolist() == [0, 0] and encoded.skipped_events == 1
+    with pytest.raises(IntentRecError, match=r"1 event\(s\) of types the model was not trained on"):
+        catalogue.encode_history([10], events=["buy"])
+
+
+@pytest.mark.parametrize("field", ["timestamps", "events"])
+def test_per_event_lists_must_match_the_items(catalogue, field) -> None:
+    with pytest.raises(IntentRecError, match=f"the history has 2 items but 1 {field[:-1]}"):
+        catalogue.encode_history([10, 20], **{field: [1] if field == "timestamps" else ["click"]})
+
+
+@pytest.mark.parametrize("timestamps", [[1, 2**63], [1, "noon"]])
+def test_timestamps_must_be_64_bit_integers(catalogue, timestamps) -> None:
+    with pytest.raises(IntentRecError, match="give whole numbers that fit in 64 bits"):
+        catalogue.encode_history([10, 20], timestamps=timestamps)
