@@ -7,6 +7,8 @@ last.safetensors     the weights at the end of training, or when it was interrup
 metrics.json         validation and test metrics, best epoch, why training stopped, timings
 history.jsonl        one JSON line per epoch (loss, throughput, validation metrics)
 train.log            the log of the run
+index.faiss          the HNSW index `intentrec serve` builds for a large catalogue, and index.json, what it
+                     was built from (a cache: deleted or out of date, it is built again)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class RunFiles:
         self.metrics = self.root / "metrics.json"
         self.history = self.root / "history.jsonl"
         self.log = self.root / "train.log"
+        self.index = self.root / "index.faiss"
 
     def require(self) -> RunFiles:
         """Check this is a run folder with weights; raise a clear error if not."""

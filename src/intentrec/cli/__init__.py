@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from intentrec.cli import data, evaluate, fit
+from intentrec.cli import data, evaluate, fit, recommend, serve
 from intentrec.errors import IntentRecError
 
 app = typer.Typer(
     name="intentrec",
-    help="Sequential recommendation: inspect data, train, evaluate.",
+    help="Sequential recommendation: inspect data, train, evaluate, recommend, serve.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,6 +27,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.command("fit")(fit.fit)
 app.command("evaluate")(evaluate.evaluate)
+app.command("recommend")(recommend.recommend)
+app.command("serve")(serve.serve)
 
 stderr = Console(stderr=True)
 
@@ -37,6 +39,8 @@ def main() -> None:
         format="%(message)s",
         handlers=[RichHandler(console=stderr, show_path=False, show_time=False)],
     )
+    # faiss reports at INFO which build it loads, and that it fell back from one that does not exist
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     try:
         # standalone: typer reports its own usage errors and exits with their status. (Recent typer
         # versions vendor click, so `import click` is not available to catch them here ourselves.)

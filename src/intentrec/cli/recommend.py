@@ -1,0 +1,42 @@
+"""``intentrec recommend RUN --out FILE``: recommendations for many users, streamed to Parquet."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from intentrec.recommender import Recommender
+from intentrec.serving.batch import read_user_ids, write_recommendations
+
+
+def recommend(
+    run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
+    users: str = typer.Option("all", help="'all', or a text file with one user ID per line."),
+    k: int = typer.Option(100, help="Items per user."),
+    out: str = typer.Option(..., help="Parquet file to write: user, rank, item, score (your IDs)."),
+    keep_seen: bool = typer.Option(False, "--keep-seen", help="Also recommend items the user has had."),
+    include_category: list[str] = typer.Option([], help="Only items of this category (repeatable)."),
+    exclude_category: list[str] = typer.Option([], help="No item of this category (repeatable)."),
+) -> None:
+    """Rank the whole catalogue for each user, as the evaluator does, and stream the top k to Parquet."""
+    recommender = Recommender.load(run)
+    wanted = None if users == "all" else read_user_ids(users)
+    total = len(wanted) if wanted is not None else recommender.catalogue.n_users
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("recommend"), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
+        TimeRemainingColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("users", total=total)
+        rows = write_recommendations(
+            recommender,
+            out,
+            wanted,
+            k,
+            filter_seen=not keep_seen,
+            include_categories=include_category,
+            exclude_categories=exclude_category,
+            on_block=lambda n: progress.advance(task, n),
+        )
+    console.print(f"wrote {rows:,} recommendations for {total:,} users to {out}", highlight=False)

@@ -1,0 +1,51 @@
+"""``intentrec serve RUN``: recommendations over HTTP from a trained run."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import typer
+from pydantic import ValidationError
+
+from intentrec.config import apply_overrides
+from intentrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from intentrec.serving.service import ServeConfig
+
+
+def serve(
+    run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="Port to listen on (0: any free port)."),
+    token: str | None = typer.Option(
+        None,
+        envvar="INTENTREC_TOKEN",
+        help="Require 'Authorization: Bearer TOKEN' on every route but /health and the docs.",
+    ),
+    index: str | None = typer.Option(None, help="Vector index: auto (default), exact or hnsw."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a serving setting, e.g. --set max_k=500 --set index.ef_search=1024."
+    ),
+    access_log: bool = typer.Option(False, help="Log every request."),
+) -> None:
+    """Serve POST /recommend, GET /items/{id}/similar, /health, /metadata and the docs at /docs."""
+    # imported here: the web stack and faiss would slow every other command's start by a second
+    from intentrec.serving.server import serve as run_server
+
+    overrides = list(set_) + ([f"index.kind={json.dumps(index)}"] if index else [])
+    run_server(run, host, port, token, parse_serve_config(overrides), access_log)
+
+
+def parse_serve_config(overrides: list[str]) -> ServeConfig:
+    """``--set key=value`` strings -> a ServeConfig; a clear error naming the setting otherwise."""
+    from intentrec.serving.service import ServeConfig
+
+    try:
+        return ServeConfig.model_validate(apply_overrides({}, overrides))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()
+        )
+        raise ConfigError(f"--set {' '.join(overrides)}: {problems}") from None

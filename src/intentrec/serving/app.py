@@ -1,0 +1,144 @@
+"""The HTTP API: a FastAPI app over a :class:`~intentrec.serving.service.Service`.
+
+    POST /recommend               a known user, or a history brought in the request -> top-k items
+    GET  /items/{item}/similar    the items the model scores highest against an item
+    GET  /health                  liveness, sizes and index kind (never needs the token)
+    GET  /metadata                the run's config, dataset card, index, heads and limits
+    GET  /docs, /openapi.json     the interactive documentation and the schema behind it
+
+Every user mistake is a 4xx with a ``detail`` saying what was wrong: 401 without the bearer token (when
+one is set), 404 for an unknown user or item, 413 for a body over the limit, 422 for a request the schema or
+the data does not allow (pydantic's field errors, or one sentence). A 5xx is a bug.
+
+The routes are plain functions, so FastAPI runs them in its thread pool: the model and the index release
+the GIL, so requests are computed in parallel on all cores.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import intentrec
+from intentrec.catalogue import UnknownIdError
+from intentrec.errors import IntentRecError
+from intentrec.serving.schemas import (
+    MAX_K,
+    Category,
+    Health,
+    Metadata,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarResponse,
+)
+from intentrec.serving.service import Service
+
+_ERRORS = {
+    401: {"description": "Missing or wrong bearer token."},
+    404: {"description": "Unknown user or item."},
+    413: {"description": "Request body over the server's limit."},
+    422: {"description": "A request the schema or the data does not allow."},
+}
+
+
+def create_app(service: Service, token: str | None = None) -> FastAPI:
+    """The app serving ``service``; with ``token``, every route but /health and the docs requires it."""
+    app = FastAPI(
+        title="IntentRec",
+        version=intentrec.__version__,
+        summary="Recommendations from a trained IntentRec run, in the data's own IDs.",
+    )
+    app.add_middleware(_BodyLimit, max_bytes=service.config.max_body_bytes)
+    protected = [Depends(_bearer_token(token))] if token else []
+
+    @app.exception_handler(IntentRecError)
+    def user_mistake(request: Request, error: IntentRecError) -> JSONResponse:
+        status = 404 if isinstance(error, UnknownIdError) else 422
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.post("/recommend", dependencies=protected, responses=_ERRORS)
+    def recommend(request: RecommendRequest) -> RecommendResponse:
+        """Top-k items for a known user or for a history brought in the request, best first."""
+        return service.recommend(request)
+
+    @app.get("/items/{item}/similar", dependencies=protected, responses=_ERRORS)
+    def similar(
+        item: str,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items to return.")] = 10,
+        include_categories: Annotated[list[Category] | None, Query()] = None,
+        exclude_categories: Annotated[list[Category] | None, Query()] = None,
+    ) -> SimilarResponse:
+        """The items whose vectors the model scores highest against this item's own."""
+        return service.similar(item, k, include_categories, exclude_categories)
+
+    @app.get("/health")
+    def health() -> Health:
+        return service.health()
+
+    @app.get("/metadata", dependencies=protected, responses={401: _ERRORS[401]})
+    def metadata() -> Metadata:
+        """The run's config, dataset card, vector index, heads and request limits."""
+        return service.metadata()
+
+    return app
+
+
+class _BodyLimit:
+    """Refuse a request body over ``max_bytes`` with a 413 that names the limit, before reading it all.
+
+    A declared Content-Length is checked before the body is read; a body sent without one is counted as
+    it arrives. (Starlette's own limit answers a bare "Content Too Large" in plain text.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = HTTPException(
+            413, f"the request body is larger than this server accepts ({self.max_bytes:,} bytes)."
+        )
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse({"detail": too_large.detail}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise too_large  # FastAPI passes an HTTPException raised while reading the body on
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _bearer_token(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
+    """A dependency that refuses requests without ``Authorization: Bearer <token>``."""
+    scheme = HTTPBearer(auto_error=False, description="The token given to `intentrec serve --token`.")
+    expected = token.encode()
+
+    # Depends as a default, not in Annotated: the annotation is a string (PEP 563) that FastAPI resolves
+    # in the module's globals, where the local `scheme` does not exist
+    def check(credentials: HTTPAuthorizationCredentials | None = Depends(scheme)) -> None:
+        # compare_digest: the time taken does not tell how much of a guess was right
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token: send the header 'Authorization: Bearer <token>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check

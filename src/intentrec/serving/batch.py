@@ -1,0 +1,75 @@
+"""Recommendations for many users at once, streamed to Parquet: ``intentrec recommend RUN --out FILE``.
+
+Users are ranked a block at a time by :meth:`Recommender.recommend` (exact full ranking, as the evaluator
+ranks) and each block is appended to the file as a row group, so memory stays flat however many users
+there are. The file appears complete or not at all: it is written next to its place and moved there at
+the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from intentrec.errors import ConfigError
+from intentrec.recommender import Recommender
+from intentrec.storage import atomic_path
+
+
+def write_recommendations(
+    recommender: Recommender,
+    out: str | Path,
+    users: Sequence[Any] | None = None,
+    k: int = 100,
+    filter_seen: bool = True,
+    include_categories: Sequence[str] | None = None,
+    exclude_categories: Sequence[str] | None = None,
+    block_size: int = 4096,
+    on_block: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``user, rank, item, score`` for ``users`` (raw IDs; None = every user) to the Parquet ``out``.
+
+    Rows are in the order of ``users``, ranks ascending; the filters are those of
+    :meth:`Recommender.recommend`. ``on_block(n)`` is called after each block of ``n`` users (a progress
+    bar). Returns the number of rows written.
+    """
+    users = list(recommender.catalogue.user_ids if users is None else users)
+    recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
+    # an empty ranking gives the file's schema, so that even a file for no user has the four columns
+    schema = recommender.recommend([], k).to_arrow().schema
+    written = 0
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, len(users), block_size):
+            block = users[start : start + block_size]
+            table = recommender.recommend(
+                block,
+                k,
+                filter_seen,
+                include_categories=include_categories,
+                exclude_categories=exclude_categories,
+            ).to_arrow()
+            writer.write_table(table)
+            written += table.num_rows
+            if on_block is not None:
+                on_block(len(block))
+    return written
+
+
+def read_user_ids(path: str | Path) -> list[str]:
+    """User IDs from a text file, one per line (surrounding spaces and empty lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--users {path}: no such file; give 'all' or a file with one user ID per line.")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"--users {path}: not a UTF-8 text file ({error.reason} at byte {error.start})."
+        ) from None
+    users = [line.strip() for line in lines if line.strip()]
+    if not users:
+        raise ConfigError(f"--users {path}: the file has no user IDs; give one per line.")
+    return users

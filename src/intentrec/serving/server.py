@@ -1,0 +1,76 @@
+"""Running the app under uvicorn: ``intentrec serve RUN --host --port [--token]``.
+
+The socket is bound before the run is loaded, so a port that is taken fails at once with a clear message,
+not after a minute of loading a large model. Every request runs on one core (torch and faiss are set to one
+thread): under load, requests in parallel use the cores better than one request spread over all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import faiss
+import torch
+import uvicorn
+
+from intentrec.errors import ConfigError
+from intentrec.run import RunFiles
+from intentrec.serving.app import create_app
+from intentrec.serving.service import ServeConfig, Service
+
+log = logging.getLogger("intentrec")
+
+
+def serve(
+    run: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    config: ServeConfig | None = None,
+    access_log: bool = False,
+) -> None:
+    """Serve ``run`` over HTTP until interrupted (Ctrl-C stops it cleanly)."""
+    if token is not None and not token.strip():
+        raise ConfigError("--token is empty: give a secret, or leave the option out to serve without one.")
+    RunFiles(run).require()
+    listener = bind(host, port)
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    service = Service.load(run, config)
+    app = create_app(service, token)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
+    )
+    bound_host, bound_port = listener.getsockname()[:2]
+    log.info(
+        "serving %s (%d items, %s index) on http://%s:%d, documentation at /docs%s",
+        Path(run).name,
+        service.catalogue.n_items,
+        service.index.kind,
+        bound_host,
+        bound_port,
+        ", bearer token required" if token else "",
+    )
+    server.run(sockets=[listener])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port``; a clear error when the address is wrong or taken."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: a port is a number from 1 to 65535 (0 picks a free one).")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise ConfigError(f"--host {host!r}: not an address this machine can listen on ({error}).") from None
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}.") from None
+    return listener

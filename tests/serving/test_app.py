@@ -1,0 +1,173 @@
+"""The HTTP API: each route, the bearer token, and every kind of bad request answered by a clear 4xx."""
+
+from __future__ import annotations
+
+import pytest
+
+N_ITEMS = 30  # the catalogue of conftest.py
+TOKEN = "s3cret-token"  # the token of the `locked` client
+
+# --- the routes --------------------------------------------------------------------------------------------
+
+
+def test_recommend_for_a_known_user_speaks_raw_ids_with_metadata(client, recommender) -> None:
+    body = client.post("/recommend", json={"user": "u3", "k": 5}).json()
+    assert body["user"] == "u3" and body["unknown_items"] == [] and body["skipped_events"] == 0
+    items = body["items"]
+    assert len(items) == 5
+    history = recommender.history.row(recommender.catalogue.user_index("u3"))
+    seen = {recommender.catalogue.item_ids[item] for item in history}
+    assert not {item["item"] for item in items} & seen  # seen items are excluded by default
+    first = items[0]
+    number = int(first["item"][1:])
+    assert first["head"] == "next"
+    assert first["title"] == f"Item {number}" and ("even" in first["categories"]) == (number % 2 == 0)
+
+
+def test_exclude_seen_false_may_return_history_items(client) -> None:
+    body = client.post("/recommend", json={"history": [{"item": "i3"}], "k": N_ITEMS, "exclude_seen": False})
+    assert "i3" in [item["item"] for item in body.json()["items"]]
+
+
+def test_a_history_is_answered_with_what_comes_next_and_unknown_items_reported(client) -> None:
+    history = [{"item": "i10"}, {"item": "ghost"}, {"item": "i11"}, {"item": 404}]
+    body = client.post("/recommend", json={"history": history, "k": 3}).json()
+    assert body["user"] is None
+    assert body["unknown_items"] == ["ghost", 404]
+    assert body["items"][0]["item"] == "i12"  # what comes after i11 in the cycle
+    assert {"i10", "i11"}.isdisjoint(item["item"] for item in body["items"])
+
+
+def test_category_filters(client) -> None:
+    body = {"user": "u5", "k": 20, "include_categories": ["odd"], "exclude_categories": ["three"]}
+    items = client.post("/recommend", json=body).json()["items"]
+    assert items and all("odd" in item["categories"] and "three" not in item["categories"] for item in items)
+
+
+def test_an_item_without_metadata_has_no_title_and_no_categories(client) -> None:
+    items = client.post("/recommend", json={"user": "u1", "k": N_ITEMS, "exclude_seen": False}).json()[
+        "items"
+    ]
+    (bare,) = [item for item in items if item["item"] == "i29"]
+    assert bare["title"] is None and bare["categories"] == []
+
+
+def test_similar_items_exclude_the_item_itself(client) -> None:
+    body = client.get("/items/i7/similar", params={"k": 4}).json()
+    assert body["item"] == "i7" and len(body["items"]) == 4
+    assert "i7" not in [item["item"] for item in body["items"]]
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    only_odd = client.get("/items/i7/similar", params={"k": 4, "include_categories": "odd"}).json()["items"]
+    assert all("odd" in item["categories"] for item in only_odd)
+
+
+def test_health_and_metadata(client, recommender) -> None:
+    assert client.get("/health").json() == {"status": "ok", "users": 120, "items": N_ITEMS, "index": "exact"}
+    metadata = client.get("/metadata").json()
+    assert metadata["config"] == recommender.config.to_json()
+    assert metadata["dataset"]["fingerprint"] == recommender.dataset.card.fingerprint
+    assert metadata["heads"] == [{"name": "next", "description": "The model's own next-item scores."}]
+    assert metadata["index"]["kind"] == "exact"
+    assert metadata["limits"] == {"max_k": 1000, "max_history": 1000, "max_body_bytes": 1_000_000}
+
+
+def test_the_docs_and_the_schema_are_served(client) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/recommend", "/items/{item}/similar", "/health", "/metadata"} <= set(paths)
+
+
+# --- the bearer token --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
+def test_without_the_right_token_every_route_but_health_and_docs_is_refused(locked, headers) -> None:
+    for response in (
+        locked.post("/recommend", json={"user": "u1"}, headers=headers),
+        locked.get("/items/i1/similar", headers=headers),
+        locked.get("/metadata", headers=headers),
+    ):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer <token>" in response.json()["detail"]
+    assert locked.get("/health").status_code == 200
+    assert locked.get("/openapi.json").status_code == 200
+
+
+def test_with_the_token_everything_answers(locked) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert locked.post("/recommend", json={"user": "u1"}, headers=headers).status_code == 200
+    assert locked.get("/items/i1/similar", headers=headers).status_code == 200
+    assert locked.get("/metadata", headers=headers).status_code == 200
+    assert "HTTPBearer" in locked.get("/openapi.json").json()["components"]["securitySchemes"]
+
+
+# --- bad requests ------------------------------------------------------------------------------------------
+
+BAD_REQUESTS = [
+    # (body, status, words the message must contain)
+    ({"user": "u1", "history": [{"item": "i1"}]}, 422, "either 'user'"),
+    ({"k": 5}, 422, "either 'user'"),
+    ({"user": "u1", "kk": 5}, 422, "Extra inputs are not permitted"),
+    ({"user": "u1", "k": 0}, 422, "greater than or equal to 1"),
+    ({"user": "u1", "k": "ten"}, 422, "valid integer"),
+    ({"user": "u1", "k": 1001}, 422, "less than or equal to 1000"),
+    ({"history": [{"item": "i1"}] * 1001}, 422, "at most 1000 items"),
+    ({"user": True}, 422, "user"),
+    ({"user": "nobody"}, 404, "unknown user id(s) ['nobody']"),
+    ({"history": []}, 422, "at least 1 item"),
+    (
+        {"history": [{"item": "i1"}, {"item": "i2", "timestamp": 5}]},
+        422,
+        "1 of the 2 history events have a timestamp",
+    ),
+    ({"history": [{"item": "i1", "timestamp": "noon"}]}, 422, "valid integer"),
+    ({"history": [{"item": "i1", "timestamp": 2**63}]}, 422, "less than or equal to 9223372036854775807"),
+    (
+        {"history": [{"item": "x"}, {"item": "i2"}], "unknown_items": "reject"},
+        422,
+        "not in the catalogue: ['x']",
+    ),
+    ({"history": [{"item": "x"}]}, 422, "no item of the history is in the catalogue"),
+    ({"user": "u1", "include_categories": ["od"]}, 422, "unknown category 'od' (did you mean 'odd'?)"),
+    ({"user": "u1", "unknown_items": "drop"}, 422, "'ignore' or 'reject'"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "words"), BAD_REQUESTS)
+def test_bad_recommend_requests_get_a_4xx_that_says_why(client, body, status, words) -> None:
+    response = client.post("/recommend", json=body)
+    assert response.status_code == status, response.text
+    assert words in response.text
+
+
+def test_a_body_that_is_not_json_is_a_422(client) -> None:
+    response = client.post("/recommend", content=b"{user: 1", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "JSON decode error" in response.text
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_body_over_the_limit_is_a_413_naming_it(client, streamed) -> None:
+    body = b"[" + b" " * 1_000_000 + b"]"
+    content = iter([body[:500_000], body[500_000:]]) if streamed else body  # streamed: no Content-Length
+    response = client.post("/recommend", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert (
+        response.json()["detail"] == "the request body is larger than this server accepts (1,000,000 bytes)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("/items/nope/similar", 404, "unknown item id 'nope'"),
+        ("/items/i1/similar?k=0", 422, "greater than or equal to 1"),
+        ("/items/i1/similar?k=5000", 422, "less than or equal to 1000"),
+        ("/items/i1/similar?exclude_categories=evn", 422, "did you mean 'even'?"),
+    ],
+)
+def test_bad_similar_requests_get_a_4xx_that_says_why(client, path, status, words) -> None:
+    response = client.get(path)
+    assert response.status_code == status, response.text
+    assert words in response.text

@@ -1,0 +1,83 @@
+"""Batch recommendations streamed to Parquet: the table of ``Recommender.recommend``, written atomically."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from intentrec.catalogue import UnknownIdError
+from intentrec.errors import ConfigError
+from intentrec.recommender import Recommender
+from intentrec.serving.batch import read_user_ids, write_recommendations
+
+
+def test_every_user_in_blocks_gives_the_table_of_recommend(recommender, tmp_path) -> None:
+    blocks = []
+    out = tmp_path / "recs.parquet"
+    rows = write_recommendations(recommender, out, k=5, block_size=7, on_block=blocks.append)
+    assert sum(blocks) == recommender.catalogue.n_users and len(blocks) > 1
+    written = pl.read_parquet(out)
+    assert rows == written.height == 5 * recommender.catalogue.n_users
+    assert_frame_equal(written, recommender.recommend(k=5))
+
+
+def test_chosen_users_keep_their_order_and_the_filters_apply(recommender, tmp_path) -> None:
+    out = tmp_path / "recs.parquet"
+    write_recommendations(recommender, out, ["u9", "u2"], k=3, exclude_categories=["even"])
+    written = pl.read_parquet(out)
+    assert written["user"].unique(maintain_order=True).to_list() == ["u9", "u2"]
+    assert_frame_equal(written, recommender.recommend(["u9", "u2"], k=3, exclude_categories=["even"]))
+
+
+def test_no_users_still_gives_the_four_columns(recommender, tmp_path) -> None:
+    out = tmp_path / "recs.parquet"
+    assert write_recommendations(recommender, out, [], k=3) == 0
+    written = pl.read_parquet(out)
+    assert written.columns == ["user", "rank", "item", "score"] and written.height == 0
+
+
+def test_an_unknown_user_fails_before_anything_is_written(recommender, tmp_path) -> None:
+    with pytest.raises(UnknownIdError, match=r"unknown user id\(s\) \['ghost'\]"):
+        write_recommendations(recommender, tmp_path / "recs.parquet", ["u1", "ghost"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_part_way_leaves_the_previous_file_untouched(recommender, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "recs.parquet"
+    out.write_bytes(b"the previous file")
+    recommend, calls = Recommender.recommend, []
+
+    def fails_on_the_second_block(self, users=None, *args, **kwargs):
+        calls.append(users)
+        if len(calls) == 3:  # the schema, one block, then this
+            raise RuntimeError("disk full")
+        return recommend(self, users, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "recommend", fails_on_the_second_block)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_recommendations(recommender, out, block_size=10)
+    assert out.read_bytes() == b"the previous file"
+    assert [path.name for path in tmp_path.iterdir()] == ["recs.parquet"]
+
+
+def test_user_files_hold_one_id_per_line(tmp_path) -> None:
+    path = tmp_path / "users.txt"
+    path.write_text("u1\n\n  u2  \nu3")
+    assert read_user_ids(path) == ["u1", "u2", "u3"]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "no such file"),
+        (b"\n \n", "the file has no user IDs"),
+        (b"u1\n\xff\xfe", "not a UTF-8 text file"),
+    ],
+)
+def test_bad_user_files_are_named(tmp_path, content, words) -> None:
+    path = tmp_path / "users.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"--users {path}: {words}"):
+        read_user_ids(path)

@@ -1,0 +1,119 @@
+"""``intentrec serve`` and ``intentrec recommend`` run as a user would: a real server on 127.0.0.1, files.
+
+Each command starts a Python process (seconds of imports), so there are few of them; the error paths of
+the library functions behind them are tested in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from intentrec.errors import ConfigError
+from intentrec.serving.schemas import RecommendRequest
+from intentrec.serving.server import bind
+
+INTENTREC = Path(sys.executable).parent / "intentrec"
+ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def intentrec(*args: str | Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(INTENTREC), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- serve -------------------------------------------------------------------------------------------------
+
+
+def test_a_real_server_answers_as_the_service_does(run, service) -> None:
+    port, token = free_port(), "t0ken"
+    server = subprocess.Popen(
+        [str(INTENTREC), "serve", str(run), "--port", str(port)],
+        env={**ENV, "INTENTREC_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, server.communicate()[0]
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the server did not start within a minute"
+                    time.sleep(0.2)
+            body = {"user": "u3", "k": 5, "exclude_categories": ["three"]}
+            assert client.post("/recommend", json=body).status_code == 401
+            response = client.post("/recommend", json=body, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+            expected = service.recommend(RecommendRequest.model_validate(body))
+            assert response.json() == expected.model_dump(mode="json")
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        output = server.communicate(timeout=30)[0]
+    # a clean shutdown, then the exit status of every interrupted command
+    assert server.returncode == 130 and "Application shutdown complete" in output, output
+    assert f"on http://127.0.0.1:{port}" in output and "bearer token required" in output
+
+
+def test_a_bad_port_is_a_one_line_error(run) -> None:
+    done = intentrec("serve", run, "--port", "70000", expect=2)
+    assert (
+        done.stderr.strip() == "error: --port 70000: a port is a number from 1 to 65535 (0 picks a free one)."
+    )
+
+
+def test_bind_names_a_taken_port_and_a_bad_host() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            bind("127.0.0.1", port)
+    with pytest.raises(ConfigError, match="--host 'no such host': not an address this machine can listen on"):
+        bind("no such host", 8000)
+    bind("127.0.0.1", 0).close()
+
+
+# --- recommend ---------------------------------------------------------------------------------------------
+
+
+def test_recommend_writes_the_users_recommendations_to_parquet(run, recommender, tmp_path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("u4\nu1\n")
+    out = tmp_path / "recs.parquet"
+    done = intentrec("recommend", run, "--users", users, "--k", 3, "--include-category", "odd", "--out", out)
+    assert "wrote 6 recommendations for 2 users" in done.stderr
+    expected = recommender.recommend(["u4", "u1"], k=3, include_categories=["odd"])
+    assert_frame_equal(pl.read_parquet(out), expected)
+
+
+def test_recommend_names_a_bad_users_file_in_one_line(run, tmp_path) -> None:
+    missing = tmp_path / "nobody.txt"
+    done = intentrec("recommend", run, "--users", missing, "--out", tmp_path / "recs.parquet", expect=2)
+    assert done.stderr.strip() == (
+        f"error: --users {missing}: no such file; give 'all' or a file with one user ID per line."
+    )

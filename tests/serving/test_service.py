@@ -1,0 +1,75 @@
+"""What is served is what was evaluated: the app's rankings against the offline ones, user by user.
+
+Three references: ``Recommender.recommend`` for known users (their whole history), the evaluator's own
+ranking (``ranked_chunks`` over the test split) for the test inputs sent as raw histories, and the exact
+index for the HNSW one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from intentrec.ranking import ranked_chunks
+from intentrec.serving.app import create_app
+from intentrec.serving.index import IndexConfig
+from intentrec.serving.service import ServeConfig, Service
+
+K = 10
+
+
+def served(client: TestClient, body: dict) -> tuple[list, list[float]]:
+    response = client.post("/recommend", json={"k": K, **body})
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [item["rank"] for item in items] == list(range(1, len(items) + 1))
+    return [item["item"] for item in items], [item["score"] for item in items]
+
+
+def test_served_rankings_equal_recommend_for_every_known_user(client, recommender) -> None:
+    offline = recommender.recommend(k=K)  # every user, exact full ranking
+    for user, table in offline.group_by("user", maintain_order=True):
+        items, scores = served(client, {"user": user[0]})
+        assert items == table["item"].to_list()
+        np.testing.assert_allclose(scores, table["score"].to_numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_served_rankings_equal_the_evaluators_on_the_test_inputs(client, recommender) -> None:
+    """Each test user's input history, sent as raw IDs with timestamps, ranks as the evaluator ranked it."""
+    test = recommender.split.test
+    catalogue = recommender.catalogue
+    config = recommender.config
+    for rows, top_items, top_scores in ranked_chunks(
+        recommender._score, test.history, K, config.model.max_len, chunk_size=64
+    ):
+        for row, expected_items, expected_scores in zip(rows, top_items.tolist(), top_scores, strict=True):
+            start, end = test.history.offsets[row], test.history.offsets[row + 1]
+            history = [
+                {"item": catalogue.item_ids[item], "timestamp": int(time)}
+                for item, time in zip(
+                    test.history.items[start:end], test.history.timestamps[start:end], strict=True
+                )
+            ]
+            items, scores = served(client, {"history": history})
+            assert items == [catalogue.item_ids[item] for item in expected_items]
+            np.testing.assert_allclose(scores, expected_scores.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_python_api_gives_the_served_ranking_for_a_history(client, recommender) -> None:
+    history = ["i4", "i5", "unknown", "i6"]
+    body = {"history": [{"item": item} for item in history], "include_categories": ["odd", "three"]}
+    items, scores = served(client, body)
+    table = recommender.recommend_history(history, k=K, include_categories=["odd", "three"])
+    assert table.columns == ["rank", "item", "score"]
+    assert table["item"].to_list() == items
+    np.testing.assert_allclose(table["score"].to_numpy(), scores, rtol=1e-5)
+    assert items[0] == "i7"  # the model learned what comes after i6
+
+
+@pytest.mark.parametrize("filters", [{}, {"exclude_categories": ["three"]}, {"include_categories": ["odd"]}])
+def test_the_hnsw_index_serves_the_exact_rankings_on_a_small_catalogue(run, client, filters) -> None:
+    hnsw = TestClient(create_app(Service.load(run, ServeConfig(index=IndexConfig(kind="hnsw", m=8)))))
+    for user in ("u0", "u7", "u42"):
+        assert served(hnsw, {"user": user, **filters})[0] == served(client, {"user": user, **filters})[0]
+    assert (run / "index.faiss").is_file()  # built once, kept in the run for the next start
