@@ -2,7 +2,9 @@
 
 For each chunk of evaluation users: score all items, remove the items of their history (on by default,
 ``filter_seen``), take the top ``max(ks)``, mark hits against the targets and add the per-user metrics to a
-running mean. Memory stays flat as users grow. Metric definitions: :mod:`intentrec.evaluation.metrics`.
+running mean. Memory stays flat as users grow. Metric definitions: :mod:`intentrec.evaluation.metrics`,
+and :mod:`intentrec.evaluation.beyond_accuracy` for diversity, novelty, coverage, personalisation and
+exploration, measured on the same lists whenever the item features are given.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from intentrec.data.split import EvalSet
+from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, ItemFeatures
 from intentrec.evaluation.metrics import (
     MetricAccumulator,
     count_targets,
@@ -39,17 +42,32 @@ class EvalConfig(BaseModel):
         return sorted(ks)
 
 
-def evaluate(score: ScoreFn, eval_set: EvalSet, max_len: int, config: EvalConfig) -> dict[str, float]:
-    """Mean metrics over the users of ``eval_set`` (keys like ``"ndcg@10"``), by full ranking."""
+def evaluate(
+    score: ScoreFn,
+    eval_set: EvalSet,
+    max_len: int,
+    config: EvalConfig,
+    features: ItemFeatures | None = None,
+) -> dict[str, float]:
+    """Mean metrics over the users of ``eval_set`` (keys like ``"ndcg@10"``), by full ranking.
+
+    With ``features``, the beyond-accuracy metrics (``"entropy@10"``, ``"coverage@10"``, ...) follow the
+    accuracy ones.
+    """
     accumulator = MetricAccumulator()
+    beyond = BeyondAccuracy(features, config.ks) if features is not None else None
     k_max = max(config.ks)
     for rows, top_items, top_scores in ranked_chunks(
         score, eval_set.history, k_max, max_len, config.filter_seen, config.chunk_size
     ):
         targets = padded_targets(eval_set.targets, rows)
         # (B, k) with k = min(k_max, n_items); a seen item left in a short list (score -inf) is no hit
-        hits = hit_matrix(top_items, targets) & (top_scores > float("-inf"))
+        listed = top_scores > float("-inf")
+        hits = hit_matrix(top_items, targets) & listed
         # a catalogue smaller than K_max: the ranks past its end hold nothing
         hits = torch.cat([hits, hits.new_zeros(len(rows), k_max - hits.shape[1])], dim=1)
-        accumulator.add(ranking_metrics(hits, count_targets(targets), config.ks))
-    return accumulator.means()
+        accuracy = ranking_metrics(hits, count_targets(targets), config.ks)
+        accumulator.add(accuracy)
+        if beyond is not None:
+            beyond.add(top_items, listed, targets, eval_set.history.subset(rows), accuracy)
+    return accumulator.means() | (beyond.means() if beyond is not None else {})
