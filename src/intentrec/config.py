@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,12 +18,14 @@ from intentrec.data.split import SplitConfig
 from intentrec.errors import ConfigError, did_you_mean
 from intentrec.evaluation.evaluator import EvalConfig
 from intentrec.evaluation.metrics import metric_names
+from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
 from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig
 
-#: The backbone configs; later backbones join this union, told apart by their `name` field.
-BackboneConfig = SASRecConfig
+#: The backbone configs, told apart by their `name` field.
+BACKBONES: dict[str, type[SASRecConfig | HSTUConfig]] = {"sasrec": SASRecConfig, "hstu": HSTUConfig}
+BackboneConfig = Annotated[SASRecConfig | HSTUConfig, Field(discriminator="name")]
 
 
 class RunConfig(BaseModel):
@@ -37,6 +39,29 @@ class RunConfig(BaseModel):
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backbone_recipe(cls, values: Any) -> Any:
+        """Fill the loss and training settings a backbone's published recipe needs, unless given.
+
+        The defaults of LossConfig and TrainConfig suit SASRec; HSTU, for one, is trained with sampled
+        softmax on cosine similarities (see ``HSTUConfig.recipe``).
+        """
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        model = values.get("model") or {}
+        if isinstance(model, dict):
+            model = values["model"] = {"name": "sasrec", **model}
+        backbone = BACKBONES.get(str(model["name"] if isinstance(model, dict) else model.name))
+        if backbone is None:
+            return values  # validation names the unknown backbone
+        for section, recipe in getattr(backbone, "recipe", {}).items():
+            given = values.get(section, {})
+            if isinstance(given, dict):
+                values[section] = recipe | given
+        return values
 
     @model_validator(mode="after")
     def _monitor_is_measured(self) -> RunConfig:
@@ -97,8 +122,15 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for problem in error.errors():
-        location = ".".join(str(part) for part in problem["loc"])
-        message = problem["msg"]
+        parts = problem["loc"]
+        if parts[:1] == ("model",) and len(parts) > 2:
+            parts = ("model", *parts[2:])  # pydantic puts the backbone's name in: model.hstu.dim
+        location = ".".join(str(part) for part in parts)
+        message, given = problem["msg"], problem.get("input")
+        if problem["type"] == "union_tag_invalid":  # an unknown backbone name
+            location, given = f"{location}.name", problem["ctx"]["tag"]
+            known = ", ".join(BACKBONES)
+            message = f"unknown backbone{did_you_mean(given, BACKBONES)}; choose one of {known}"
         if problem["type"] == "extra_forbidden":
             parent = _model_at(problem["loc"][:-1])
             hint = did_you_mean(str(problem["loc"][-1]), parent.model_fields) if parent else ""
@@ -106,18 +138,22 @@ def _describe(error: ValidationError, source: str) -> str:
         if not location:  # a rule across sections: its message names the fields, the input is everything
             lines.append(f"  {message}")
             continue
-        lines.append(f"  {location}: {message} (got {problem.get('input')!r})")
+        lines.append(f"  {location}: {message} (got {given!r})")
     return "\n".join(lines)
 
 
 def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] = RunConfig
-    for part in location:
-        field = model.model_fields.get(str(part))
+    parts = list(location)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         annotation = field.annotation if field else None
         # an optional section (`ColumnMapping | None`) is the model inside it
         inside = [option for option in get_args(annotation) if option is not type(None)]
         annotation = inside[0] if len(inside) == 1 else annotation
+        if len(inside) > 1 and all(option in BACKBONES.values() for option in inside):
+            # the location of a backbone setting names the union's tag first: ("model", "hstu", "dim")
+            annotation = BACKBONES.get(str(parts.pop(0))) if parts else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

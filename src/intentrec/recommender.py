@@ -23,10 +23,14 @@ from intentrec.catalogue import Catalogue, UnknownItems
 from intentrec.config import RunConfig
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
-from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
+from intentrec.data.raw import TimestampKind
+from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
 from intentrec.errors import ConfigError, IntentRecError
+from intentrec.evaluation.beyond_accuracy import ItemFeatures
 from intentrec.evaluation.evaluator import evaluate
+from intentrec.models.backbone import Backbone
+from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec
 from intentrec.ranking import ranked_chunks
@@ -80,6 +84,7 @@ class Recommender:
         # built from the dataset on first use; fit and load replace the dataset, so they reset these
         self._catalogue: Catalogue | None = None
         self._history: Sequences | None = None
+        self._features: ItemFeatures | None = None
 
     # --- training -----------------------------------------------------------------------------------------
 
@@ -91,9 +96,9 @@ class Recommender:
         config = self.config
         started = time.perf_counter()
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
-        self._catalogue, self._history = None, None
+        self._catalogue, self._history, self._features = None, None, None
         self.split = split_dataset(self.dataset, config.split)
-        self.model = build_model(config, self.dataset.n_items)
+        self.model = build_model(config, self.dataset.n_items, self.dataset.card.timestamp_kind)
         files = RunFiles(Path(out)) if out is not None else None
         if files:
             files.root.mkdir(parents=True, exist_ok=True)
@@ -143,11 +148,14 @@ class Recommender:
     # --- evaluation and recommendation ---------------------------------------------------------------------
 
     def evaluate(self, on: Literal["valid", "test"] = "test") -> dict[str, float]:
-        """Full-ranking metrics on the validation or test users of the split."""
+        """Full-ranking metrics on the validation or test users of the split: accuracy, then diversity,
+        novelty, coverage, personalisation and exploration (:mod:`intentrec.evaluation.beyond_accuracy`)."""
         model, split = self._fitted()
         eval_set = split.valid if on == "valid" else split.test
+        if self._features is None:
+            self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
         model.eval()
-        return evaluate(self._score, eval_set, self.config.model.max_len, self.config.eval)
+        return evaluate(self._score, eval_set, self.config.model.max_len, self.config.eval, self._features)
 
     def recommend(
         self,
@@ -219,10 +227,12 @@ class Recommender:
             self._history = history
         return self._history
 
-    def user_vectors(self, history: Sequences, rows: np.ndarray) -> torch.Tensor:
-        """``(B, D)``: the model's state after the last event of each row, what items are scored against."""
+    def user_vectors(self, batch: PaddedBatch) -> torch.Tensor:
+        """``(B, D)``: the model's state after the last event of each history, what items are scored against.
+
+        ``batch`` holds at most the last ``config.model.max_len`` events of each history (``pad_left``).
+        """
         model, _ = self._fitted()
-        batch = pad_left(history, rows, self.config.model.max_len)
         with torch.inference_mode():
             return model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[:, -1]
 
@@ -252,7 +262,8 @@ class Recommender:
         recommender = cls(RunConfig.from_file(files.config))
         recommender.dataset = Dataset.load(files.dataset)
         recommender.split = split_dataset(recommender.dataset, recommender.config.split)
-        recommender.model = build_model(recommender.config, recommender.dataset.n_items)
+        dataset = recommender.dataset
+        recommender.model = build_model(recommender.config, dataset.n_items, dataset.card.timestamp_kind)
         recommender.model.load_state_dict(load_weights(files.best_weights))
         recommender.model.eval()
         if files.metrics.is_file():
@@ -307,10 +318,20 @@ class Recommender:
         return table.join(dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left")
 
 
-def build_model(config: RunConfig, n_items: int) -> SequentialModel:
-    """The torch module a config describes, with fresh weights."""
+def build_model(
+    config: RunConfig, n_items: int, timestamp_kind: TimestampKind = "unix_seconds"
+) -> SequentialModel:
+    """The torch module a config describes, with fresh weights.
+
+    ``timestamp_kind`` is the dataset's: an order-only log gives HSTU no time gaps to learn from.
+    """
     torch.manual_seed(config.train.seed)
-    return SequentialModel(SASRec(config.model), n_items, normalize=config.loss.normalize)
+    backbone: Backbone
+    if isinstance(config.model, HSTUConfig):
+        backbone = HSTU(config.model, use_time=timestamp_kind == "unix_seconds")
+    else:
+        backbone = SASRec(config.model)
+    return SequentialModel(backbone, n_items, normalize=config.loss.normalize)
 
 
 def _check_k(k: int) -> None:

@@ -82,9 +82,12 @@ class ItemFeatures:
             dataset.items.select("item_idx", "categories").explode("categories").drop_nulls("categories")
         )
         names = members["categories"].unique().sort().to_list()
-        column = members.select(pl.col("categories").replace_strict(names, range(len(names)))).to_series()
+        column = members.select(pl.col("categories").replace_strict(names, range(len(names)), default=0))
         categories = torch.zeros(dataset.n_items, len(names), dtype=torch.bool)
-        categories[members["item_idx"].to_torch().long(), column.to_torch().long()] = True
+        rows = members["item_idx"].to_numpy().astype(np.int64)
+        categories[
+            torch.from_numpy(rows), torch.from_numpy(column.to_series().to_numpy().astype(np.int64))
+        ] = True
         counts = np.bincount(train.items, minlength=dataset.n_items)
         return cls(categories, names, torch.from_numpy(counts.astype(np.int64)))
 
