@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from intentrec.ranking import ranked_chunks
 from intentrec.serving.app import create_app
 from intentrec.serving.index import IndexConfig
+from intentrec.serving.schemas import RecommendRequest, RecommendResponse
 from intentrec.serving.service import ServeConfig, Service
 
 K = 10
@@ -73,3 +74,21 @@ def test_the_hnsw_index_serves_the_exact_rankings_on_a_small_catalogue(run, clie
     for user in ("u0", "u7", "u42"):
         assert served(hnsw, {"user": user, **filters})[0] == served(client, {"user": user, **filters})[0]
     assert (run / "index.faiss").is_file()  # built once, kept in the run for the next start
+
+
+def test_a_batch_of_requests_ranks_as_each_request_alone(service) -> None:
+    """The batched forward pass pads histories of different lengths together; nothing else changes."""
+    requests = [
+        RecommendRequest(user="u1", k=K),
+        RecommendRequest(history=[{"item": "i3"}], k=K, include_categories=["odd"]),
+        RecommendRequest(user="u2", k=3, exclude_seen=False),
+        RecommendRequest(history=[{"item": f"i{i}"} for i in range(14)], k=K),
+    ]
+    queries = [service.prepare(request) for request in requests]
+    together = service.rank(queries)
+    for query, (items, scores) in zip(queries, together, strict=True):
+        (alone_items, alone_scores), *_ = service.rank([query])
+        assert items.tolist() == alone_items.tolist()
+        np.testing.assert_allclose(scores, alone_scores, rtol=1e-5, atol=1e-6)
+    # and what is served is what the response schema says
+    RecommendResponse.model_validate(service.respond(queries[1], *together[1]))

@@ -10,25 +10,28 @@ Every user mistake is a 4xx with a ``detail`` saying what was wrong: 401 without
 one is set), 404 for an unknown user or item, 413 for a body over the limit, 422 for a request the schema or
 the data does not allow (pydantic's field errors, or one sentence). A 5xx is a bug.
 
-The routes are plain functions, so FastAPI runs them in its thread pool: the model and the index release
-the GIL, so requests are computed in parallel on all cores.
+POST /recommend computes requests in batches (:mod:`~intentrec.serving.batching`); the other routes are
+plain functions that FastAPI runs in its thread pool.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import intentrec
 from intentrec.catalogue import UnknownIdError
 from intentrec.errors import IntentRecError
+from intentrec.serving.batching import Batcher
 from intentrec.serving.schemas import (
     MAX_K,
     Category,
@@ -50,10 +53,18 @@ _ERRORS = {
 
 def create_app(service: Service, token: str | None = None) -> FastAPI:
     """The app serving ``service``; with ``token``, every route but /health and the docs requires it."""
+    batcher = Batcher(service.rank)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
     app = FastAPI(
         title="IntentRec",
         version=intentrec.__version__,
         summary="Recommendations from a trained IntentRec run, in the data's own IDs.",
+        lifespan=lifespan,
     )
     app.add_middleware(_BodyLimit, max_bytes=service.config.max_body_bytes)
     protected = [Depends(_bearer_token(token))] if token else []
@@ -63,10 +74,15 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         status = 404 if isinstance(error, UnknownIdError) else 422
         return JSONResponse({"detail": str(error)}, status_code=status)
 
-    @app.post("/recommend", dependencies=protected, responses=_ERRORS)
-    def recommend(request: RecommendRequest) -> RecommendResponse:
+    # the hot path: parsing and writing on the event loop, the model and the index on the batcher's
+    # thread. The body is written by pydantic's serialiser without building the response models (4x
+    # faster than the json module for 100 items); the tests check it against the response schema.
+    @app.post("/recommend", response_model=RecommendResponse, dependencies=protected, responses=_ERRORS)
+    async def recommend(request: RecommendRequest) -> Response:
         """Top-k items for a known user or for a history brought in the request, best first."""
-        return service.recommend(request)
+        query = service.prepare(request)
+        items, scores = await batcher.submit(query)
+        return Response(to_json(service.respond(query, items, scores)), media_type="application/json")
 
     @app.get("/items/{item}/similar", dependencies=protected, responses=_ERRORS)
     def similar(
@@ -76,7 +92,9 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         exclude_categories: Annotated[list[Category] | None, Query()] = None,
     ) -> SimilarResponse:
         """The items whose vectors the model scores highest against this item's own."""
-        return service.similar(item, k, include_categories, exclude_categories)
+        return SimilarResponse.model_validate(
+            service.similar(item, k, include_categories, exclude_categories)
+        )
 
     @app.get("/health")
     def health() -> Health:

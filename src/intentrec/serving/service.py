@@ -1,16 +1,22 @@
-"""Recommendations one request at a time from a loaded run: everything behind the HTTP API but HTTP.
+"""Recommendations from a loaded run, request by request: everything behind the HTTP API but HTTP.
 
 A Service holds the run's Recommender (model, dataset, every user's history, built once), its Catalogue and
-the vector index. A request goes: the history (the user's logged one, or the one brought) -> the model's
-state after its last event -> the index's best items under the filters -> raw IDs, titles, categories.
-The rankings are those of :meth:`Recommender.recommend` (exactly, with the exact index; a test checks it).
-User mistakes raise IntentRecError (UnknownIdError for a user or item that does not exist), which the app
-turns into 4xx responses.
+the vector index. A request goes through three steps:
+
+    prepare   the history (the user's logged one, or the one brought) and the filters, in indices;
+              every user mistake is raised here (IntentRecError; UnknownIdError for a user or item that
+              does not exist), which the app turns into a 4xx
+    rank      the model's state after the last event of each history, for many requests in one forward
+              pass, then the index's best items under each request's filters
+    respond   raw IDs, scores, titles, categories and the head, as JSON-ready data
+
+The rankings are those of :meth:`Recommender.recommend` (exactly with the exact index; a test checks it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import intentrec
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
@@ -28,11 +35,7 @@ from intentrec.serving.schemas import (
     Head,
     Health,
     Metadata,
-    RecommendedItem,
     RecommendRequest,
-    RecommendResponse,
-    ScoredItem,
-    SimilarResponse,
 )
 
 
@@ -43,6 +46,19 @@ class ServeConfig(BaseModel):
 
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (HTTP 413 above).")
     index: IndexConfig = Field(default_factory=IndexConfig)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A request resolved against the run: whose history (row ``row`` of ``history``), which items may
+    be returned (``allowed``, None = all), and what to report back about the history."""
+
+    request: RecommendRequest
+    history: Sequences
+    row: int
+    allowed: np.ndarray | None
+    unknown: list[Any]
+    skipped_events: int
 
 
 class Service:
@@ -66,30 +82,54 @@ class Service:
 
     # --- requests ------------------------------------------------------------------------------------------
 
-    def recommend(self, request: RecommendRequest) -> RecommendResponse:
+    def recommend(self, request: RecommendRequest) -> dict[str, Any]:
+        """The response to one request, as JSON-ready data (the app batches :meth:`rank` instead)."""
+        query = self.prepare(request)
+        (items, scores), *_ = self.rank([query])
+        return self.respond(query, items, scores)
+
+    def prepare(self, request: RecommendRequest) -> Query:
+        """Resolve a request against the run; every mistake in it is raised here, before any computing."""
         allowed = self.catalogue.allowed(request.include_categories, request.exclude_categories)
         if request.history is None:
-            history, row = self.recommender.history, int(self.catalogue.require_users([request.user])[0])
-            unknown, skipped = [], 0
-        else:
-            events = request.history
-            stamped = events[0].timestamp is not None  # all or none, checked by the request model
-            encoded = self.catalogue.encode_history(
-                [event.item for event in events],
-                [event.timestamp for event in events] if stamped else None,  # type: ignore[misc]
-                [event.event for event in events],
-                request.unknown_items,
-            )
-            history, row, unknown, skipped = encoded.history, 0, encoded.unknown, encoded.skipped_events
-        query = self.recommender.user_vectors(history, np.array([row])).numpy()[0]
-        seen = history.row(row) if request.exclude_seen else None
-        items, scores = self.index.search(query, request.k, seen, allowed)
-        return RecommendResponse(
-            user=request.user,
-            items=[RecommendedItem(**entry, head=DEFAULT_HEAD) for entry in self._entries(items, scores)],
-            unknown_items=unknown,
-            skipped_events=skipped,
+            user = int(self.catalogue.require_users([request.user])[0])
+            return Query(request, self.recommender.history, user, allowed, [], 0)
+        events = request.history
+        stamped = events[0].timestamp is not None  # all or none, checked by the request model
+        encoded = self.catalogue.encode_history(
+            [event.item for event in events],
+            [event.timestamp for event in events] if stamped else None,  # type: ignore[misc]
+            [event.event for event in events],
+            request.unknown_items,
         )
+        return Query(request, encoded.history, 0, allowed, encoded.unknown, encoded.skipped_events)
+
+    def rank(self, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(items, scores)`` of each query, best first: one forward pass for all, then a search each."""
+        max_len = self.recommender.config.model.max_len
+        batch = _stack([pad_left(query.history, np.array([query.row]), max_len) for query in queries])
+        vectors = self.recommender.user_vectors(batch).numpy()
+        return [
+            self.index.search(
+                vector,
+                query.request.k,
+                query.history.row(query.row) if query.request.exclude_seen else None,
+                query.allowed,
+            )
+            for query, vector in zip(queries, vectors, strict=True)
+        ]
+
+    def respond(self, query: Query, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        """The body of a :class:`RecommendResponse`, as plain data (building the models costs ~1 ms)."""
+        entries = self._entries(items, scores)
+        for entry in entries:
+            entry["head"] = DEFAULT_HEAD
+        return {
+            "user": query.request.user,
+            "items": entries,
+            "unknown_items": query.unknown,
+            "skipped_events": query.skipped_events,
+        }
 
     def similar(
         self,
@@ -97,15 +137,12 @@ class Service:
         k: int = 10,
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
-    ) -> SimilarResponse:
-        """The items whose vectors score highest against ``item``'s own (the model's notion of alike)."""
+    ) -> dict[str, Any]:
+        """The items whose vectors score highest against ``item``'s own: a :class:`SimilarResponse` body."""
         index = self.catalogue.require_item(item)
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
         items, scores = self.index.search(self.index.vectors[index], k, np.array([index]), allowed)
-        return SimilarResponse(
-            item=self.catalogue.item_ids[index],
-            items=[ScoredItem(**entry) for entry in self._entries(items, scores)],
-        )
+        return {"item": self.catalogue.item_ids[index], "items": self._entries(items, scores)}
 
     def health(self) -> Health:
         return Health(
@@ -144,3 +181,14 @@ class Service:
             heads=[Head(name=DEFAULT_HEAD, description="The model's own next-item scores.")],
             limits={"max_k": MAX_K, "max_history": MAX_HISTORY, "max_body_bytes": config.max_body_bytes},
         )
+
+
+def _stack(batches: list[PaddedBatch]) -> PaddedBatch:
+    """One batch of single-row batches of different widths, left-padded to the widest."""
+    width = max(batch.items.shape[1] for batch in batches)
+    items = np.zeros((len(batches), width), dtype=np.int64)
+    timestamps = np.zeros((len(batches), width), dtype=np.int64)
+    for row, batch in enumerate(batches):
+        items[row, width - batch.items.shape[1] :] = batch.items[0]
+        timestamps[row, width - batch.items.shape[1] :] = batch.timestamps[0]
+    return PaddedBatch(items=items, timestamps=timestamps)
