@@ -1,7 +1,7 @@
 """The HTTP API: a FastAPI app over a :class:`~intentrec.serving.service.Service`.
 
     POST /recommend               a known user, or a history brought in the request -> top-k items
-    GET  /items/{item}/similar    the items the model scores highest against an item
+    GET  /items/{item}/similar    the items the model ranks first after an item
     GET  /health                  liveness, sizes and index kind (never needs the token)
     GET  /metadata                the run's config, dataset card, index, heads and limits
     GET  /docs, /openapi.json     the interactive documentation and the schema behind it
@@ -10,7 +10,7 @@ Every user mistake is a 4xx with a ``detail`` saying what was wrong: 401 without
 one is set), 404 for an unknown user or item, 413 for a body over the limit, 422 for a request the schema or
 the data does not allow (pydantic's field errors, or one sentence). A 5xx is a bug.
 
-POST /recommend computes requests in batches (:mod:`~intentrec.serving.batching`); the other routes are
+The two ranking routes compute requests in batches (:mod:`~intentrec.serving.batching`); the others are
 plain functions that FastAPI runs in its thread pool.
 """
 
@@ -41,7 +41,7 @@ from intentrec.serving.schemas import (
     RecommendResponse,
     SimilarResponse,
 )
-from intentrec.serving.service import Service
+from intentrec.serving.service import Resolved, Service
 
 _ERRORS = {
     401: {"description": "Missing or wrong bearer token."},
@@ -77,24 +77,26 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     # the hot path: parsing and writing on the event loop, the model and the index on the batcher's
     # thread. The body is written by pydantic's serialiser without building the response models (4x
     # faster than the json module for 100 items); the tests check it against the response schema.
-    @app.post("/recommend", response_model=RecommendResponse, dependencies=protected, responses=_ERRORS)
-    async def recommend(request: RecommendRequest) -> Response:
-        """Top-k items for a known user or for a history brought in the request, best first."""
-        query = service.prepare(request)
+    async def answer(query: Resolved) -> Response:
         items, scores = await batcher.submit(query)
         return Response(to_json(service.respond(query, items, scores)), media_type="application/json")
 
-    @app.get("/items/{item}/similar", dependencies=protected, responses=_ERRORS)
-    def similar(
+    @app.post("/recommend", response_model=RecommendResponse, dependencies=protected, responses=_ERRORS)
+    async def recommend(request: RecommendRequest) -> Response:
+        """Top-k items for a known user or for a history brought in the request, best first."""
+        return await answer(service.prepare(request))
+
+    @app.get(
+        "/items/{item}/similar", response_model=SimilarResponse, dependencies=protected, responses=_ERRORS
+    )
+    async def similar(
         item: str,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items to return.")] = 10,
         include_categories: Annotated[list[Category] | None, Query()] = None,
         exclude_categories: Annotated[list[Category] | None, Query()] = None,
-    ) -> SimilarResponse:
-        """The items whose vectors the model scores highest against this item's own."""
-        return SimilarResponse.model_validate(
-            service.similar(item, k, include_categories, exclude_categories)
-        )
+    ) -> Response:
+        """The items the model ranks first after this one: the ranking for a history of this item alone."""
+        return await answer(service.prepare_similar(item, k, include_categories, exclude_categories))
 
     @app.get("/health")
     def health() -> Health:

@@ -81,7 +81,7 @@ class RecommendRequest(_Request):
         return self
 
 
-class ScoredItem(BaseModel):
+class RecommendedItem(BaseModel):
     """An item of a ranking, best first."""
 
     rank: int = Field(description="1 = best.")
@@ -89,9 +89,6 @@ class ScoredItem(BaseModel):
     score: float = Field(description="The model's score: inner product (cosine if the run normalises).")
     title: str | None = Field(description="From the item metadata, when the data has it.")
     categories: list[str] = Field(description="From the item metadata (empty when unknown).")
-
-
-class RecommendedItem(ScoredItem):
     head: str = Field(description=f"The head that produced the item ('{DEFAULT_HEAD}': the model's own).")
 
 
@@ -104,7 +101,7 @@ class RecommendResponse(BaseModel):
 
 class SimilarResponse(BaseModel):
     item: RawId
-    items: list[ScoredItem]
+    items: list[RecommendedItem]
 
 
 class Health(BaseModel):

@@ -16,7 +16,7 @@ The rankings are those of :meth:`Recommender.recommend` (exactly with the exact 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from intentrec.serving.schemas import (
     MAX_K,
     Head,
     Health,
+    HistoryEvent,
     Metadata,
     RecommendRequest,
 )
@@ -49,7 +50,7 @@ class ServeConfig(BaseModel):
 
 
 @dataclass(frozen=True)
-class Query:
+class Resolved:
     """A request resolved against the run: whose history (row ``row`` of ``history``), which items may
     be returned (``allowed``, None = all), and what to report back about the history."""
 
@@ -59,6 +60,7 @@ class Query:
     allowed: np.ndarray | None
     unknown: list[Any]
     skipped_events: int
+    similar_to: Any = None  # the item of a similar-items request
 
 
 class Service:
@@ -83,17 +85,25 @@ class Service:
     # --- requests ------------------------------------------------------------------------------------------
 
     def recommend(self, request: RecommendRequest) -> dict[str, Any]:
-        """The response to one request, as JSON-ready data (the app batches :meth:`rank` instead)."""
-        query = self.prepare(request)
-        (items, scores), *_ = self.rank([query])
-        return self.respond(query, items, scores)
+        """The body of the response to one request (the app batches :meth:`rank` across requests)."""
+        return self._answer(self.prepare(request))
 
-    def prepare(self, request: RecommendRequest) -> Query:
+    def similar(
+        self,
+        item: Any,
+        k: int = 10,
+        include_categories: Sequence[str] | None = None,
+        exclude_categories: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """The body of a :class:`SimilarResponse`: what the model ranks first after ``item`` alone."""
+        return self._answer(self.prepare_similar(item, k, include_categories, exclude_categories))
+
+    def prepare(self, request: RecommendRequest) -> Resolved:
         """Resolve a request against the run; every mistake in it is raised here, before any computing."""
         allowed = self.catalogue.allowed(request.include_categories, request.exclude_categories)
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
-            return Query(request, self.recommender.history, user, allowed, [], 0)
+            return Resolved(request, self.recommender.history, user, allowed, [], 0)
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -102,9 +112,30 @@ class Service:
             [event.event for event in events],
             request.unknown_items,
         )
-        return Query(request, encoded.history, 0, allowed, encoded.unknown, encoded.skipped_events)
+        return Resolved(request, encoded.history, 0, allowed, encoded.unknown, encoded.skipped_events)
 
-    def rank(self, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def prepare_similar(
+        self,
+        item: Any,
+        k: int = 10,
+        include_categories: Sequence[str] | None = None,
+        exclude_categories: Sequence[str] | None = None,
+    ) -> Resolved:
+        """A similar-items request as the history of one event: the model's "after this, that".
+
+        For a sequential model, items are alike when people go from one to the other; the raw inner
+        product of two item vectors mostly measures how large they are.
+        """
+        index = self.catalogue.require_item(item)  # unknown: a 404, not a history with nothing in it
+        request = RecommendRequest(
+            history=[HistoryEvent(item=self.catalogue.item_ids[index])],
+            k=k,
+            include_categories=include_categories,
+            exclude_categories=exclude_categories,
+        )
+        return replace(self.prepare(request), similar_to=self.catalogue.item_ids[index])
+
+    def rank(self, queries: Sequence[Resolved]) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(items, scores)`` of each query, best first: one forward pass for all, then a search each."""
         max_len = self.recommender.config.model.max_len
         batch = _stack([pad_left(query.history, np.array([query.row]), max_len) for query in queries])
@@ -119,30 +150,28 @@ class Service:
             for query, vector in zip(queries, vectors, strict=True)
         ]
 
-    def respond(self, query: Query, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-        """The body of a :class:`RecommendResponse`, as plain data (building the models costs ~1 ms)."""
-        entries = self._entries(items, scores)
-        for entry in entries:
-            entry["head"] = DEFAULT_HEAD
+    def respond(self, query: Resolved, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        """The body of the response, as plain data (building the response models would cost ~1 ms)."""
+        catalogue = self.catalogue
+        entries = [
+            {
+                "rank": rank,
+                "item": catalogue.item_ids[item],
+                "score": score,
+                "title": catalogue.titles[item],
+                "categories": catalogue.categories[item],
+                "head": DEFAULT_HEAD,
+            }
+            for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1)
+        ]
+        if query.similar_to is not None:
+            return {"item": query.similar_to, "items": entries}
         return {
             "user": query.request.user,
             "items": entries,
             "unknown_items": query.unknown,
             "skipped_events": query.skipped_events,
         }
-
-    def similar(
-        self,
-        item: Any,
-        k: int = 10,
-        include_categories: Sequence[str] | None = None,
-        exclude_categories: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
-        """The items whose vectors score highest against ``item``'s own: a :class:`SimilarResponse` body."""
-        index = self.catalogue.require_item(item)
-        allowed = self.catalogue.allowed(include_categories, exclude_categories)
-        items, scores = self.index.search(self.index.vectors[index], k, np.array([index]), allowed)
-        return {"item": self.catalogue.item_ids[index], "items": self._entries(items, scores)}
 
     def health(self) -> Health:
         return Health(
@@ -154,18 +183,9 @@ class Service:
 
     # --- internals -----------------------------------------------------------------------------------------
 
-    def _entries(self, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-        catalogue = self.catalogue
-        return [
-            {
-                "rank": rank,
-                "item": catalogue.item_ids[item],
-                "score": score,
-                "title": catalogue.titles[item],
-                "categories": catalogue.categories[item],
-            }
-            for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1)
-        ]
+    def _answer(self, query: Resolved) -> dict[str, Any]:
+        (items, scores), *_ = self.rank([query])
+        return self.respond(query, items, scores)
 
     def _describe_run(self, name: str) -> Metadata:
         recommender = self.recommender
