@@ -135,22 +135,22 @@ class Service:
         )
         return replace(self.prepare(request), similar_to=self.catalogue.item_ids[index])
 
-    def rank(self, queries: Sequence[Resolved]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(items, scores)`` of each query, best first: one forward pass for all, then a search each."""
+    def rank(self, requests: Sequence[Resolved]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(items, scores)`` of each request, best first: one forward pass for all, then a search each."""
         max_len = self.recommender.config.model.max_len
-        batch = _stack([pad_left(query.history, np.array([query.row]), max_len) for query in queries])
+        batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in requests])
         vectors = self.recommender.user_vectors(batch).numpy()
         return [
             self.index.search(
                 vector,
-                query.request.k,
-                query.history.row(query.row) if query.request.exclude_seen else None,
-                query.allowed,
+                resolved.request.k,
+                resolved.history.row(resolved.row) if resolved.request.exclude_seen else None,
+                resolved.allowed,
             )
-            for query, vector in zip(queries, vectors, strict=True)
+            for resolved, vector in zip(requests, vectors, strict=True)
         ]
 
-    def respond(self, query: Resolved, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    def respond(self, resolved: Resolved, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         """The body of the response, as plain data (building the response models would cost ~1 ms)."""
         catalogue = self.catalogue
         entries = [
@@ -164,13 +164,13 @@ class Service:
             }
             for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1)
         ]
-        if query.similar_to is not None:
-            return {"item": query.similar_to, "items": entries}
+        if resolved.similar_to is not None:
+            return {"item": resolved.similar_to, "items": entries}
         return {
-            "user": query.request.user,
+            "user": resolved.request.user,
             "items": entries,
-            "unknown_items": query.unknown,
-            "skipped_events": query.skipped_events,
+            "unknown_items": resolved.unknown,
+            "skipped_events": resolved.skipped_events,
         }
 
     def health(self) -> Health:
@@ -183,9 +183,9 @@ class Service:
 
     # --- internals -----------------------------------------------------------------------------------------
 
-    def _answer(self, query: Resolved) -> dict[str, Any]:
-        (items, scores), *_ = self.rank([query])
-        return self.respond(query, items, scores)
+    def _answer(self, resolved: Resolved) -> dict[str, Any]:
+        (items, scores), *_ = self.rank([resolved])
+        return self.respond(resolved, items, scores)
 
     def _describe_run(self, name: str) -> Metadata:
         recommender = self.recommender
