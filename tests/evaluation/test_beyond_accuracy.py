@@ -123,6 +123,11 @@ def test_seen_items_left_in_a_short_list_count_for_nothing() -> None:
     values = beyond.means()
     assert values["entropy@2"] == 0.0 and values["ild@2"] == 0.0
     assert values["coverage@2"] == pytest.approx(1 / 6)
+    beyond = BeyondAccuracy(features(), ks=[3])
+    top_items, listed = torch.tensor([[0, 2, 1]]), torch.tensor([[True, True, False]])
+    accuracy = ranking_metrics(hit_matrix(top_items, targets) & listed, count_targets(targets), [3])
+    beyond.add(top_items, listed, targets, sequences([[1]]), accuracy)
+    assert beyond.means()["ild@3"] == 1.0  # the one listed pair (0, 2); the unlisted rank adds no pair
 
 
 def test_item_features_from_a_dataset(make_dataset) -> None:

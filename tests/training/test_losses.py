@@ -104,6 +104,18 @@ def test_sampled_softmax_masks_accidental_hits(case, monkeypatch, temperature) -
     assert abs(unmasked - expected) > 1e-3
 
 
+def test_sampled_softmax_per_position_draws_each_row_its_own_negatives(case, monkeypatch) -> None:
+    hidden, targets, items = case
+    rows = [[3, 2], [4, 3], [9, 8], [1, 2], [5, 6]]  # hits: row 1's 3, row 2's 9, row 4's 5
+    fixed_randint(monkeypatch, [n for row in rows for n in row])
+    loss = sampled_softmax_loss(hidden, targets, items, 2, 0.5, shared=False)
+    expected = [
+        reference_sampled_softmax(hidden[i : i + 1], targets[i : i + 1], items, rows[i], 0.5)
+        for i in range(len(rows))
+    ]
+    assert loss.item() == pytest.approx(sum(expected) / len(expected), rel=1e-9)
+
+
 def test_sampled_softmax_when_every_negative_is_the_target_is_zero() -> None:
     hidden = torch.randn(3, D, requires_grad=True)
     items = torch.randn(2, D, requires_grad=True)  # one item: every draw from 1..1 is an accidental hit

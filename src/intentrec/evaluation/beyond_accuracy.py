@@ -192,6 +192,7 @@ class BeyondAccuracy:
         sizes = overlap.diagonal(dim1=1, dim2=2)  # (B, K_max): |A|
         union = sizes[:, :, None] + sizes[:, None, :] - overlap
         distance = torch.where(union > 0, 1 - overlap / union.clamp(min=1), 0.0)  # (B, K_max, K_max)
+        distance = distance * (valid[:, :, None] & valid[:, None, :])  # only pairs of listed items
         information = self.information[top_items] * valid  # (B, K_max)
         values: dict[str, Tensor] = {}
         for k in self.ks:

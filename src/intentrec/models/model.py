@@ -3,6 +3,9 @@
     history (B, L) -> item embeddings (B, L, D) -> backbone -> hidden (B, L, D)
     score(user at position t, item i) = <hidden[t], e_i>          (cosine when ``normalize``)
 
+With prior heads (:mod:`intentrec.models.heads`) the hidden state is read by one adapter per prior value
+and an item's score is its best head's.
+
 The item embedding table is shared by the input and the output (weight tying, as in SASRec), row 0 is the
 padding item, and dataset item ``i`` is row ``i + 1``.
 """
@@ -14,12 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from intentrec.models.backbone import Backbone
+from intentrec.models.heads import PriorHeads
 
 
 class SequentialModel(nn.Module):
-    def __init__(self, backbone: Backbone, n_items: int, normalize: bool = False):
+    def __init__(
+        self, backbone: Backbone, n_items: int, normalize: bool = False, heads: PriorHeads | None = None
+    ):
         super().__init__()
         self.backbone = backbone
+        self.heads = heads
         self.n_items = n_items
         self.normalize = normalize
         self.item_embedding = nn.Embedding(n_items + 1, backbone.dim, padding_idx=0)
@@ -40,7 +47,15 @@ class SequentialModel(nn.Module):
         return F.normalize(weight, dim=-1) if self.normalize else weight
 
     @torch.no_grad()
-    def score_last(self, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
-        """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history."""
+    def score_last(
+        self, items: torch.Tensor, timestamps: torch.Tensor, head_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history.
+
+        With prior heads, an item's score is its best head's (``head_weights (H,)`` steer them; see
+        :mod:`intentrec.models.heads`).
+        """
         user = self.forward(items, timestamps)[:, -1]
+        if self.heads is not None:
+            return self.heads.score(user, self.item_embedding.weight, head_weights)[0]
         return user @ self.output_embeddings()[1:].T

@@ -4,8 +4,10 @@ All take ``hidden (N, D)`` (one row per supervised position), ``targets (N,)`` m
 padding) and the output item table ``items (n_items + 1, D)`` whose row 0 is padding.
 
 ``softmax``          full cross-entropy over the whole catalogue (Klenitskiy & Vasilev, RecSys 2023).
-``sampled_softmax``  cross-entropy of the target against negatives drawn uniformly and shared by the batch;
-                     a negative equal to the target (an "accidental hit") is masked out.
+``sampled_softmax``  cross-entropy of the target against negatives drawn uniformly, either shared by the
+                     batch (cheap: one (N, M) matmul) or drawn for every position (as HSTU's code does:
+                     far more distinct negatives per step); a negative equal to the target (an
+                     "accidental hit") is masked out.
 ``bce``              the original SASRec loss: binary cross-entropy, one uniform negative per position.
 
 Every loss divides its logits by ``temperature``; cosine similarity applies when the model normalises its
@@ -27,7 +29,10 @@ class LossConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["softmax", "sampled_softmax", "bce"] = "softmax"
-    negatives: int = Field(1024, ge=1, description="'sampled_softmax': uniform negatives shared per batch.")
+    negatives: int = Field(1024, ge=1, description="'sampled_softmax': uniform negatives per position.")
+    shared_negatives: bool = Field(
+        True, description="'sampled_softmax': one draw of negatives for the whole batch, or one per position."
+    )
     temperature: float = Field(1.0, gt=0, description="Logits are divided by this.")
     normalize: bool = Field(False, description="L2-normalise user and item vectors (cosine scores).")
 
@@ -39,7 +44,9 @@ def next_item_loss(
     if config.kind == "softmax":
         return full_softmax_loss(hidden, targets, items, config.temperature)
     if config.kind == "sampled_softmax":
-        return sampled_softmax_loss(hidden, targets, items, config.negatives, config.temperature)
+        return sampled_softmax_loss(
+            hidden, targets, items, config.negatives, config.temperature, config.shared_negatives
+        )
     return binary_cross_entropy_loss(hidden, targets, items, config.temperature)
 
 
@@ -52,13 +59,22 @@ def full_softmax_loss(
 
 
 def sampled_softmax_loss(
-    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, n_negatives: int, temperature: float
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    n_negatives: int,
+    temperature: float,
+    shared: bool = True,
 ) -> torch.Tensor:
-    negatives = torch.randint(1, items.shape[0], (n_negatives,), device=hidden.device)
     hidden = hidden / temperature
     positive_logits = (hidden * items[targets]).sum(-1, keepdim=True)  # (N, 1)
-    negative_logits = hidden @ items[negatives].T  # (N, M)
-    accidental_hit = negatives[None, :] == targets[:, None]
+    if shared:
+        negatives = torch.randint(1, items.shape[0], (1, n_negatives), device=hidden.device)  # (1, M)
+        negative_logits = hidden @ items[negatives[0]].T  # (N, M)
+    else:
+        negatives = torch.randint(1, items.shape[0], (len(targets), n_negatives), device=hidden.device)
+        negative_logits = torch.einsum("nd,nmd->nm", hidden, items[negatives])  # (N, M)
+    accidental_hit = negatives == targets[:, None]
     negative_logits = negative_logits.masked_fill(accidental_hit, float("-inf"))
     logits = torch.cat([positive_logits, negative_logits], dim=1)
     return F.cross_entropy(logits, torch.zeros_like(targets))  # the positive is class 0

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from intentrec.data.sequences import PAD, Sequences, next_item_batch
+from intentrec.models.heads import prior_heads_loss
 from intentrec.models.model import SequentialModel
 from intentrec.training.losses import LossConfig, next_item_loss
 
@@ -207,7 +208,12 @@ def _train_step(
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
     targets = torch.from_numpy(targets)
     supervised = targets != PAD
-    loss = next_item_loss(loss_config, hidden[supervised], targets[supervised], model.output_embeddings())
+    if model.heads is not None:  # the heads bring their own objective (InfoNCE per prior value)
+        loss = prior_heads_loss(
+            model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight
+        )
+    else:
+        loss = next_item_loss(loss_config, hidden[supervised], targets[supervised], model.output_embeddings())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
