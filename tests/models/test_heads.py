@@ -52,30 +52,34 @@ def test_taxonomy_keeps_the_most_frequent_target_categories_and_folds_the_rest(f
     assert everything.names == ["a", "b", "c", OTHER]
 
 
-def heads_for(names: list[str], membership: list[list[bool]]) -> PriorHeads:
+def heads_for(names: list[str], membership: list[list[bool]], **config) -> PriorHeads:
     torch.manual_seed(0)
-    heads = PriorHeads(DIM, Prior(names, torch.tensor(membership)), HeadsConfig(prior="taxonomy"))
+    heads = PriorHeads(DIM, Prior(names, torch.tensor(membership)), HeadsConfig(prior="taxonomy", **config))
     with torch.no_grad():
         heads.weight.normal_(0, 0.5)
     return heads
 
 
-def test_heads_start_as_the_identity() -> None:
-    heads = PriorHeads(DIM, Prior(["a", "b"], torch.ones(3, 2, dtype=torch.bool)), HeadsConfig())
+@pytest.mark.parametrize("cosine", [False, True])
+def test_heads_start_as_the_identity(cosine: bool) -> None:
+    config = HeadsConfig(cosine=cosine)
+    heads = PriorHeads(DIM, Prior(["a", "b"], torch.ones(3, 2, dtype=torch.bool)), config)
     hidden = torch.randn(4, DIM)
     queries = heads(hidden)
     assert queries.shape == (4, 2, DIM)
-    expected = torch.nn.functional.normalize(hidden, dim=-1)
+    expected = torch.nn.functional.normalize(hidden, dim=-1) if cosine else hidden
     torch.testing.assert_close(queries, expected[:, None].expand(-1, 2, -1))
     torch.testing.assert_close(heads.query(hidden, 1), expected)
     assert heads.parameter_count() == 2 * (DIM * DIM + DIM)
 
 
-def test_an_item_scores_by_its_best_allowed_head_and_weights_steer() -> None:
-    heads = heads_for(["a", "b"], [[True, False], [True, True], [False, True]])
+@pytest.mark.parametrize("cosine", [False, True])
+def test_an_item_scores_by_its_best_allowed_head_and_weights_steer(cosine: bool) -> None:
+    heads = heads_for(["a", "b"], [[True, False], [True, True], [False, True]], cosine=cosine)
     hidden, items = torch.randn(2, DIM), torch.randn(4, DIM)  # items row 0 is padding
     scores, head = heads.score(hidden, items)
-    per_head = heads.scale() * heads(hidden) @ torch.nn.functional.normalize(items[1:], dim=-1).T  # (B, H, n)
+    unit = torch.nn.functional.normalize(items[1:], dim=-1) if cosine else items[1:]
+    per_head = heads.scale() * heads(hidden) @ unit.T  # (B, H, n)
     torch.testing.assert_close(scores[:, 0], per_head[:, 0, 0])  # item 0 only has head a
     torch.testing.assert_close(scores[:, 2], per_head[:, 1, 2])  # item 2 only has head b
     torch.testing.assert_close(scores[:, 1], per_head[:, :, 1].max(dim=1).values)
@@ -88,18 +92,31 @@ def test_an_item_scores_by_its_best_allowed_head_and_weights_steer() -> None:
     torch.testing.assert_close(favour_b[:, 2], per_head[:, 1, 2] + np.log(5.0))
 
 
-def test_a_head_learns_only_from_targets_of_its_value() -> None:
-    heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]])
+@pytest.mark.parametrize(("objective", "cosine"), [("softmax", False), ("sampled", True)])
+def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bool) -> None:
+    heads = heads_for(
+        ["a", "b"], [[True, False], [True, False], [False, True]], objective=objective, cosine=cosine
+    )
     items = torch.randn(4, DIM)
     hidden = torch.randn(3, DIM)
     prior_heads_loss(heads, hidden, torch.tensor([1, 2, 1]), items).backward()  # targets: items 0, 1, 0
     assert heads.weight.grad[0].abs().sum() > 0
     assert heads.weight.grad[1].abs().sum() == 0  # no target in b
-    assert torch.isfinite(heads.log_scale.grad)
+    if cosine:
+        assert torch.isfinite(heads.log_scale.grad)
+
+
+def test_the_softmax_objective_is_cross_entropy_within_the_heads_group() -> None:
+    heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]])
+    items, hidden = torch.randn(4, DIM), torch.randn(1, DIM)
+    loss = prior_heads_loss(heads, hidden, torch.tensor([2]), items)  # target item 1, in group a = {0, 1}
+    logits = heads.query(hidden, 0) @ items[1:3].T  # the candidates: items 0 and 1 only
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, torch.tensor([1])))
 
 
 def test_in_group_negatives_come_from_the_heads_own_category(monkeypatch) -> None:
-    heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True], [False, True]])
+    membership = [[True, False], [True, False], [False, True], [False, True]]
+    heads = heads_for(["a", "b"], membership, objective="sampled", cosine=True)
     drawn: list[torch.Tensor] = []
     real_randint = torch.randint
 

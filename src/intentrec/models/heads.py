@@ -6,13 +6,16 @@ hidden state into its own query with a Medusa-style residual block
     q_c = normalize(h + SiLU(W_c h + b_c))                        D² + D parameters per head
 
 Head ``c`` is trained only on the positions whose target item carries prior value ``c`` (a taxonomy
-category; an item with several categories trains several heads), by InfoNCE on cosine similarity with a
-learned temperature, against negatives drawn from its own category. At inference every head scores every
-item, items outside a head's category are impossible for it, and an item's score is its best head's:
+category; an item with several categories trains several heads), by cross-entropy against the other
+items of its own category ("in-group" negatives). The paper samples those negatives and scores by cosine
+similarity with a learned temperature (``objective="sampled", cosine=True``); the default here is the
+full softmax over the group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md).
+At inference every head scores every item, items outside a head's category are impossible for it, and an
+item's score is its best head's:
 
-    score(i) = max_c [ s · cos(q_c, e_i) + log w_c ]   over the heads c whose category holds i
+    score(i) = max_c [ s · sim(q_c, e_i) + log w_c ]   over the heads c whose category holds i
 
-where ``s`` is the learned inverse temperature and ``w_c`` a per-head weight (1 by default) that a user
+where ``s`` is the learned inverse temperature (1 with dot products) and ``w_c`` a per-head weight that a user
 can change at request time to steer the list towards, or away from, some intents (``w_c = 0`` drops a
 head). The head that gives an item its score is the reason the item is recommended.
 
@@ -49,8 +52,18 @@ class HeadsConfig(BaseModel):
         "none", description="'taxonomy': one head per item category; 'none': the single next-item head."
     )
     max_values: int = Field(20, ge=2, description="Heads at most: the most frequent categories + '(other)'.")
-    negatives: int = Field(1024, ge=1, description="Negatives per head and batch.")
-    in_group_negatives: bool = Field(True, description="Draw a head's negatives from its own category.")
+    objective: Literal["softmax", "sampled"] = Field(
+        "softmax",
+        description="'softmax': cross-entropy over every candidate item; 'sampled': InfoNCE against "
+        "'negatives' sampled ones (the paper's).",
+    )
+    cosine: bool = Field(
+        False, description="Cosine similarity with a learned temperature (the paper's), else dot products."
+    )
+    negatives: int = Field(1024, ge=1, description="'sampled': negatives per head and batch.")
+    in_group_negatives: bool = Field(
+        True, description="A head's candidates (negatives) are the items of its own category."
+    )
     frequency_weights: bool = Field(
         True, description="Weight head losses by their share of targets (else every head counts the same)."
     )
@@ -103,21 +116,31 @@ class PriorHeads(nn.Module):
         # (H, D, D) and (H, D): all heads in one batched matmul; zero weights start every head at identity
         self.weight = nn.Parameter(torch.zeros(n_heads, dim, dim))
         self.bias = nn.Parameter(torch.zeros(n_heads, dim))
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.05)))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.05))) if config.cosine else None
         # row 0 is the padding item, in no category, as in the model's item table
         self.register_buffer("membership", F.pad(prior.membership, (0, 0, 1, 0)), persistent=False)
 
-    def scale(self) -> torch.Tensor:
+    def scale(self) -> torch.Tensor | float:
+        """The inverse temperature multiplying similarities (1 with dot products)."""
+        if self.log_scale is None:
+            return 1.0
         return self.log_scale.exp().clamp(max=100.0)  # the cap keeps the softmax from collapsing
 
+    def items(self, table: torch.Tensor) -> torch.Tensor:
+        """The model's item table as the heads compare against it (unit rows with cosine similarity)."""
+        return F.normalize(table, dim=-1) if self.config.cosine else table
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``(..., D)`` hidden states -> ``(..., H, D)`` unit-length queries, one per head."""
+        """``(..., D)`` hidden states -> ``(..., H, D)`` queries, one per head (unit length with cosine)."""
         adapted = torch.einsum("...d,hed->...he", hidden, self.weight) + self.bias
-        return F.normalize(hidden.unsqueeze(-2) + F.silu(adapted), dim=-1)
+        return self._finish(hidden.unsqueeze(-2) + F.silu(adapted))
 
     def query(self, hidden: torch.Tensor, head: int) -> torch.Tensor:
         """``(P, D)`` -> ``(P, D)``: one head's queries, for training on that head's positions only."""
-        return F.normalize(hidden + F.silu(hidden @ self.weight[head].T + self.bias[head]), dim=-1)
+        return self._finish(hidden + F.silu(hidden @ self.weight[head].T + self.bias[head]))
+
+    def _finish(self, queries: torch.Tensor) -> torch.Tensor:
+        return F.normalize(queries, dim=-1) if self.config.cosine else queries
 
     def score(
         self, hidden: torch.Tensor, items: torch.Tensor, head_weights: torch.Tensor | None = None
@@ -128,8 +151,7 @@ class PriorHeads(nn.Module):
         -> ``scores (B, n_items)`` and ``head (B, n_items)`` int64. An item no head may give (all its heads
         weighted 0) scores ``-inf``.
         """
-        queries = self(hidden)  # (B, H, D)
-        logits = self.scale() * queries @ F.normalize(items[1:], dim=-1).T  # (B, H, n_items)
+        logits = self.scale() * self(hidden) @ self.items(items[1:]).T  # (B, H, n_items)
         if head_weights is not None:
             logits = logits + torch.log(head_weights)[None, :, None]
         logits = logits.masked_fill(~self.membership[1:].T[None], float("-inf"))
@@ -142,22 +164,28 @@ class PriorHeads(nn.Module):
 def prior_heads_loss(
     heads: PriorHeads, hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor
 ) -> torch.Tensor:
-    """InfoNCE of every head on the positions whose target carries its value, averaged as configured.
+    """Every head's cross-entropy on the positions whose target carries its value, averaged as configured.
 
     ``hidden (N, D)`` one row per supervised position, ``targets (N,)`` model item indices, ``items
     (n_items + 1, D)`` the model's item table.
     """
     config = heads.config
-    items = F.normalize(items, dim=-1)
+    items = heads.items(items)
     trains = heads.membership[targets]  # (N, H): which heads each position trains
     losses, counts = [], []
     for head in range(trains.shape[1]):
         rows = trains[:, head].nonzero().squeeze(1)
         if len(rows) == 0:
             continue
-        pool = heads.membership[:, head].nonzero().squeeze(1) if config.in_group_negatives else None
         queries = heads.query(hidden[rows], head)
-        losses.append(_info_nce(queries, targets[rows], items, pool, config.negatives, heads))
+        if config.objective == "softmax":
+            logits = heads.scale() * queries @ items[1:].T  # (P, n_items)
+            if config.in_group_negatives:
+                logits = logits.masked_fill(~heads.membership[1:, head][None], float("-inf"))
+            losses.append(F.cross_entropy(logits, targets[rows] - 1))
+        else:
+            pool = heads.membership[:, head].nonzero().squeeze(1) if config.in_group_negatives else None
+            losses.append(_info_nce(queries, targets[rows], items, pool, config.negatives, heads))
         counts.append(len(rows))
     weights = torch.tensor(counts, dtype=hidden.dtype, device=hidden.device)
     if not config.frequency_weights:
