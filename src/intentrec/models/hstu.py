@@ -11,9 +11,10 @@ in the authors' code (meta-recsys/generative-recommenders). The relative attenti
 
     rab(i, j) = w_pos[i - j] + w_time[bucket(t_i - t_j)],   bucket(Δ) = floor(ln(max(|Δ|, 1)) / 0.301)
 
-clamped to ``n_time_buckets``; the time term is dropped for order-only logs (``use_time=False``). Inputs are
-item embeddings scaled by √D plus a learned position embedding, with dropout; the model around the
-backbone L2-normalises outputs and items when the loss asks for it (the published recipe does).
+clamped to ``n_time_buckets`` (``models/relative.py``, shared with FuXi-α); the time term is dropped for
+order-only logs (``use_time=False``). Inputs are item embeddings scaled by √D plus a learned position
+embedding, with dropout; the model around the backbone L2-normalises outputs and items when the loss asks
+for it (the published recipe does).
 
 One deliberate difference: the authors' bias at query ``i`` uses the time of the *next* event ``t_{i+1}``
 (the time the prediction is requested for); this backbone sees only the history, so it uses ``t_i``, and no
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
+from intentrec.models.relative import RelativeAttentionBias
 
 _EPS = 1e-6
 
@@ -53,30 +55,15 @@ class HSTUConfig(BaseModel):
 
     #: Settings of other sections that the published recipe changes (applied unless the user sets them).
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
-        "loss": {"kind": "sampled_softmax", "negatives": 128, "temperature": 0.05, "normalize": True},
+        "loss": {
+            "kind": "sampled_softmax",
+            "negatives": 128,
+            "shared_negatives": False,
+            "temperature": 0.05,
+            "normalize": True,
+        },
         "train": {"lr": 1e-3},
     }
-
-
-class RelativeAttentionBias(nn.Module):
-    """``rab (B, L, L)``: a learned bias per causal offset ``i - j``, plus one per bucket of the time gap."""
-
-    def __init__(self, max_len: int, n_time_buckets: int, use_time: bool):
-        super().__init__()
-        self.position = nn.Parameter(torch.empty(max_len).normal_(0, 0.02))
-        self.time = nn.Parameter(torch.empty(n_time_buckets + 1).normal_(0, 0.02)) if use_time else None
-
-    def forward(self, timestamps: torch.Tensor) -> torch.Tensor:
-        length = timestamps.shape[1]
-        index = torch.arange(length, device=timestamps.device)
-        # keys after the query get offset 0's weight, but the causal mask removes them anyway
-        offsets = (index[:, None] - index[None, :]).clamp(0, len(self.position) - 1)  # (L, L)
-        bias = self.position[offsets][None]  # (1, L, L)
-        if self.time is not None:
-            gaps = (timestamps[:, :, None] - timestamps[:, None, :]).abs().clamp(min=1)  # (B, L, L)
-            buckets = (torch.log(gaps.double()) / 0.301).floor().long().clamp(0, len(self.time) - 1)
-            bias = bias + self.time[buckets]
-        return bias
 
 
 class HSTUBlock(nn.Module):

@@ -1,0 +1,58 @@
+"""Learned attention terms over the relative position and the time gap of two events (HSTU, FuXi-α).
+
+Both backbones learn one weight per causal offset ``i - j`` and one per log-spaced bucket of the time gap
+(Zhai et al., ICML 2024; the same buckets in FuXi-α's code):
+
+    bucket(Δ) = floor(ln(max(|Δ|, 1)) / 0.301)      clamped to n_time_buckets (≈ one bucket per factor 2)
+
+HSTU adds the two to its attention logits (its ``rab``); FuXi-α uses each as an attention map of its own.
+The index tables depend only on the batch, so a backbone computes them once and every block looks its own
+weights up in them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def relative_offsets(length: int, max_len: int, device: torch.device) -> torch.Tensor:
+    """``(L, L)`` offset ``i - j`` of key ``j`` before query ``i``, clamped to ``[0, max_len - 1]``.
+
+    Keys after the query get offset 0's weight, but the causal mask removes them anyway.
+    """
+    index = torch.arange(length, device=device)
+    return (index[:, None] - index[None, :]).clamp(0, max_len - 1)
+
+
+def time_buckets(timestamps: torch.Tensor, n_time_buckets: int) -> torch.Tensor:
+    """``(B, L, L)`` log-spaced bucket of ``|t_i - t_j|`` in seconds, clamped to ``n_time_buckets``."""
+    gaps = (timestamps[:, :, None] - timestamps[:, None, :]).abs().clamp(min=1)
+    # float64: int64 seconds lose precision in float32 long before the log does
+    return (torch.log(gaps.double()) / 0.301).floor().long().clamp(0, n_time_buckets)
+
+
+class RelativeAttentionBias(nn.Module):
+    """A learned weight per causal offset and, when ``use_time``, one per time-gap bucket."""
+
+    def __init__(self, max_len: int, n_time_buckets: int, use_time: bool):
+        super().__init__()
+        self.position = nn.Parameter(torch.empty(max_len).normal_(0, 0.02))
+        self.time = nn.Parameter(torch.empty(n_time_buckets + 1).normal_(0, 0.02)) if use_time else None
+
+    def positional(self, offsets: torch.Tensor) -> torch.Tensor:
+        """``(L, L)`` weights of the offsets from :func:`relative_offsets`."""
+        return self.position[offsets]
+
+    def temporal(self, buckets: torch.Tensor) -> torch.Tensor:
+        """``(B, L, L)`` weights of the buckets from :func:`time_buckets` (only when ``use_time``)."""
+        assert self.time is not None, "built with use_time=False"
+        return self.time[buckets]
+
+    def forward(self, timestamps: torch.Tensor) -> torch.Tensor:
+        """``rab (B|1, L, L)`` = positional + temporal weights, as HSTU adds them to its logits."""
+        offsets = relative_offsets(timestamps.shape[1], len(self.position), timestamps.device)
+        bias = self.positional(offsets)[None]  # (1, L, L)
+        if self.time is not None:
+            bias = bias + self.temporal(time_buckets(timestamps, len(self.time) - 1))
+        return bias
