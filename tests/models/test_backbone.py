@@ -24,6 +24,8 @@ from intentrec.models.sasrec import SASRec, SASRecConfig
 BACKBONES: dict[str, Callable[[int], Backbone]] = {
     "sasrec": lambda dim: SASRec(SASRecConfig(dim=dim, n_blocks=2, n_heads=2, dropout=0.1, max_len=12)),
     "hstu": lambda dim: HSTU(HSTUConfig(dim=dim, n_blocks=2, n_heads=2, dropout=0.1, max_len=12)),
+    "sasrec-depth": lambda dim: SASRec(SASRecConfig(dim=dim, n_blocks=1, max_len=12, recurrent_depth=3)),
+    "hstu-depth": lambda dim: HSTU(HSTUConfig(dim=dim, n_blocks=1, max_len=12, recurrent_depth=3)),
 }
 
 #: The classes the factories build, for the enrolment check.

@@ -14,7 +14,9 @@ in the authors' code (meta-recsys/generative-recommenders). The relative attenti
 clamped to ``n_time_buckets`` (``models/relative.py``, shared with FuXi-α); the time term is dropped for
 order-only logs (``use_time=False``). Inputs are item embeddings scaled by √D plus a learned position
 embedding, with dropout; the model around the backbone L2-normalises outputs and items when the loss asks
-for it (the published recipe does).
+for it (the published recipe does). ``recurrent_depth = k`` runs the whole stack k times on all tokens
+with the same weights, each pass on the previous pass's output (the depth recurrence of LARES, Liu et al.
+2025, without its input re-injection, noisy start or RL training); k = 1 is the paper's model.
 
 One deliberate difference: the authors' bias at query ``i`` uses the time of the *next* event ``t_{i+1}``
 (the time the prediction is requested for); this backbone sees only the history, so it uses ``t_i``, and no
@@ -52,6 +54,7 @@ class HSTUConfig(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the input and before W_o.")
     max_len: int = Field(200, ge=1, description="Most recent events the model reads; the n of SiLU(.)/n.")
     n_time_buckets: int = Field(128, ge=1, description="Log-spaced buckets of time gaps for the bias.")
+    recurrent_depth: int = Field(1, ge=1, description="Passes through the block stack, sharing weights.")
 
     #: Settings of other sections that the published recipe changes (applied unless the user sets them).
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
@@ -96,6 +99,7 @@ class HSTU(Backbone):
         super().__init__()
         self.dim = config.dim
         self.max_len = config.max_len
+        self.recurrent_depth = config.recurrent_depth
         attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
         linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
@@ -114,6 +118,7 @@ class HSTU(Backbone):
         x = self.dropout(x) * mask[..., None]
         allowed = causal_attention_mask(mask).to(x.dtype)
         bias = self.bias(timestamps).to(x.dtype)
-        for block in self.blocks:
-            x = block(x, bias, allowed, self.max_len)
+        for _ in range(self.recurrent_depth):  # the same blocks again: depth without parameters
+            for block in self.blocks:
+                x = block(x, bias, allowed, self.max_len)
         return x

@@ -4,6 +4,13 @@ Item embedding (scaled by √D) + learned position embedding, dropout, then ``n_
 Transformer blocks with causal multi-head self-attention and a position-wise feed-forward network, and a
 final LayerNorm. The paper's blocks normalise only the query before attention; we use the now standard
 pre-LN block, which trains as well and more stably (as do the RecBole and eSASRec implementations).
+
+``recurrent_depth = k`` applies the whole stack of blocks k times to all tokens with the same weights, so
+depth grows without parameters: the depth recurrence of LARES (Liu et al., arXiv 2505.16865). The core
+that recurs is the whole stack (with ``n_blocks=1``, one core block), not a separate core between a pre-
+and a post-block; each pass starts from the previous pass's output, with neither LARES's re-injection of
+the input nor its noisy initial state, nor its two-phase (self-supervised, then RL) training. k = 1 is
+the plain model.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class SASRecConfig(BaseModel):
     n_heads: int = Field(1, ge=1, description="Attention heads; must divide dim.")
     dropout: float = Field(0.5, ge=0, lt=1, description="Dropout on embeddings, attention and FFN.")
     max_len: int = Field(50, ge=1, description="Most recent events the model reads.")
+    recurrent_depth: int = Field(1, ge=1, description="Passes through the block stack, sharing weights.")
 
 
 class SelfAttention(nn.Module):
@@ -72,6 +80,7 @@ class SASRec(Backbone):
     def __init__(self, config: SASRecConfig):
         super().__init__()
         self.dim = config.dim
+        self.recurrent_depth = config.recurrent_depth
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
@@ -86,6 +95,7 @@ class SASRec(Backbone):
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
         x = self.dropout(x) * mask[..., None]
         attn_mask = causal_attention_mask(mask)
-        for block in self.blocks:
-            x = block(x, attn_mask)
+        for _ in range(self.recurrent_depth):  # the same blocks again: depth without parameters
+            for block in self.blocks:
+                x = block(x, attn_mask)
         return self.final_norm(x)
