@@ -45,7 +45,7 @@ def test_unknown_key_names_the_field_and_suggests(values, field, suggestion) -> 
         ({"train": {"epochs": "many"}}, "train.epochs"),
         ({"train": {"lr": -1}}, "train.lr"),
         ({"train": {"betas": [0.9]}}, r"train\.betas\.1"),  # the second beta is missing
-        ({"model": {"name": "gru4rec"}}, "model.name"),
+        ({"model": {"name": "bert4rec"}}, "model.name"),
         ({"loss": {"kind": "bpr"}}, "loss.kind"),
         ({"eval": {"ks": [0, 10]}}, "eval.ks"),
         ({"eval": {"ks": [10, 10]}}, "eval.ks"),

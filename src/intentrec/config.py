@@ -18,14 +18,19 @@ from intentrec.data.split import SplitConfig
 from intentrec.errors import ConfigError, did_you_mean
 from intentrec.evaluation.evaluator import EvalConfig
 from intentrec.evaluation.metrics import metric_names
+from intentrec.models.gru4rec import GRU4RecConfig
 from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
 from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig
 
 #: The backbone configs, told apart by their `name` field.
-BACKBONES: dict[str, type[SASRecConfig | HSTUConfig]] = {"sasrec": SASRecConfig, "hstu": HSTUConfig}
-BackboneConfig = Annotated[SASRecConfig | HSTUConfig, Field(discriminator="name")]
+BACKBONES: dict[str, type[SASRecConfig | HSTUConfig | GRU4RecConfig]] = {
+    "sasrec": SASRecConfig,
+    "hstu": HSTUConfig,
+    "gru4rec": GRU4RecConfig,
+}
+BackboneConfig = Annotated[SASRecConfig | HSTUConfig | GRU4RecConfig, Field(discriminator="name")]
 
 
 class RunConfig(BaseModel):

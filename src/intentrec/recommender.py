@@ -30,6 +30,7 @@ from intentrec.errors import ConfigError, IntentRecError
 from intentrec.evaluation.beyond_accuracy import ItemFeatures
 from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.backbone import Backbone
+from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec
@@ -326,9 +327,12 @@ def build_model(
     ``timestamp_kind`` is the dataset's: an order-only log gives HSTU no time gaps to learn from.
     """
     torch.manual_seed(config.train.seed)
+    use_time = timestamp_kind == "unix_seconds"
     backbone: Backbone
     if isinstance(config.model, HSTUConfig):
-        backbone = HSTU(config.model, use_time=timestamp_kind == "unix_seconds")
+        backbone = HSTU(config.model, use_time=use_time)
+    elif isinstance(config.model, GRU4RecConfig):
+        backbone = GRU4Rec(config.model)
     else:
         backbone = SASRec(config.model)
     return SequentialModel(backbone, n_items, normalize=config.loss.normalize)
