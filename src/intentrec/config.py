@@ -18,6 +18,7 @@ from intentrec.data.split import SplitConfig
 from intentrec.errors import ConfigError, did_you_mean
 from intentrec.evaluation.evaluator import EvalConfig
 from intentrec.evaluation.metrics import metric_names
+from intentrec.models.fuxi import FuXiConfig
 from intentrec.models.gru4rec import GRU4RecConfig
 from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
@@ -25,12 +26,15 @@ from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig
 
 #: The backbone configs, told apart by their `name` field.
-BACKBONES: dict[str, type[SASRecConfig | HSTUConfig | GRU4RecConfig]] = {
+BACKBONES: dict[str, type[SASRecConfig | HSTUConfig | GRU4RecConfig | FuXiConfig]] = {
     "sasrec": SASRecConfig,
     "hstu": HSTUConfig,
     "gru4rec": GRU4RecConfig,
+    "fuxi": FuXiConfig,
 }
-BackboneConfig = Annotated[SASRecConfig | HSTUConfig | GRU4RecConfig, Field(discriminator="name")]
+BackboneConfig = Annotated[
+    SASRecConfig | HSTUConfig | GRU4RecConfig | FuXiConfig, Field(discriminator="name")
+]
 
 
 class RunConfig(BaseModel):

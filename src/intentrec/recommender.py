@@ -30,6 +30,7 @@ from intentrec.errors import ConfigError, IntentRecError
 from intentrec.evaluation.beyond_accuracy import ItemFeatures
 from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.backbone import Backbone
+from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
@@ -324,13 +325,15 @@ def build_model(
 ) -> SequentialModel:
     """The torch module a config describes, with fresh weights.
 
-    ``timestamp_kind`` is the dataset's: an order-only log gives HSTU no time gaps to learn from.
+    ``timestamp_kind`` is the dataset's: an order-only log gives HSTU and FuXi-α no time gaps to learn from.
     """
     torch.manual_seed(config.train.seed)
     use_time = timestamp_kind == "unix_seconds"
     backbone: Backbone
     if isinstance(config.model, HSTUConfig):
         backbone = HSTU(config.model, use_time=use_time)
+    elif isinstance(config.model, FuXiConfig):
+        backbone = FuXi(config.model, use_time=use_time)
     elif isinstance(config.model, GRU4RecConfig):
         backbone = GRU4Rec(config.model)
     else:

@@ -16,6 +16,7 @@ import torch
 
 import intentrec.models
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
+from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
@@ -26,8 +27,12 @@ BACKBONES: dict[str, Callable[[int], Backbone]] = {
     "sasrec": lambda dim: SASRec(SASRecConfig(dim=dim, n_blocks=2, n_heads=2, dropout=0.1, max_len=12)),
     "hstu": lambda dim: HSTU(HSTUConfig(dim=dim, n_blocks=2, n_heads=2, dropout=0.1, max_len=12)),
     "gru4rec": lambda dim: GRU4Rec(GRU4RecConfig(dim=dim, n_layers=2, dropout=0.1, max_len=12)),
+    "fuxi": lambda dim: FuXi(FuXiConfig(dim=dim, n_blocks=2, n_heads=2, dropout=0.1, max_len=12)),
+    # order-only logs drop FuXi-α's temporal channel; recurrent depth changes how the blocks are applied
+    "fuxi-no-time": lambda dim: FuXi(FuXiConfig(dim=dim, max_len=12), use_time=False),
     "sasrec-depth": lambda dim: SASRec(SASRecConfig(dim=dim, n_blocks=1, max_len=12, recurrent_depth=3)),
     "hstu-depth": lambda dim: HSTU(HSTUConfig(dim=dim, n_blocks=1, max_len=12, recurrent_depth=3)),
+    "fuxi-depth": lambda dim: FuXi(FuXiConfig(dim=dim, n_blocks=1, max_len=12, recurrent_depth=3)),
 }
 
 #: The classes the factories build, for the enrolment check.

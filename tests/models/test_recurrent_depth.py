@@ -10,6 +10,7 @@ from test_backbone import DIM, random_batch  # pytest puts this folder on sys.pa
 
 from intentrec.config import RunConfig
 from intentrec.models.backbone import Backbone
+from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.sasrec import SASRec, SASRecConfig
 
@@ -17,6 +18,7 @@ from intentrec.models.sasrec import SASRec, SASRecConfig
 DEEPENING: dict[str, Callable[[int], Backbone]] = {
     "sasrec": lambda k: SASRec(SASRecConfig(dim=DIM, n_blocks=2, n_heads=2, max_len=8, recurrent_depth=k)),
     "hstu": lambda k: HSTU(HSTUConfig(dim=DIM, n_blocks=2, n_heads=2, max_len=8, recurrent_depth=k)),
+    "fuxi": lambda k: FuXi(FuXiConfig(dim=DIM, n_blocks=2, n_heads=2, max_len=8, recurrent_depth=k)),
 }
 names = pytest.mark.parametrize("name", list(DEEPENING))
 
@@ -53,8 +55,8 @@ def test_depth_k_applies_the_same_blocks_k_times(name: str) -> None:
     assert not torch.allclose(deep(embeddings, timestamps, mask), shallow(embeddings, timestamps, mask))
 
 
-def shallow_config(name: str, n_blocks: int) -> SASRecConfig | HSTUConfig:
-    config = {"sasrec": SASRecConfig, "hstu": HSTUConfig}[name]
+def shallow_config(name: str, n_blocks: int) -> SASRecConfig | HSTUConfig | FuXiConfig:
+    config = {"sasrec": SASRecConfig, "hstu": HSTUConfig, "fuxi": FuXiConfig}[name]
     return config(dim=DIM, n_blocks=n_blocks, n_heads=2, max_len=8)
 
 
@@ -66,7 +68,7 @@ def test_gradients_of_a_reused_block_add_up_over_its_passes(name: str) -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in deep.parameters())
 
 
-@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+@pytest.mark.parametrize("name", ["sasrec", "hstu", "fuxi"])
 def test_saved_configs_without_the_option_keep_depth_one(name: str) -> None:
     config = RunConfig.from_dict({"model": {"name": name}})
     assert config.model.recurrent_depth == 1
