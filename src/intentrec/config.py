@@ -20,6 +20,7 @@ from intentrec.evaluation.evaluator import EvalConfig
 from intentrec.evaluation.metrics import metric_names
 from intentrec.models.fuxi import FuXiConfig
 from intentrec.models.gru4rec import GRU4RecConfig
+from intentrec.models.heads import HeadsConfig
 from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
 from intentrec.training.losses import LossConfig
@@ -45,6 +46,7 @@ class RunConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: BackboneConfig = Field(default_factory=SASRecConfig)
+    heads: HeadsConfig = Field(default_factory=HeadsConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

@@ -32,6 +32,7 @@ from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.backbone import Backbone
 from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
+from intentrec.models.heads import Prior, PriorHeads
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec
@@ -100,7 +101,12 @@ class Recommender:
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
         self._catalogue, self._history, self._features = None, None, None
         self.split = split_dataset(self.dataset, config.split)
-        self.model = build_model(config, self.dataset.n_items, self.dataset.card.timestamp_kind)
+        self.model = build_model(
+            config,
+            self.dataset.n_items,
+            self.dataset.card.timestamp_kind,
+            prior_of(config, self.dataset, self.split),
+        )
         files = RunFiles(Path(out)) if out is not None else None
         if files:
             files.root.mkdir(parents=True, exist_ok=True)
@@ -116,6 +122,16 @@ class Recommender:
                 self.dataset.n_items,
                 len(self.split.train),
             )
+            if self.model.heads is not None:
+                backbone = sum(parameter.numel() for parameter in self.model.backbone.parameters())
+                log.info(
+                    "%d prior heads (%s): %d parameters, %.1f%% of the backbone's %d",
+                    len(self.model.heads.names),
+                    ", ".join(self.model.heads.names),
+                    self.model.heads.parameter_count(),
+                    100 * self.model.heads.parameter_count() / backbone,
+                    backbone,
+                )
             result = train(
                 self.model,
                 self.split.train,
@@ -264,8 +280,9 @@ class Recommender:
         recommender = cls(RunConfig.from_file(files.config))
         recommender.dataset = Dataset.load(files.dataset)
         recommender.split = split_dataset(recommender.dataset, recommender.config.split)
-        dataset = recommender.dataset
-        recommender.model = build_model(recommender.config, dataset.n_items, dataset.card.timestamp_kind)
+        dataset, config = recommender.dataset, recommender.config
+        prior = prior_of(config, dataset, recommender.split)
+        recommender.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, prior)
         recommender.model.load_state_dict(load_weights(files.best_weights))
         recommender.model.eval()
         if files.metrics.is_file():
@@ -321,11 +338,15 @@ class Recommender:
 
 
 def build_model(
-    config: RunConfig, n_items: int, timestamp_kind: TimestampKind = "unix_seconds"
+    config: RunConfig,
+    n_items: int,
+    timestamp_kind: TimestampKind = "unix_seconds",
+    prior: Prior | None = None,
 ) -> SequentialModel:
     """The torch module a config describes, with fresh weights.
 
     ``timestamp_kind`` is the dataset's: an order-only log gives HSTU and FuXi-α no time gaps to learn from.
+    ``prior`` (see :func:`prior_of`) gives the model one head per prior value.
     """
     torch.manual_seed(config.train.seed)
     use_time = timestamp_kind == "unix_seconds"
@@ -338,7 +359,15 @@ def build_model(
         backbone = GRU4Rec(config.model)
     else:
         backbone = SASRec(config.model)
-    return SequentialModel(backbone, n_items, normalize=config.loss.normalize)
+    heads = PriorHeads(backbone.dim, prior, config.heads) if prior is not None else None
+    return SequentialModel(backbone, n_items, normalize=config.loss.normalize, heads=heads)
+
+
+def prior_of(config: RunConfig, dataset: Dataset, split: Split) -> Prior | None:
+    """The prior ``config.heads`` asks for, derived from the dataset and the training part of its split."""
+    if config.heads.prior == "taxonomy":
+        return Prior.taxonomy(dataset, split.train, config.heads.max_values)
+    return None
 
 
 def _check_k(k: int) -> None:
