@@ -112,6 +112,19 @@ def ids_are_integers(frame: pl.LazyFrame, column: str) -> pl.Expr:
     return (ids.is_null() | round_trips).all()
 
 
+def checked_user_and_item(
+    table: pl.LazyFrame, path: Path, user: str, item: str, checks: Sequence[Check]
+) -> tuple[pl.Expr, pl.Expr]:
+    """Run a log's ``checks`` in one pass that also learns the ID types; the ``user`` and ``item`` columns."""
+    facts = run_checks(
+        table, path, checks, {"user": ids_are_integers(table, user), "item": ids_are_integers(table, item)}
+    )
+    return (
+        raw_ids(table, user, facts["user"]).alias("user"),
+        raw_ids(table, item, facts["item"]).alias("item"),
+    )
+
+
 def raw_ids(frame: pl.LazyFrame, column: str, as_integers: bool) -> pl.Expr:
     """User or item IDs in their natural type: Int64 when :func:`ids_are_integers` said so, else String."""
     if frame.collect_schema()[column].is_integer():
@@ -145,7 +158,7 @@ def unix_seconds(
     if first.height == 0:
         return text.cast(pl.Int64), []  # all null: the Dataset reports the missing values with their lines
     line, first_value = first.row(0)
-    if timestamp_format is None and _is_number(first_value):
+    if timestamp_format is None and is_number(first_value):
         as_float = text.cast(pl.Float64, strict=False)
         seconds = pl.coalesce(text.cast(pl.Int64, strict=False), _floored(as_float))
     else:
@@ -158,7 +171,7 @@ def _floored(values: pl.Expr) -> pl.Expr:
     return values.floor().cast(pl.Int64, strict=False)
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:

@@ -19,6 +19,7 @@ from intentrec.data.readers.columns import (
     DEFAULT_EVENT,
     Check,
     checked_cast,
+    checked_user_and_item,
     ids_are_integers,
     interactions_table,
     items_table,
@@ -86,15 +87,10 @@ def read_recbole(path: Path) -> RawLog:
         timestamp_kind = "unix_seconds"
     else:
         timestamp, timestamp_kind = order_within_user(USER_FIELD), "order"
-    facts = run_checks(
-        table,
-        inter_path,
-        checks,
-        {"user": ids_are_integers(table, USER_FIELD), "item": ids_are_integers(table, ITEM_FIELD)},
-    )
+    user, item = checked_user_and_item(table, inter_path, USER_FIELD, ITEM_FIELD, checks)
     frame = table.select(
-        raw_ids(table, USER_FIELD, facts["user"]).alias("user"),
-        raw_ids(table, ITEM_FIELD, facts["item"]).alias("item"),
+        user,
+        item,
         timestamp.alias("timestamp"),
         event.alias("event"),
         value.alias("value"),

@@ -23,12 +23,11 @@ from intentrec.data.raw import RawLog
 from intentrec.data.readers.columns import (
     DEFAULT_EVENT,
     checked_cast,
-    ids_are_integers,
+    checked_user_and_item,
     interactions_table,
+    is_number,
     items_table,
-    raw_ids,
     require_columns,
-    run_checks,
     split_categories,
     unix_seconds,
 )
@@ -125,15 +124,8 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     event = pl.lit("rating" if roles["value"] is not None else DEFAULT_EVENT)
     if roles["event"] is not None:
         event = pl.col(roles["event"]).cast(pl.String)
-    facts = run_checks(
-        table,
-        path,
-        checks,
-        {"user": ids_are_integers(table, user), "item": ids_are_integers(table, item)},
-    )
     frame = table.select(
-        raw_ids(table, user, facts["user"]).alias("user"),
-        raw_ids(table, item, facts["item"]).alias("item"),
+        *checked_user_and_item(table, path, user, item, checks),
         timestamp.alias("timestamp"),
         value.alias("value"),
         event.alias("event"),
@@ -198,17 +190,9 @@ def _missing_role_message(role: str, available: list[str], path: Path) -> str:
         f"{path}: no column for the {role}; the columns are {', '.join(map(repr, available))}{hint}. "
         f"Name it with --columns {role}=NAME on the command line, or ColumnMapping({role}='NAME') in Python."
     )
-    if all(_is_number(name) for name in available):
+    if all(is_number(name) for name in available):
         message += " The first line looks like data: a table needs a header row naming its columns."
     return message
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _categories(table: pl.LazyFrame, column: str, separator: str | None) -> pl.Expr:
