@@ -92,13 +92,13 @@ class Prior:
         categorised = dataset.items["categories"].list.eval(pl.element().is_in(names)).list.any()
         if len(names) == max_values and not categorised.all():
             names = names[:-1]  # the least frequent kept category makes room for the "(other)" head
-        index = {name: column for column, name in enumerate(names)}
         membership = torch.zeros(dataset.n_items, len(names) + 1, dtype=torch.bool)
         members = dataset.items.select("item_idx", "categories").explode("categories")
-        members = members.filter(pl.col("categories").is_in(names))
-        rows = members["item_idx"].to_numpy().astype(np.int64)
-        columns = np.array([index[name] for name in members["categories"].to_list()], dtype=np.int64)
-        membership[torch.from_numpy(rows), torch.from_numpy(columns)] = True
+        members = members.filter(pl.col("categories").is_in(names)).select(
+            pl.col("item_idx").cast(pl.Int64),
+            pl.col("categories").replace_strict(names, range(len(names)), return_dtype=pl.Int64),
+        )
+        membership[members["item_idx"].to_torch(), members["categories"].to_torch()] = True
         membership[:, -1] = ~membership[:, :-1].any(dim=1)  # the items no kept category holds
         if not membership[:, -1].any():
             return cls(names, membership[:, :-1])
