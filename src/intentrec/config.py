@@ -53,25 +53,10 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _backbone_recipe(cls, values: Any) -> Any:
-        """Fill the loss and training settings a backbone's published recipe needs, unless given.
-
-        The defaults of LossConfig and TrainConfig suit SASRec; HSTU, for one, is trained with sampled
-        softmax on cosine similarities (see ``HSTUConfig.recipe``).
-        """
-        if not isinstance(values, dict):
-            return values
-        values = dict(values)
-        model = values.get("model") or {}
-        if isinstance(model, dict):
-            model = values["model"] = {"name": "sasrec", **model}
-        backbone = BACKBONES.get(str(model["name"] if isinstance(model, dict) else model.name))
-        if backbone is None:
-            return values  # validation names the unknown backbone
-        for section, recipe in getattr(backbone, "recipe", {}).items():
-            given = values.get(section, {})
-            if isinstance(given, dict):
-                values[section] = recipe | given
+    def _sasrec_unless_named(cls, values: Any) -> Any:
+        """A model section without a ``name`` is SASRec's (the default backbone)."""
+        if isinstance(values, dict) and isinstance(values.get("model"), dict):
+            values = {**values, "model": {"name": "sasrec", **values["model"]}}
         return values
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from test_backbone import DIM, random_batch  # pytest puts this folder on sys.path
 
-from intentrec.config import RunConfig
 from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.relative import relative_offsets, time_buckets
 
@@ -88,16 +87,3 @@ def test_the_positional_channel_sees_the_order_of_events() -> None:
     assert not torch.allclose(
         backbone(embeddings, timestamps, mask)[:, -1], backbone(swapped, timestamps, mask)[:, -1]
     )
-
-
-def test_choosing_fuxi_brings_the_published_training_recipe() -> None:
-    config = RunConfig.from_dict({"model": {"name": "fuxi"}})
-    assert (config.loss.kind, config.loss.negatives, config.loss.temperature, config.loss.normalize) == (
-        "sampled_softmax",
-        128,
-        0.05,
-        True,
-    )
-    assert config.train.lr == 1e-3 and config.model.dropout == 0.2 and config.model.max_len == 200
-    chosen = RunConfig.from_dict({"model": {"name": "fuxi"}, "loss": {"temperature": 0.1}})
-    assert chosen.loss.temperature == 0.1 and chosen.loss.kind == "sampled_softmax"

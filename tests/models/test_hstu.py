@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from test_backbone import DIM, random_batch  # pytest puts this folder on sys.path
 
-from intentrec.config import RunConfig
 from intentrec.models.hstu import HSTU, HSTUConfig, RelativeAttentionBias
 
 
@@ -64,19 +63,3 @@ def test_relative_positions_and_order_only_logs() -> None:
     with torch.no_grad():
         timed.bias.time.normal_()
     assert not torch.allclose(timed(embeddings, timestamps, mask), timed(embeddings, timestamps * 1000, mask))
-
-
-def test_choosing_hstu_brings_its_published_training_recipe() -> None:
-    config = RunConfig.from_dict({"model": {"name": "hstu"}})
-    assert (config.loss.kind, config.loss.negatives, config.loss.temperature) == (
-        "sampled_softmax",
-        128,
-        0.05,
-    )
-    assert config.loss.normalize and config.train.lr == 1e-3 and config.model.dropout == 0.2
-    # what the user sets wins over the recipe, key by key
-    chosen = RunConfig.from_dict(
-        {"model": {"name": "hstu"}, "loss": {"negatives": 512}, "train": {"lr": 0.01}}
-    )
-    assert chosen.loss.negatives == 512 and chosen.loss.kind == "sampled_softmax" and chosen.train.lr == 0.01
-    assert RunConfig().loss.kind == "softmax"  # SASRec keeps the global defaults

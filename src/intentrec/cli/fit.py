@@ -19,7 +19,7 @@ def fit(
     columns: str | None = typer.Option(None, help="Column roles of a generic table: user=...,item=...,..."),
     model: str | None = typer.Option(
         None,
-        help="Backbone: sasrec, hstu, gru4rec or fuxi (each brings its published training recipe).",
+        help="Backbone: sasrec, hstu, gru4rec or fuxi.",
     ),
     config: str | None = typer.Option(None, help="A .json or .toml config file (see config.json of a run)."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, e.g. --set train.lr=0.0005."),

@@ -19,8 +19,8 @@ RMSNorms have no learned scale (eps 1e-6), ``W_uvqk ~ N(0, 0.02²)``, the channe
 the MFFN weights are Xavier-initialised, as in the authors' code (USTC-StarTeam/FuXi-alpha), which also
 sets the FFN width to D and gives every block its own positional and temporal maps. The offsets and
 buckets are the ones HSTU uses (``models/relative.py``). Inputs are item embeddings · √D plus a learned
-position embedding, with dropout; there is no final norm (the model around the backbone L2-normalises, as
-the published recipe does).
+position embedding, with dropout; there is no final norm (the model around the backbone L2-normalises when
+``loss.normalize`` asks for it). It trains with the library's defaults, for the reason given in hstu.py.
 
 Details taken from the authors' code, and the choices that are ours:
 - The positional and temporal weights enter raw, without SiLU, the 1/n of the semantic channel or a
@@ -39,7 +39,7 @@ Details taken from the authors' code, and the choices that are ours:
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -68,12 +68,6 @@ class FuXiConfig(BaseModel):
     max_len: int = Field(200, ge=1, description="Most recent events the model reads; the n of SiLU(.)/n.")
     n_time_buckets: int = Field(128, ge=1, description="Log-spaced buckets of time gaps, temporal channel.")
     recurrent_depth: int = Field(1, ge=1, description="Passes through the block stack, sharing weights.")
-
-    #: The authors' MovieLens recipe (HSTU's): applied to the other sections unless the user sets them.
-    recipe: ClassVar[dict[str, dict[str, Any]]] = {
-        "loss": {"kind": "sampled_softmax", "negatives": 128, "temperature": 0.05, "normalize": True},
-        "train": {"lr": 1e-3},
-    }
 
 
 class FuXiBlock(nn.Module):
