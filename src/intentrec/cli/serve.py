@@ -28,13 +28,19 @@ def serve(
     set_: list[str] = typer.Option(
         [], "--set", help="Override a serving setting, e.g. --set max_k=500 --set index.ef_search=1024."
     ),
+    workers: int | None = typer.Option(
+        None, help="Processes serving requests (default 1; up to one a core)."
+    ),
     access_log: bool = typer.Option(False, help="Log every request."),
 ) -> None:
     """Serve POST /recommend, GET /items/{id}/similar, /health, /metadata and the docs at /docs."""
     # imported here: the web stack and faiss would slow every other command's start by a second
     from intentrec.serving.server import serve as run_server
 
-    overrides = list(set_) + ([f"index.kind={json.dumps(index)}"] if index else [])
+    flags = {"index.kind": index, "workers": workers}
+    overrides = list(set_) + [
+        f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None
+    ]
     run_server(run, host, port, token, parse_serve_config(overrides), access_log)
 
 
@@ -48,4 +54,4 @@ def parse_serve_config(overrides: list[str]) -> ServeConfig:
         problems = "; ".join(
             f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()
         )
-        raise ConfigError(f"--set {' '.join(overrides)}: {problems}") from None
+        raise ConfigError(f"serving settings: {problems}") from None

@@ -7,7 +7,10 @@ thread): under load, requests in parallel use the cores better than one request 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -31,29 +34,63 @@ def serve(
     config: ServeConfig | None = None,
     access_log: bool = False,
 ) -> None:
-    """Serve ``run`` over HTTP until interrupted (Ctrl-C stops it cleanly)."""
+    """Serve ``run`` over HTTP in ``config.workers`` processes until interrupted (Ctrl-C stops cleanly)."""
     if token is not None and not token.strip():
         raise ConfigError("--token is empty: give a secret, or leave the option out to serve without one.")
+    workers = (config or ServeConfig()).workers
+    if workers > 1 and not hasattr(os, "fork"):
+        raise ConfigError(f"--workers {workers}: more than one needs a system that can fork (Linux, macOS).")
     RunFiles(run).require()
     listener = bind(host, port)
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     service = Service.load(run, config)
-    app = create_app(service, token)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
-    )
     bound_host, bound_port = listener.getsockname()[:2]
     log.info(
-        "serving %s (%d items, %s index) on http://%s:%d, documentation at /docs%s",
+        "serving %s (%d items, %s index) on http://%s:%d in %d process(es), documentation at /docs%s",
         Path(run).name,
         service.catalogue.n_items,
         service.index.kind,
         bound_host,
         bound_port,
+        workers,
         ", bearer token required" if token else "",
     )
-    server.run(sockets=[listener])
+    if workers == 1:
+        _run(service, token, listener, access_log)
+        return
+    # Loaded once, then forked: the workers share the model's and the index's memory, and each has its
+    # own interpreter, so one's Python work (HTTP, JSON) never waits for another's GIL. This process only
+    # supervises: it passes a stop on to the workers and waits for them.
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run(service, token, listener, access_log)
+            except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has shut down
+                pass
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        # SIGTERM whatever came: a worker that already has Ctrl-C from the terminal takes a second
+        # SIGINT as "stop now, do not finish the requests in flight"
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _run(service: Service, token: str | None, listener: socket.socket, access_log: bool) -> None:
+    app = create_app(service, token)
+    config = uvicorn.Config(app, log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def bind(host: str, port: int) -> socket.socket:

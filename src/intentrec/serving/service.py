@@ -7,7 +7,7 @@ the vector index. A request goes through three steps:
               every user mistake is raised here (IntentRecError; UnknownIdError for a user or item that
               does not exist), which the app turns into a 4xx
     rank      the model's state after the last event of each history, for many requests in one forward
-              pass, then the index's best items under each request's filters
+              pass (vectors), then the index's best items under each request's filters (search)
     respond   raw IDs, scores, titles, categories and the head, as JSON-ready data
 
 The rankings are those of :meth:`Recommender.recommend` (exactly with the exact index; a test checks it).
@@ -41,10 +41,11 @@ from intentrec.serving.schemas import (
 
 
 class ServeConfig(BaseModel):
-    """The limit on request bodies, and the vector index (k and history length: see the schemas)."""
+    """Processes, the limit on request bodies, and the vector index (k and history: see the schemas)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    workers: int = Field(1, ge=1, description="Processes serving requests, sharing the loaded run.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (HTTP 413 above).")
     index: IndexConfig = Field(default_factory=IndexConfig)
 
@@ -137,18 +138,21 @@ class Service:
 
     def rank(self, requests: Sequence[Resolved]) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(items, scores)`` of each request, best first: one forward pass for all, then a search each."""
+        return [
+            self.search(each, vector) for each, vector in zip(requests, self.vectors(requests), strict=True)
+        ]
+
+    def vectors(self, requests: Sequence[Resolved]) -> np.ndarray:
+        """``(B, D)``: the model's state after each request's history, in one forward pass."""
         max_len = self.recommender.config.model.max_len
         batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in requests])
-        vectors = self.recommender.user_vectors(batch).numpy()
-        return [
-            self.index.search(
-                vector,
-                resolved.request.k,
-                resolved.history.row(resolved.row) if resolved.request.exclude_seen else None,
-                resolved.allowed,
-            )
-            for resolved, vector in zip(requests, vectors, strict=True)
-        ]
+        return self.recommender.user_vectors(batch).numpy()
+
+    def search(self, resolved: Resolved, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The request's best items for its user vector, under its filters."""
+        request = resolved.request
+        seen = resolved.history.row(resolved.row) if request.exclude_seen else None
+        return self.index.search(vector, request.k, seen, resolved.allowed)
 
     def respond(self, resolved: Resolved, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         """The body of the response, as plain data (building the response models would cost ~1 ms)."""
