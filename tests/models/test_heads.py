@@ -9,8 +9,10 @@ import torch
 
 from intentrec.config import RunConfig
 from intentrec.data.sequences import Sequences
+from intentrec.errors import IntentRecError
 from intentrec.models.heads import OTHER, HeadsConfig, Prior, PriorHeads, prior_heads_loss
 from intentrec.recommender import Recommender
+from intentrec.serving.service import Service
 
 DIM = 8
 
@@ -164,3 +166,6 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     loaded = Recommender.load(tmp_path)
     assert loaded.evaluate("test") == fitted.metrics["test"]
     assert loaded.model.heads.names == fitted.model.heads.names
+    assert loaded.recommend(["u1"], k=3).height == 3  # batch recommendation ranks with the heads
+    with pytest.raises(IntentRecError, match="prior heads, which the server cannot serve yet"):
+        Service(loaded)

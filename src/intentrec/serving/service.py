@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import intentrec
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
+from intentrec.errors import IntentRecError
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
@@ -70,6 +71,12 @@ class Service:
     def __init__(
         self, recommender: Recommender, config: ServeConfig | None = None, run: str | Path | None = None
     ) -> None:
+        if recommender.model is not None and recommender.model.heads is not None:
+            # one index search with the backbone's state would ignore the heads and their category masks
+            raise IntentRecError(
+                "this run has prior heads, which the server cannot serve yet (it searches one vector per "
+                "user); use Recommender.recommend or `intentrec recommend`, which rank with the heads."
+            )
         self.recommender = recommender
         self.config = config or ServeConfig()
         self.catalogue = recommender.catalogue
