@@ -8,6 +8,7 @@ thread): under load, requests in parallel use the cores better than one request 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -45,6 +46,11 @@ def serve(
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     service = Service.load(run, config)
+    # Every full garbage collection would walk the millions of loaded objects (IDs, titles, category
+    # lists): 290 ms in the middle of requests with a million items. They live as long as the server, so
+    # they are moved out of the collector's sight (and forked workers stop copying the pages it writes).
+    gc.collect()
+    gc.freeze()
     bound_host, bound_port = listener.getsockname()[:2]
     log.info(
         "serving %s (%d items, %s index) on http://%s:%d in %d process(es), documentation at /docs%s",

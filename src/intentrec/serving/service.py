@@ -93,18 +93,10 @@ class Service:
     # --- requests ------------------------------------------------------------------------------------------
 
     def recommend(self, request: RecommendRequest) -> dict[str, Any]:
-        """The body of the response to one request (the app batches :meth:`rank` across requests)."""
-        return self._answer(self.prepare(request))
-
-    def similar(
-        self,
-        item: Any,
-        k: int = 10,
-        include_categories: Sequence[str] | None = None,
-        exclude_categories: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
-        """The body of a :class:`SimilarResponse`: what the model ranks first after ``item`` alone."""
-        return self._answer(self.prepare_similar(item, k, include_categories, exclude_categories))
+        """The body of the response to one request (the app batches the steps across requests)."""
+        resolved = self.prepare(request)
+        (items, scores), *_ = self.rank([resolved])
+        return self.respond(resolved, items, scores)
 
     def prepare(self, request: RecommendRequest) -> Resolved:
         """Resolve a request against the run; every mistake in it is raised here, before any computing."""
@@ -129,7 +121,8 @@ class Service:
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
     ) -> Resolved:
-        """A similar-items request as the history of one event: the model's "after this, that".
+        """A similar-items request (a :class:`SimilarResponse`) as the history of one event: the model's
+        "after this, that".
 
         For a sequential model, items are alike when people go from one to the other; the raw inner
         product of two item vectors mostly measures how large they are.
@@ -193,10 +186,6 @@ class Service:
         return self._metadata
 
     # --- internals -----------------------------------------------------------------------------------------
-
-    def _answer(self, resolved: Resolved) -> dict[str, Any]:
-        (items, scores), *_ = self.rank([resolved])
-        return self.respond(resolved, items, scores)
 
     def _describe_run(self, name: str) -> Metadata:
         recommender = self.recommender
