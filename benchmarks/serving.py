@@ -1,9 +1,11 @@
 """Serving on a SYNTHETIC 1,000,000-item catalogue: HNSW recall against exact search, then the latency and
 throughput of POST /recommend on a real server on 127.0.0.1, driven by a load generator.
 
-    python benchmarks/serving.py build runs/bench-serving-1m            # the synthetic run, once (minutes)
+    python benchmarks/serving.py build runs/bench-serving-1m            # the synthetic run (under a minute)
     python benchmarks/serving.py recall runs/bench-serving-1m           # recall@100 of HNSW vs exact search
-    python benchmarks/serving.py load runs/bench-serving-1m --rate 300 --seconds 60
+    python benchmarks/serving.py load runs/bench-serving-1m --rate 300 --seconds 60 --serve --workers 2
+
+(the first `recall` or `serve` builds the HNSW index and saves it in the run: tens of minutes on 2 cores)
 
 SYNTHETIC, not trained: the log, the item vectors and the model weights are generated, because no public
 log has a million items that a 2-core machine could train on. What is real is everything the benchmark
@@ -14,8 +16,12 @@ measures: the run folder, `intentrec serve`, the HNSW index, the HTTP stack and 
   than white noise, which no index (and no trained model) sees: a shared mean direction, clusters, and a
   decaying spectrum, with the scale measured on SASRec trained on Amazon Beauty (BENCHMARKS.md): mean
   vector norm 1.3, item norms 1.1-2.9. White noise in 192 dimensions has no neighbourhoods to find.
-- The backbone (SASRec, the default config: width 192, 2 blocks, max_len 50) keeps its random
-  initialisation: it costs what a trained one costs, and its user vectors are the queries.
+- The backbone (SASRec, the default config: width 192, 2 blocks, max_len 50) has random weights except
+  that its position embeddings and its blocks' output projections are zero: the blocks compute all that
+  a trained one computes (so latency is real) but add nothing, so the user vector is the normalised
+  vector of the last item, and it ranks the catalogue with the heavy-tailed scores of a trained model.
+  `--random-backbone` keeps every weight random: its queries score the items like Gaussian noise, a
+  worst case for any index that no trained model produces.
 
 `recall` works on any run folder, e.g. a trained one: `python benchmarks/serving.py recall RUN --users 2000`.
 """
