@@ -101,7 +101,8 @@ def test_recommend_speaks_raw_ids_and_never_returns_seen_items(fitted) -> None:
     recommender, _ = fitted
     users = ["u7", "u3", "u150"]
     table = recommender.recommend(users, k=5)
-    assert table.columns == ["user", "rank", "item", "score"]
+    assert table.columns == ["user", "rank", "item", "score", "head"]
+    assert set(table["head"]) == {"next"}  # no prior heads: the model's own next-item head
     assert table.schema["user"] == pl.String and table.schema["item"] == pl.String
     assert table["user"].unique(maintain_order=True).to_list() == users  # in the order asked
     seen, last = seen_items(recommender), last_items()
@@ -172,11 +173,11 @@ def test_ctrl_c_during_training_still_finishes_the_run(cyclic, tmp_path, monkeyp
     evaluate = Recommender.evaluate
     calls = []
 
-    def interrupted_evaluate(self, on="test"):
+    def interrupted_evaluate(self, on="test", **options):
         calls.append(on)
         if on == "valid" and calls.count("valid") == 2:
             raise KeyboardInterrupt  # Ctrl-C in epoch 2
-        return evaluate(self, on)
+        return evaluate(self, on, **options)
 
     monkeypatch.setattr(Recommender, "evaluate", interrupted_evaluate)
     recommender = Recommender(tiny_config(epochs=4)).fit(cyclic, out=tmp_path)
@@ -221,7 +222,7 @@ def test_recommend_asks_for_at_least_one_item(fitted) -> None:
 def test_recommend_for_a_history_brought_by_a_new_user(fitted) -> None:
     recommender, _ = fitted
     table = recommender.recommend_history(["i3", "i4"], k=3)
-    assert table.columns == ["rank", "item", "score"] and table["rank"].to_list() == [1, 2, 3]
+    assert table.columns == ["rank", "item", "score", "head"] and table["rank"].to_list() == [1, 2, 3]
     assert table["item"][0] == "i5" and not {"i3", "i4"} & set(table["item"])
     with pytest.raises(IntentRecError, match=r"not in the catalogue: \['x'\]"):
         recommender.recommend_history(["i3", "x"], unknown_items="reject")

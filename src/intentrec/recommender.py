@@ -32,7 +32,7 @@ from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.backbone import Backbone
 from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
-from intentrec.models.heads import Prior, PriorHeads
+from intentrec.models.heads import NEXT_ITEM_HEAD, Prior, PriorHeads, Steering, build_priors
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec
@@ -60,6 +60,7 @@ _EMPTY_RANKING = pl.DataFrame(
         "rank": pl.Int32,
         "item_idx": pl.Int32,
         "score": pl.Float32,
+        "head_idx": pl.Int32,
     }
 )
 
@@ -105,7 +106,7 @@ class Recommender:
             config,
             self.dataset.n_items,
             self.dataset.card.timestamp_kind,
-            prior_of(config, self.dataset, self.split),
+            build_priors(config.heads, self.dataset, self.split.train, config.train.seed),
         )
         files = RunFiles(Path(out)) if out is not None else None
         if files:
@@ -138,7 +139,8 @@ class Recommender:
                 config.loss,
                 config.train,
                 config.model.max_len,
-                validate=lambda: self.evaluate("valid"),
+                # early stopping reads accuracy only; the beyond-accuracy metrics come once, at the end
+                validate=lambda: self.evaluate("valid", beyond_accuracy=False),
                 on_epoch_end=(lambda result, state: _checkpoint(files, result, state)) if files else None,
             )
             train_seconds = time.perf_counter() - started
@@ -146,7 +148,7 @@ class Recommender:
             test = self.evaluate("test")
             test_seconds = time.perf_counter() - test_started
             self.metrics = {
-                "valid": result.best_valid,
+                "valid": self.evaluate("valid"),
                 "test": test,
                 "best_epoch": result.best_epoch,
                 "epochs": len(result.history),
@@ -165,15 +167,34 @@ class Recommender:
 
     # --- evaluation and recommendation ---------------------------------------------------------------------
 
-    def evaluate(self, on: Literal["valid", "test"] = "test") -> dict[str, float]:
+    def evaluate(
+        self,
+        on: Literal["valid", "test"] = "test",
+        *,
+        steering: Steering | None = None,
+        beyond_accuracy: bool = True,
+    ) -> dict[str, float]:
         """Full-ranking metrics on the validation or test users of the split: accuracy, then diversity,
-        novelty, coverage, personalisation and exploration (:mod:`intentrec.evaluation.beyond_accuracy`)."""
+        novelty, coverage, personalisation and exploration (:mod:`intentrec.evaluation.beyond_accuracy`).
+
+        ``steering`` re-weights the prior heads (:class:`~intentrec.models.heads.Steering`).
+        """
         model, split = self._fitted()
         eval_set = split.valid if on == "valid" else split.test
-        if self._features is None:
-            self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
+        features = None
+        if beyond_accuracy:
+            if self._features is None:
+                self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
+            features = self._features
         model.eval()
-        return evaluate(self._score, eval_set, self.config.model.max_len, self.config.eval, self._features)
+        weights = self._head_weights(steering)
+        return evaluate(
+            lambda batch: self._score(batch, weights)[0],
+            eval_set,
+            self.config.model.max_len,
+            self.config.eval,
+            features,
+        )
 
     def recommend(
         self,
@@ -183,21 +204,24 @@ class Recommender:
         *,
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
+        steering: Steering | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for known users (raw IDs; None = every user), from their whole history.
 
-        Returns a table ``user, rank, item, score`` (rank 1 = best) in the user's own IDs. Only items with
-        one of ``include_categories`` (when given) and none of ``exclude_categories`` are recommended; a
-        user gets fewer than ``k`` rows when the filters leave fewer items.
+        Returns a table ``user, rank, item, score, head`` (rank 1 = best) in the user's own IDs; ``head``
+        names the prior head that put the item there (``"next"`` for a model without prior heads). Only
+        items with one of ``include_categories`` (when given) and none of ``exclude_categories`` are
+        recommended; a user gets fewer than ``k`` rows when the filters leave fewer items. ``steering``
+        re-weights the prior heads (:class:`~intentrec.models.heads.Steering`).
         """
         dataset = self._fitted_dataset()
         _check_k(k)
         history = self.history
         rows = np.arange(len(history)) if users is None else self.catalogue.require_users(list(users))
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
-        table = self._rank(history.subset(rows), k, filter_seen, allowed)
+        table = self._rank(history.subset(rows), k, filter_seen, allowed, steering)
         return table.join(dataset.users, on="user_idx", maintain_order="left").select(
-            "user", "rank", "item", "score"
+            "user", "rank", "item", "score", "head"
         )
 
     def recommend_history(
@@ -211,12 +235,13 @@ class Recommender:
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
         unknown_items: UnknownItems = "ignore",
+        steering: Steering | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for someone the model has not seen, from a history they bring (raw item IDs).
 
         Items are oldest first, or ordered by ``timestamps`` when given. Items the catalogue does not
         have are left out (``unknown_items="ignore"``, logged) or make it an error (``"reject"``).
-        Returns a table ``rank, item, score``; the filters are those of :meth:`recommend`.
+        Returns a table ``rank, item, score, head``; the filters and steering are those of :meth:`recommend`.
         """
         self._fitted()
         _check_k(k)
@@ -224,7 +249,8 @@ class Recommender:
         if encoded.unknown:
             log.warning("left out unknown item(s) of the history: %s", encoded.unknown)
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
-        return self._rank(encoded.history, k, filter_seen, allowed).select("rank", "item", "score")
+        table = self._rank(encoded.history, k, filter_seen, allowed, steering)
+        return table.select("rank", "item", "score", "head")
 
     # --- what scores are made of ---------------------------------------------------------------------------
 
@@ -281,8 +307,8 @@ class Recommender:
         recommender.dataset = Dataset.load(files.dataset)
         recommender.split = split_dataset(recommender.dataset, recommender.config.split)
         dataset, config = recommender.dataset, recommender.config
-        prior = prior_of(config, dataset, recommender.split)
-        recommender.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, prior)
+        priors = build_priors(config.heads, dataset, recommender.split.train, config.train.seed)
+        recommender.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
         recommender.model.load_state_dict(load_weights(files.best_weights))
         recommender.model.eval()
         if files.metrics.is_file():
@@ -298,9 +324,22 @@ class Recommender:
             )
         return self.model, self.split
 
-    def _score(self, batch: PaddedBatch) -> torch.Tensor:
-        assert self.model is not None
-        return self.model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))
+    def _score(
+        self, batch: PaddedBatch, head_weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Scores ``(B, n_items)`` of every item after each history, and with prior heads the head each
+        score comes from ``(B, n_items)``."""
+        model, _ = self._fitted()
+        items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
+        return model.score_last(items, timestamps, head_weights)
+
+    def _head_weights(self, steering: Steering | None) -> torch.Tensor | None:
+        model, _ = self._fitted()
+        if steering is None:
+            return None
+        if model.heads is None:
+            raise ConfigError("steering weighs prior heads, but this run has none (config heads.priors).")
+        return model.heads.head_weights(steering)
 
     def _fitted_dataset(self) -> Dataset:
         self._fitted()
@@ -308,19 +347,33 @@ class Recommender:
         return self.dataset
 
     def _rank(
-        self, history: Sequences, k: int, filter_seen: bool, allowed: np.ndarray | None
+        self,
+        history: Sequences,
+        k: int,
+        filter_seen: bool,
+        allowed: np.ndarray | None,
+        steering: Steering | None = None,
     ) -> pl.DataFrame:
-        """``user_idx, rank, item, score`` for every row of ``history``, rows in order, items in raw IDs."""
+        """``user_idx, rank, item, score, head`` for every row of ``history``, rows in order, raw item IDs."""
         model, _ = self._fitted()
         dataset = self._fitted_dataset()
         model.eval()
+        weights = self._head_weights(steering)
         # the (chunk, n_items) score matrix stays under _SCORES_PER_CHUNK floats, whatever the catalogue
         chunk_size = max(1, min(self.config.eval.chunk_size, _SCORES_PER_CHUNK // dataset.n_items))
+        heads_of_chunk: list[torch.Tensor | None] = [None]  # which head gave each score in the latest chunk
+
+        def score(batch: PaddedBatch) -> torch.Tensor:
+            scores, heads_of_chunk[0] = self._score(batch, weights)
+            return scores
+
         parts = [_EMPTY_RANKING]
         for chunk_rows, items, scores in ranked_chunks(
-            self._score, history, k, self.config.model.max_len, filter_seen, chunk_size, allowed
+            score, history, k, self.config.model.max_len, filter_seen, chunk_size, allowed
         ):
             n, width = items.shape
+            chunk_heads = heads_of_chunk[0]
+            head = chunk_heads.gather(1, items) if chunk_heads is not None else torch.zeros_like(items)
             parts.append(
                 pl.DataFrame(
                     {
@@ -329,24 +382,28 @@ class Recommender:
                         "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
                         "item_idx": items.reshape(-1).numpy().astype(np.int32),
                         "score": scores.reshape(-1).numpy(),
+                        "head_idx": head.reshape(-1).numpy().astype(np.int32),
                     }
                 )
             )
         # chunks come in order of history length: put the rows back in the order they were asked for
         table = pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")
-        return table.join(dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left")
+        head_names = model.heads.names if model.heads is not None else [NEXT_ITEM_HEAD]
+        return table.join(
+            dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left"
+        ).with_columns(head=pl.col("head_idx").replace_strict(range(len(head_names)), head_names))
 
 
 def build_model(
     config: RunConfig,
     n_items: int,
     timestamp_kind: TimestampKind = "unix_seconds",
-    prior: Prior | None = None,
+    priors: Sequence[Prior] = (),
 ) -> SequentialModel:
     """The torch module a config describes, with fresh weights.
 
     ``timestamp_kind`` is the dataset's: an order-only log gives HSTU and FuXi-α no time gaps to learn from.
-    ``prior`` (see :func:`prior_of`) gives the model one head per prior value.
+    ``priors`` (see :func:`~intentrec.models.heads.build_priors`) give the model one head per prior value.
     """
     torch.manual_seed(config.train.seed)
     use_time = timestamp_kind == "unix_seconds"
@@ -359,15 +416,8 @@ def build_model(
         backbone = GRU4Rec(config.model)
     else:
         backbone = SASRec(config.model)
-    heads = PriorHeads(backbone.dim, prior, config.heads) if prior is not None else None
+    heads = PriorHeads(backbone.dim, n_items, list(priors), config.heads) if priors else None
     return SequentialModel(backbone, n_items, normalize=config.loss.normalize, heads=heads)
-
-
-def prior_of(config: RunConfig, dataset: Dataset, split: Split) -> Prior | None:
-    """The prior ``config.heads`` asks for, derived from the dataset and the training part of its split."""
-    if config.heads.prior == "taxonomy":
-        return Prior.taxonomy(dataset, split.train, config.heads.max_values)
-    return None
 
 
 def _check_k(k: int) -> None:

@@ -7,7 +7,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intentrec.data.sequences import PAD, PaddedBatch, Sequences, next_item_batch, pad_left
+from intentrec.data.sequences import PAD, PaddedBatch, Sequences, pad_left, training_batch
 
 #: Ragged data as plain lists: ``users[r]`` owns ``items[r]`` and ``times[r]`` (equal lengths, >= 1).
 Ragged = tuple[list[int], list[list[int]], list[list[int]]]
@@ -64,17 +64,28 @@ def reference_pad_left(data: Ragged, rows: list[int], max_len: int, drop_last: i
     return PaddedBatch(right_aligned(kept_items, width, PAD), right_aligned(kept_times, width, 0))
 
 
-def reference_next_item(data: Ragged, rows: list[int], max_len: int) -> tuple[PaddedBatch, np.ndarray]:
-    """Per row: the last ``max_len + 1`` events; inputs are all but the last, targets all but the first."""
+def reference_training_batch(
+    data: Ragged, rows: list[int], max_len: int, horizon: int
+) -> tuple[PaddedBatch, np.ndarray]:
+    """Per row: inputs are the last ``max_len`` events but the last one; input ``p`` targets ``p + 1 ..
+    p + horizon`` where the row has them."""
     _, items, times = data
-    windows = [[item + 1 for item in items[r][-(max_len + 1) :]] for r in rows]
-    window_times = [times[r][-(max_len + 1) :] for r in rows]
-    width = max([len(window) - 1 for window in windows] + [0])
-    inputs = PaddedBatch(
-        right_aligned([window[:-1] for window in windows], width, PAD),
-        right_aligned([window[:-1] for window in window_times], width, 0),
-    )
-    return inputs, right_aligned([window[1:] for window in windows], width, PAD)
+    inputs, input_times, targets = [], [], []
+    for r in rows:
+        n = len(items[r])
+        positions = list(range(max(0, n - 1 - max_len), n - 1))
+        inputs.append([items[r][p] + 1 for p in positions])
+        input_times.append([times[r][p] for p in positions])
+        targets.append(
+            [[items[r][p + k] + 1 if p + k < n else PAD for k in range(1, horizon + 1)] for p in positions]
+        )
+    width = max([len(row) for row in inputs] + [0])
+    padded_targets = np.full((len(rows), width, horizon), PAD, dtype=np.int64)
+    for b, row in enumerate(targets):
+        if row:
+            padded_targets[b, width - len(row) :] = row
+    batch = PaddedBatch(right_aligned(inputs, width, PAD), right_aligned(input_times, width, 0))
+    return batch, padded_targets
 
 
 def assert_batches_equal(actual: PaddedBatch, expected: PaddedBatch) -> None:
@@ -136,24 +147,28 @@ def test_pad_left_matches_the_reference(data, max_len, drop_last) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.data(), max_len=st.integers(1, 15))
-def test_next_item_batch_matches_the_reference(data, max_len) -> None:
+@given(data=st.data(), max_len=st.integers(1, 15), horizon=st.integers(1, 4))
+def test_training_batch_matches_the_reference(data, max_len, horizon) -> None:
     ragged_data = data.draw(ragged())
     rows = data.draw(row_selections(len(ragged_data[0])))
-    inputs, targets = next_item_batch(to_sequences(ragged_data), rows, max_len)
-    expected_inputs, expected_targets = reference_next_item(ragged_data, rows.tolist(), max_len)
-    assert_batches_equal(inputs, expected_inputs)
-    assert targets.shape == expected_targets.shape
-    np.testing.assert_array_equal(targets, expected_targets)
+    sequences = to_sequences(ragged_data)
+    batch = training_batch(sequences, rows, max_len, horizon)
+    expected_inputs, expected_targets = reference_training_batch(ragged_data, rows.tolist(), max_len, horizon)
+    assert_batches_equal(batch.inputs, expected_inputs)
+    np.testing.assert_array_equal(batch.targets, expected_targets)
+    # sources point at the targets in the flat arrays
+    found = batch.sources >= 0
+    np.testing.assert_array_equal(found, batch.targets != PAD)
+    np.testing.assert_array_equal(sequences.items[batch.sources[found]] + 1, batch.targets[found])
 
 
-def test_next_item_batch_inputs_are_pad_left_without_the_last_event() -> None:
+def test_next_item_inputs_are_pad_left_without_the_last_event() -> None:
     """The docstring's promise: ``drop_last=1`` gives the inputs of next-item training."""
     sequences = to_sequences(([0, 1, 2], [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]], [[0] * 5, [0] * 2, [0] * 3]))
     rows = np.array([2, 0, 1])
-    inputs, targets = next_item_batch(sequences, rows, max_len=3)
-    np.testing.assert_array_equal(inputs.items, pad_left(sequences, rows, 3, drop_last=1).items)
-    np.testing.assert_array_equal(targets, [[PAD, 10, 11], [4, 5, 6], [PAD, PAD, 8]])
+    batch = training_batch(sequences, rows, max_len=3)
+    np.testing.assert_array_equal(batch.inputs.items, pad_left(sequences, rows, 3, drop_last=1).items)
+    np.testing.assert_array_equal(batch.targets[..., 0], [[PAD, 10, 11], [4, 5, 6], [PAD, PAD, 8]])
 
 
 def reference_windows(data: Ragged, size: int) -> list[tuple[int, list[int]]]:
@@ -181,3 +196,29 @@ def test_windows_match_the_reference_and_supervise_every_event_once(data, size) 
     for user, row in zip(users, items, strict=True):
         targets = sorted(t for u, window in actual if u == user for t in window[1:])
         assert targets == sorted(row[1:])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=ragged(), max_len=st.integers(1, 5), horizon=st.integers(1, 4))
+def test_windows_with_lookahead_supervise_every_pair_once(data, max_len, horizon) -> None:
+    """Cut into windows, every (event, event k ahead) pair of a row is trained exactly once, k <= horizon."""
+    users, items, times = data
+    # items replaced by their flat position, so that a pair names its two events
+    flat, start = [], 0
+    for row in items:
+        flat.append(list(range(start, start + len(row))))
+        start += len(row)
+    sequences = to_sequences((users, flat, times))
+    windows = sequences.windows(max_len + 1, lookahead=horizon - 1)
+    batch = training_batch(windows, np.arange(len(windows)), max_len, horizon)
+    inputs = np.repeat(batch.inputs.items[:, :, None], horizon, axis=2)
+    supervised = batch.targets != PAD
+    pairs = sorted(zip(inputs[supervised].tolist(), batch.targets[supervised].tolist(), strict=True))
+    expected = sorted(
+        (row[p] + 1, row[p + k] + 1)
+        for row in flat
+        for p in range(len(row))
+        for k in range(1, horizon + 1)
+        if p + k < len(row)
+    )
+    assert pairs == expected

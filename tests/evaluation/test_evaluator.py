@@ -41,7 +41,10 @@ def model(split) -> SequentialModel:
 
 
 def scorer(model: SequentialModel):
-    return lambda batch: model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))
+    def score(batch):
+        return model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
+
+    return score
 
 
 def reference(model: SequentialModel, eval_set: EvalSet, ks: list[int], filter_seen: bool) -> dict:
@@ -54,7 +57,7 @@ def reference(model: SequentialModel, eval_set: EvalSet, ks: list[int], filter_s
         items = torch.from_numpy(eval_set.history.items[read].astype(np.int64) + 1)[None]  # (1, L)
         timestamps = torch.from_numpy(eval_set.history.timestamps[read])[None]  # (1, L)
         with torch.no_grad():
-            scores = model.score_last(items, timestamps)[0].numpy().astype(np.float64)
+            scores = model.score_last(items, timestamps)[0][0].numpy().astype(np.float64)
         if filter_seen:
             scores[history] = -np.inf
         order = np.argsort(-scores, kind="stable")

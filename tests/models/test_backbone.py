@@ -141,7 +141,8 @@ def test_inside_the_model_scores_have_the_catalogue_shape(name: str) -> None:
     items = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 11]])  # (B=2, L=5), 0 = padding
     timestamps = torch.arange(5).expand(2, 5)
     assert model(items, timestamps).shape == (2, 5, DIM)
-    scores = model.score_last(items, timestamps)
+    scores, heads = model.score_last(items, timestamps)
+    assert heads is None  # no prior heads
     assert scores.shape == (2, 11)  # dataset items only, not the padding row
     assert model.output_embeddings().shape == (12, DIM)
     assert torch.all(model.item_embedding.weight[0] == 0)

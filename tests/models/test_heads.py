@@ -10,11 +10,19 @@ import torch
 from intentrec.config import RunConfig
 from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError
-from intentrec.models.heads import OTHER, HeadsConfig, Prior, PriorHeads, prior_heads_loss
+from intentrec.models.heads import (
+    OTHER,
+    HeadsConfig,
+    Prior,
+    PriorHeads,
+    Steering,
+    prior_heads_loss,
+)
 from intentrec.recommender import Recommender
 from intentrec.serving.service import Service
 
 DIM = 8
+PAD_ITEM = 0
 
 
 def with_categories(dataset, categories: list[list[str]]):
@@ -54,9 +62,14 @@ def test_taxonomy_keeps_the_most_frequent_target_categories_and_folds_the_rest(f
     assert everything.names == ["a", "b", "c", OTHER]
 
 
+def taxonomy(names: list[str], membership: list[list[bool]]) -> Prior:
+    return Prior("taxonomy", names, membership=torch.tensor(membership))
+
+
 def heads_for(names: list[str], membership: list[list[bool]], **config) -> PriorHeads:
     torch.manual_seed(0)
-    heads = PriorHeads(DIM, Prior(names, torch.tensor(membership)), HeadsConfig(prior="taxonomy", **config))
+    config = HeadsConfig(priors=["taxonomy"], **config)
+    heads = PriorHeads(DIM, len(membership), [taxonomy(names, membership)], config)
     with torch.no_grad():
         heads.weight.normal_(0, 0.5)
     return heads
@@ -64,15 +77,15 @@ def heads_for(names: list[str], membership: list[list[bool]], **config) -> Prior
 
 @pytest.mark.parametrize("cosine", [False, True])
 def test_heads_start_as_the_identity(cosine: bool) -> None:
-    config = HeadsConfig(cosine=cosine)
-    heads = PriorHeads(DIM, Prior(["a", "b"], torch.ones(3, 2, dtype=torch.bool)), config)
+    config = HeadsConfig(priors=["taxonomy"], cosine=cosine)
+    heads = PriorHeads(DIM, 3, [taxonomy(["a", "b"], [[True, True]] * 3)], config)
     hidden = torch.randn(4, DIM)
     queries = heads(hidden)
     assert queries.shape == (4, 2, DIM)
     expected = torch.nn.functional.normalize(hidden, dim=-1) if cosine else hidden
     torch.testing.assert_close(queries, expected[:, None].expand(-1, 2, -1))
     torch.testing.assert_close(heads.query(hidden, 1), expected)
-    assert heads.parameter_count() == 2 * (DIM * DIM + DIM)
+    assert heads.parameter_count() == 2 * (DIM * DIM + DIM) + (1 if cosine else 0)  # + the temperature
 
 
 @pytest.mark.parametrize("cosine", [False, True])
@@ -101,7 +114,7 @@ def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bo
     )
     items = torch.randn(4, DIM)
     hidden = torch.randn(3, DIM)
-    prior_heads_loss(heads, hidden, torch.tensor([1, 2, 1]), items).backward()  # targets: items 0, 1, 0
+    prior_heads_loss(heads, hidden, torch.tensor([[1], [2], [1]]), items).backward()  # items 0, 1, 0
     assert heads.weight.grad[0].abs().sum() > 0
     assert heads.weight.grad[1].abs().sum() == 0  # no target in b
     if cosine:
@@ -111,7 +124,7 @@ def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bo
 def test_the_softmax_objective_is_cross_entropy_within_the_heads_group() -> None:
     heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]])
     items, hidden = torch.randn(4, DIM), torch.randn(1, DIM)
-    loss = prior_heads_loss(heads, hidden, torch.tensor([2]), items)  # target item 1, in group a = {0, 1}
+    loss = prior_heads_loss(heads, hidden, torch.tensor([[2]]), items)  # target item 1, group a = {0, 1}
     logits = heads.query(hidden, 0) @ items[1:3].T  # the candidates: items 0 and 1 only
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, torch.tensor([1])))
 
@@ -128,22 +141,146 @@ def test_in_group_negatives_come_from_the_heads_own_category(monkeypatch) -> Non
         return values
 
     monkeypatch.setattr(torch, "randint", recording_randint)
-    prior_heads_loss(heads, torch.randn(2, DIM), torch.tensor([1, 3]), torch.randn(5, DIM))
-    pools = [heads.membership[:, head].nonzero().squeeze(1) for head in range(2)]
+    prior_heads_loss(heads, torch.randn(2, DIM), torch.tensor([[1], [3]]), torch.randn(5, DIM))
+    pools = [heads.allowed[:, head].nonzero().squeeze(1) for head in range(2)]
     assert [set(pool[draw].tolist()) <= set(pool.tolist()) for pool, draw in zip(pools, drawn, strict=True)]
     assert {1, 2} >= set(pools[0][drawn[0]].tolist()) and {3, 4} >= set(pools[1][drawn[1]].tolist())
 
 
 def test_frequency_weights_average_over_position_head_pairs(monkeypatch) -> None:
     heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True], [False, True]])
-    items, hidden, targets = torch.randn(5, DIM), torch.randn(3, DIM), torch.tensor([1, 1, 3])
+    items, hidden, targets = torch.randn(5, DIM), torch.randn(3, DIM), torch.tensor([[1], [1], [3]])
     torch.manual_seed(1)
     weighted = prior_heads_loss(heads, hidden, targets, items)
-    heads.config = HeadsConfig(prior="taxonomy", frequency_weights=False)
+    heads.config = HeadsConfig(priors=["taxonomy"], frequency_weights=False)
     torch.manual_seed(1)
     equal = prior_heads_loss(heads, hidden, targets, items)
     # two positions train head a and one trains b: the weighted mean counts a twice as much
     assert not torch.isclose(weighted, equal)
+
+
+# --- the other priors ------------------------------------------------------------------------------------
+
+
+def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
+    typed = make_dataset([("u", "a", 1, "view"), ("u", "b", 2, "buy"), ("u", "c", 3, "view")])
+    prior = Prior.events(typed, loved_rating=4.0)
+    assert prior.names == ["view", "buy"]  # most frequent first
+    assert prior.codes.tolist() == [0, 1, 0]  # one per interaction row
+    targets, rows = torch.tensor([[2, 3]]), torch.tensor([[1, 2]])  # targets: b (row 1), c (row 2)
+    assert prior.values(targets, rows).tolist() == [[[False, True], [True, False]]]
+
+    rated = make_dataset([("u", "a", 1, "rating", 5.0), ("u", "b", 2, "rating", 3.0)])
+    bands = Prior.events(rated, loved_rating=4.0)
+    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [1, 0]
+    with pytest.raises(IntentRecError, match="needs two event types or ratings"):
+        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), loved_rating=4.0)
+
+
+def test_horizon_prior_cuts_the_window_into_segments() -> None:
+    prior = Prior.horizon(pred_len=5, segments=2)
+    assert prior.names == ["next 1-3", "next 4-5"]
+    targets = torch.tensor([[4, 5, 6, 7, 0]])  # the fifth item ahead is missing
+    values = prior.values(targets, None)[0]
+    assert values.tolist() == [[True, False]] * 3 + [[False, True], [False, False]]
+    with pytest.raises(IntentRecError, match="cannot exceed"):
+        Prior.horizon(pred_len=2, segments=3)
+
+
+def test_clusters_are_the_communities_of_the_co_occurrence_graph(make_dataset) -> None:
+    # items 0-3 follow each other, and items 4-7 do; the two groups never meet in a sequence
+    rows = []
+    for user in range(6):
+        group = range(4) if user % 2 else range(4, 8)
+        rows += [(f"u{user}", f"i{item}", t) for t, item in enumerate([*group, *group])]
+    dataset = make_dataset(rows)
+    train = sequences([[0, 1, 2, 3, 0, 1, 2, 3], [4, 5, 6, 7, 4, 5, 6, 7]])
+    prior = Prior.clusters(dataset, train, n_clusters=2)
+    groups = {frozenset(torch.nonzero(prior.membership[:, v]).squeeze(1).tolist()) for v in range(2)}
+    encoded = dict(zip(dataset.items["item"], dataset.items["item_idx"], strict=True))
+    assert groups == {
+        frozenset(encoded[f"i{i}"] for i in range(4)),
+        frozenset(encoded[f"i{i}"] for i in range(4, 8)),
+    }
+    assert prior.names == ["cluster 1", "cluster 2"]
+    one = Prior.clusters(dataset, train, n_clusters=1)  # the smaller community folds into "(other)"
+    assert one.names == ["cluster 1", OTHER] and one.membership.sum(dim=1).tolist() == [1] * 8
+
+
+# --- composition -------------------------------------------------------------------------------------------
+
+
+def two_priors() -> list[Prior]:
+    return [taxonomy(["a", "b"], [[True, False], [False, True], [True, True]]), Prior.horizon(4, 2)]
+
+
+@pytest.mark.parametrize(
+    ("composition", "names", "parameters"),
+    [
+        ("additive", ["a", "b", "next 1-2", "next 3-4"], 4 * (DIM * DIM + DIM)),
+        (
+            "multiplicative",
+            ["a · next 1-2", "a · next 3-4", "b · next 1-2", "b · next 3-4"],
+            4 * (DIM**2 + DIM),
+        ),
+        # a block per category, one shared segment block on top, an embedding per segment
+        (
+            "hierarchical",
+            ["a · next 1-2", "a · next 3-4", "b · next 1-2", "b · next 3-4"],
+            3 * (DIM**2 + DIM) + 2 * DIM,
+        ),
+    ],
+)
+def test_two_priors_compose_into_heads(composition: str, names: list[str], parameters: int) -> None:
+    torch.manual_seed(0)
+    config = HeadsConfig(priors=["taxonomy", "horizon"], composition=composition, pred_len=4)
+    heads = PriorHeads(DIM, 3, two_priors(), config)
+    assert heads.names == names
+    assert heads.parameter_count() == parameters
+    with torch.no_grad():
+        for parameter in heads.parameters():
+            parameter.normal_(0, 0.5)
+    hidden = torch.randn(5, DIM)
+    queries = heads(hidden)
+    for head in range(len(names)):  # the batched queries are each head's own
+        torch.testing.assert_close(queries[:, head], heads.query(hidden, head))
+    if composition == "hierarchical":  # heads of one category differ only by the segment embedding
+        assert not torch.allclose(queries[:, 0], queries[:, 1])
+
+    # item 1 is in b, item 2 in a and b; 1 ahead (segment 1) and 3 ahead (segment 2)
+    trains = heads.trains(torch.tensor([[2, PAD_ITEM, 3, PAD_ITEM]]), None)[0]  # (K, H)
+    trained = {(k, names[h]) for k, h in trains.nonzero().tolist()}
+    if composition == "additive":
+        assert trained == {(0, "b"), (0, "next 1-2"), (2, "a"), (2, "b"), (2, "next 3-4")}
+    else:
+        assert trained == {(0, "b · next 1-2"), (2, "a · next 3-4"), (2, "b · next 3-4")}
+    # category heads may only give their category's items; segment-only heads any item
+    assert heads.allowed[1:, names.index(names[0])].tolist() == ([True, False, True])
+
+
+def test_later_horizon_targets_are_discounted() -> None:
+    torch.manual_seed(0)
+    config = HeadsConfig(priors=["horizon"], pred_len=2, segments=2, discount=0.5)
+    heads = PriorHeads(DIM, 3, [Prior.horizon(2, 2)], config)
+    items, hidden = torch.randn(4, DIM), torch.randn(2, DIM)
+    targets = torch.tensor([[1, 2], [3, PAD_ITEM]])
+    loss = prior_heads_loss(heads, hidden, targets, items)
+    nll = -torch.log_softmax(hidden @ items[1:].T, dim=1)  # identity heads at initialisation
+    near = (nll[0, 0] + nll[1, 2]) / 2  # head "next 1": both positions, weight 1
+    far = nll[0, 1]  # head "next 2": one target, weight 0.5 (its only one, so its mean is itself)
+    torch.testing.assert_close(loss, (2 * near + 0.5 * far) / 2.5)  # heads weighed by their target mass
+
+
+def test_steering_weights_heads_by_name_value_or_subset() -> None:
+    config = HeadsConfig(priors=["taxonomy", "horizon"], composition="multiplicative", pred_len=4)
+    heads = PriorHeads(DIM, 3, two_priors(), config)
+    weights = heads.head_weights(Steering(heads={"a · next 1-2": 3.0}, values={"a": 2.0, "next 3-4": 0.5}))
+    assert weights.tolist() == [6.0, 1.0, 1.0, 0.5]
+    assert heads.head_weights(Steering(only=["next 1-2"])).tolist() == [1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(IntentRecError, match=r"no head or prior value .nxt 1-2.*next 1-2"):
+        heads.head_weights(Steering(only=["nxt 1-2"]))
+    with pytest.raises(ValueError, match=">= 0"):
+        Steering(values={"a": -1.0})
 
 
 def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_path) -> None:
@@ -156,7 +293,7 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     config = RunConfig.from_dict(
         {
             "model": {"dim": 16, "n_blocks": 1, "dropout": 0.0, "max_len": 8},
-            "heads": {"prior": "taxonomy", "negatives": 8},
+            "heads": {"prior": "taxonomy", "negatives": 8},  # the key of runs saved before 'priors'
             "train": {"epochs": 3, "batch_size": 32, "lr": 0.01, "threads": 1},
             "eval": {"ks": [1, 10]},
         }
@@ -169,3 +306,38 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     assert loaded.recommend(["u1"], k=3).height == 3  # batch recommendation ranks with the heads
     with pytest.raises(IntentRecError, match="prior heads, which the server cannot serve yet"):
         Service(loaded)
+
+
+def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(40):
+        start = rng.integers(12)
+        rows += [
+            (f"u{user}", f"i{(start + t) % 12}", 1_600_000_000 + 60 * t, "buy" if t % 3 == 0 else "view")
+            for t in range(10)
+        ]
+    dataset = with_categories(make_dataset(rows), [["even" if i % 2 == 0 else "odd"] for i in range(12)])
+    config = RunConfig.from_dict(
+        {
+            "model": {"dim": 16, "n_blocks": 1, "dropout": 0.0, "max_len": 6},
+            "heads": {"priors": ["events", "horizon"], "pred_len": 4},
+            "train": {"epochs": 2, "batch_size": 32, "lr": 0.01, "threads": 1},
+            "eval": {"ks": [1, 10]},
+        }
+    )
+    fitted = Recommender(config).fit(dataset, out=tmp_path)
+    assert fitted.model.heads.names == [
+        "view · next 1-2",
+        "view · next 3-4",
+        "buy · next 1-2",
+        "buy · next 3-4",
+    ]
+    loaded = Recommender.load(tmp_path)
+    assert loaded.evaluate("test") == fitted.metrics["test"]
+    table = loaded.recommend(["u1", "u2"], k=5)
+    assert set(table["head"]) <= set(fitted.model.heads.names)
+    short_term = loaded.recommend(["u1", "u2"], k=5, steering=Steering(only=["next 1-2"]))
+    assert set(short_term["head"]) <= {"view · next 1-2", "buy · next 1-2"}
+    steered = loaded.evaluate("test", steering=Steering(values={"buy": 0.0}))
+    assert steered != fitted.metrics["test"]

@@ -30,11 +30,11 @@ def test_chosen_users_keep_their_order_and_the_filters_apply(recommender, tmp_pa
     assert_frame_equal(written, recommender.recommend(["u9", "u2"], k=3, exclude_categories=["even"]))
 
 
-def test_no_users_still_gives_the_four_columns(recommender, tmp_path) -> None:
+def test_no_users_still_gives_every_column(recommender, tmp_path) -> None:
     out = tmp_path / "recs.parquet"
     assert write_recommendations(recommender, out, [], k=3) == 0
     written = pl.read_parquet(out)
-    assert written.columns == ["user", "rank", "item", "score"] and written.height == 0
+    assert written.columns == ["user", "rank", "item", "score", "head"] and written.height == 0
 
 
 def test_an_unknown_user_fails_before_anything_is_written(recommender, tmp_path) -> None:

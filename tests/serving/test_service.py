@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from intentrec.ranking import ranked_chunks
 from intentrec.serving.app import create_app
 from intentrec.serving.index import IndexConfig
-from intentrec.serving.schemas import RecommendRequest, RecommendResponse
+from intentrec.serving.schemas import DEFAULT_HEAD, RecommendRequest, RecommendResponse
 from intentrec.serving.service import ServeConfig, Service
 
 K = 10
@@ -42,7 +42,7 @@ def test_served_rankings_equal_the_evaluators_on_the_test_inputs(client, recomme
     catalogue = recommender.catalogue
     config = recommender.config
     for rows, top_items, top_scores in ranked_chunks(
-        recommender._score, test.history, K, config.model.max_len, chunk_size=64
+        lambda batch: recommender._score(batch)[0], test.history, K, config.model.max_len, chunk_size=64
     ):
         for row, expected_items, expected_scores in zip(rows, top_items.tolist(), top_scores, strict=True):
             start, end = test.history.offsets[row], test.history.offsets[row + 1]
@@ -62,7 +62,8 @@ def test_the_python_api_gives_the_served_ranking_for_a_history(client, recommend
     body = {"history": [{"item": item} for item in history], "include_categories": ["odd", "three"]}
     items, scores = served(client, body)
     table = recommender.recommend_history(history, k=K, include_categories=["odd", "three"])
-    assert table.columns == ["rank", "item", "score"]
+    assert table.columns == ["rank", "item", "score", "head"]
+    assert set(table["head"]) == {DEFAULT_HEAD}
     assert table["item"].to_list() == items
     np.testing.assert_allclose(table["score"].to_numpy(), scores, rtol=1e-5)
     assert items[0] == "i7"  # the model learned what comes after i6

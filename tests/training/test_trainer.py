@@ -100,7 +100,10 @@ def test_same_seed_gives_identical_weights_and_history(split) -> None:
 
 
 def model_scores(model: SequentialModel):
-    return lambda batch: model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))
+    def score(batch):
+        return model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
+
+    return score
 
 
 def test_training_learns_the_cycle(split) -> None:

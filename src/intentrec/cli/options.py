@@ -25,3 +25,17 @@ def parse_columns(text: str | None) -> ColumnMapping | None:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"--columns {text!r}: {problems}") from None
+
+
+def parse_weights(flag: str, pairs: list[str]) -> dict[str, float]:
+    """``["Drama=2", "next 5-8=0"]`` -> ``{"Drama": 2.0, "next 5-8": 0.0}``; a clear error otherwise."""
+    weights = {}
+    for pair in pairs:
+        name, sep, value = pair.rpartition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"{flag} {pair!r}: expected NAME=WEIGHT, e.g. {flag} Drama=2")
+    return weights

@@ -6,6 +6,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from intentrec.cli.options import parse_weights
+from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.serving.batch import read_user_ids, write_recommendations
 
@@ -14,12 +16,24 @@ def recommend(
     run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
     users: str = typer.Option("all", help="'all', or a text file with one user ID per line."),
     k: int = typer.Option(100, help="Items per user."),
-    out: str = typer.Option(..., help="Parquet file to write: user, rank, item, score (your IDs)."),
+    out: str = typer.Option(..., help="Parquet file to write: user, rank, item, score, head (your IDs)."),
     keep_seen: bool = typer.Option(False, "--keep-seen", help="Also recommend items the user has had."),
     include_category: list[str] = typer.Option([], help="Only items of this category (repeatable)."),
     exclude_category: list[str] = typer.Option([], help="No item of this category (repeatable)."),
+    head_weight: list[str] = typer.Option([], help="Prior heads: weigh a head, NAME=W (repeatable)."),
+    value_weight: list[str] = typer.Option(
+        [], help="Prior heads: weigh every head with a prior value, VALUE=W (repeatable)."
+    ),
+    only: list[str] = typer.Option([], help="Prior heads: keep only these heads or values (repeatable)."),
 ) -> None:
     """Rank the whole catalogue for each user, as the evaluator does, and stream the top k to Parquet."""
+    steering = None
+    if head_weight or value_weight or only:
+        steering = Steering(
+            heads=parse_weights("--head-weight", head_weight),
+            values=parse_weights("--value-weight", value_weight),
+            only=only or None,
+        )
     recommender = Recommender.load(run)
     wanted = None if users == "all" else read_user_ids(users)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users
@@ -37,6 +51,7 @@ def recommend(
             filter_seen=not keep_seen,
             include_categories=include_category,
             exclude_categories=exclude_category,
+            steering=steering,
             on_block=lambda n: progress.advance(task, n),
         )
     console.print(f"wrote {rows:,} recommendations for {total:,} users to {out}", highlight=False)

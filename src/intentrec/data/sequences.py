@@ -22,12 +22,17 @@ class Sequences:
     """Ragged sequences: ``users (N,)``, ``offsets (N + 1,)``, ``items (E,)``, ``timestamps (E,)``.
 
     ``items`` are dataset item indices (``0 .. n_items - 1``); ``timestamps`` are Unix seconds or positions.
+    ``rows (E,)``, when known, is each event's row in the Dataset's interactions table (its event type,
+    rating, ...). ``ahead (N,)``, set on training windows only, counts the events at the end of each row that
+    are there as targets of the events before them, never as inputs (see :meth:`windows`).
     """
 
     users: np.ndarray
     offsets: np.ndarray
     items: np.ndarray
     timestamps: np.ndarray
+    rows: np.ndarray | None = None
+    ahead: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -38,7 +43,8 @@ class Sequences:
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Sequences:
-        """Build from rows ``user_idx, item_idx, timestamp`` already sorted by user then time."""
+        """Build from rows ``user_idx, item_idx, timestamp`` (and optionally ``row``, see the class)
+        already sorted by user then time."""
         counts = frame.group_by("user_idx", maintain_order=True).len()
         offsets = np.zeros(counts.height + 1, dtype=np.int64)
         np.cumsum(counts["len"].to_numpy(), out=offsets[1:])
@@ -47,6 +53,7 @@ class Sequences:
             offsets=offsets,
             items=frame["item_idx"].to_numpy().astype(np.int32),
             timestamps=frame["timestamp"].to_numpy().astype(np.int64),
+            rows=frame["row"].to_numpy().astype(np.int64) if "row" in frame.columns else None,
         )
 
     def row(self, r: int) -> np.ndarray:
@@ -59,14 +66,19 @@ class Sequences:
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = _ragged_positions(self.offsets[rows], lengths)
-        return Sequences(self.users[rows], offsets, self.items[flat], self.timestamps[flat])
+        ahead = self.ahead[rows] if self.ahead is not None else None
+        return self._gather(self.users[rows], offsets, flat, ahead)
 
-    def windows(self, size: int) -> Sequences:
+    def windows(self, size: int, lookahead: int = 0) -> Sequences:
         """Cut every row into windows of at most ``size`` events, overlapping by one event.
 
         The last window of a row ends at its last event, and each earlier one ends where the next begins,
         so in next-item training every event but a row's first is a target exactly once, however long
         the row is (``size = max_len + 1``). Windows keep the row's user; short rows stay whole.
+
+        ``lookahead > 0`` (training on the next several items) extends each window by up to that many of
+        the events that follow it in its row, counted in ``ahead``: they are targets of the window's last
+        inputs, which would otherwise lose the targets that lie beyond the window.
         """
         step = size - 1
         lengths = self.lengths
@@ -76,10 +88,18 @@ class Sequences:
         k = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
         ends = self.offsets[row + 1] - k * step
         starts = np.maximum(ends - size, self.offsets[row])
+        ahead = np.minimum(k * step, lookahead)  # the most recent window (k = 0) has nothing after it
         offsets = np.zeros(len(row) + 1, dtype=np.int64)
-        np.cumsum(ends - starts, out=offsets[1:])
-        flat = _ragged_positions(starts, ends - starts)
-        return Sequences(self.users[row], offsets, self.items[flat], self.timestamps[flat])
+        np.cumsum(ends + ahead - starts, out=offsets[1:])
+        flat = _ragged_positions(starts, ends + ahead - starts)
+        return self._gather(self.users[row], offsets, flat, ahead if lookahead else None)
+
+    def _gather(
+        self, users: np.ndarray, offsets: np.ndarray, flat: np.ndarray, ahead: np.ndarray | None
+    ) -> Sequences:
+        """New sequences of the events at ``flat`` indices, cut by ``offsets``."""
+        rows = self.rows[flat] if self.rows is not None else None
+        return Sequences(users, offsets, self.items[flat], self.timestamps[flat], rows, ahead)
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,7 @@ def pad_left(sequences: Sequences, rows: np.ndarray, max_len: int, drop_last: in
 
     The width ``L`` is the longest kept length among ``rows`` (at most ``max_len``), so a batch of short
     sequences costs little. ``drop_last = 1`` gives the inputs of next-item training; the targets are the
-    same call shifted by one (``pad_left(..., drop_last=0)`` minus the first event), see ``next_item_batch``.
+    same call shifted by one (``pad_left(..., drop_last=0)`` minus the first event), see ``training_batch``.
     """
     ends = sequences.offsets[rows + 1] - drop_last
     lengths = np.clip(ends - sequences.offsets[rows], 0, max_len)
@@ -116,15 +136,44 @@ def pad_left(sequences: Sequences, rows: np.ndarray, max_len: int, drop_last: in
     return PaddedBatch(items=items, timestamps=timestamps)
 
 
-def next_item_batch(sequences: Sequences, rows: np.ndarray, max_len: int) -> tuple[PaddedBatch, np.ndarray]:
-    """Inputs and next-item targets for training: input ``t`` predicts target ``t`` (the event after it).
+@dataclass(frozen=True)
+class TrainingBatch:
+    """Inputs and what each input position is trained to predict.
 
-    Returns the padded inputs ``(B, L)`` and targets ``(B, L)`` as model indices, ``PAD`` where no target.
+    ``targets (B, L, K)``: model indices of the 1st .. K-th events after input ``(b, t)`` (``PAD`` where
+    the row has no such event); ``sources (B, L, K)``: where those targets sit in the sequences' flat
+    arrays (``-1`` where ``PAD``), to look up their event type or any other per-event attribute.
     """
-    window = pad_left(sequences, rows, max_len + 1)
-    inputs = PaddedBatch(window.items[:, :-1], window.timestamps[:, :-1])
-    targets = np.where(inputs.items != PAD, window.items[:, 1:], PAD)
-    return inputs, targets
+
+    inputs: PaddedBatch
+    targets: np.ndarray
+    sources: np.ndarray
+
+
+def training_batch(sequences: Sequences, rows: np.ndarray, max_len: int, horizon: int = 1) -> TrainingBatch:
+    """The inputs of ``rows`` and their targets ``1 .. horizon`` events ahead (``horizon = 1``: next item).
+
+    Inputs are the last ``max_len`` events of each row that have an event after them and are not
+    lookahead-only (``sequences.ahead``); they are left-padded as in :func:`pad_left`.
+    """
+    ahead = sequences.ahead[rows] if sequences.ahead is not None else 0
+    row_ends = sequences.offsets[rows + 1]
+    ends = row_ends - ahead - 1  # the last event of a row is only ever a target
+    lengths = np.clip(ends - sequences.offsets[rows], 0, max_len)
+    width = int(lengths.max(initial=0))
+    columns = np.arange(width)
+    source = ends[:, None] - width + columns[None, :]
+    valid = columns[None, :] >= (width - lengths)[:, None]
+    source = np.where(valid, source, 0)
+    inputs = PaddedBatch(
+        items=np.where(valid, sequences.items[source].astype(np.int64) + 1, PAD),
+        timestamps=np.where(valid, sequences.timestamps[source], 0),
+    )
+    future = source[:, :, None] + np.arange(1, horizon + 1)  # (B, L, K)
+    has_target = valid[:, :, None] & (future < row_ends[:, None, None])
+    future = np.where(has_target, future, -1)
+    targets = np.where(has_target, sequences.items[np.maximum(future, 0)].astype(np.int64) + 1, PAD)
+    return TrainingBatch(inputs=inputs, targets=targets, sources=future)
 
 
 def _ragged_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -83,7 +83,9 @@ def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> Split:
     """Cut ``dataset`` into train / valid / test as ``config`` says (see the module docstring)."""
     config = config or SplitConfig()
     events = dataset.interactions.select("user_idx", "item_idx", "timestamp").with_columns(
-        position=pl.int_range(pl.len()).over("user_idx"), length=pl.len().over("user_idx")
+        row=pl.int_range(pl.len()),  # what the event type, rating, ... of each event is read back by
+        position=pl.int_range(pl.len()).over("user_idx"),
+        length=pl.len().over("user_idx"),
     )
     if config.kind == "temporal":
         split = _temporal(events, dataset, config)

@@ -5,53 +5,84 @@ hidden state into its own query with a Medusa-style residual block
 
     q_c = normalize(h + SiLU(W_c h + b_c))                        D² + D parameters per head
 
-Head ``c`` is trained only on the positions whose target item carries prior value ``c`` (a taxonomy
-category; an item with several categories trains several heads), by cross-entropy against the other
-items of its own category ("in-group" negatives). The paper samples those negatives and scores by cosine
-similarity with a learned temperature (``objective="sampled", cosine=True``); the default here is the
-full softmax over the group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md).
+A prior is something practitioners already know about a target, and its values are the heads:
+
+    taxonomy   the target item's categories (multi-label; the rarest folded into one "(other)" head)
+    clusters   communities of the item co-occurrence graph of the training sequences, for catalogues
+               without a taxonomy
+    events     how the user met the target: the log's event types (view / cart / buy, rating / tag), or,
+               for a log of ratings only, "loved" (rating >= ``loved_rating``) vs "watched"
+    horizon    how far ahead the target is: the model predicts the next ``pred_len`` items, cut into
+               ``segments`` (the next few = short term, further ahead = long term)
+
+Head ``c`` is trained only on the (position, target) pairs whose target carries value ``c``, by
+cross-entropy against the other items of its own category when the prior is an item property
+("in-group" negatives); a target ``k`` items ahead counts ``discount^(k-1)``, and each head's loss is
+weighted by its share of the targets. The paper samples the negatives and scores by cosine similarity with a
+learned temperature (``objective="sampled", cosine=True``); the default here is the full softmax over the
+group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md).
+
+Two priors compose in one of three ways (first prior ``A``, second ``B``):
+
+    additive        |A| + |B| heads: a target trains its A head and its B head
+    multiplicative  |A| x |B| heads, one block per pair of values
+    hierarchical    |A| x |B| heads from |A| + 1 blocks: q_ab = g(f_a(h) + e_b), a block per value of A,
+                    then one shared block g on top with a learned embedding e_b per value of B
+
 At inference every head scores every item, items outside a head's category are impossible for it, and an
 item's score is its best head's:
 
     score(i) = max_c [ s · sim(q_c, e_i) + log w_c ]   over the heads c whose category holds i
 
 where ``s`` is the learned inverse temperature (1 with dot products) and ``w_c`` a per-head weight that a user
-can change at request time to steer the list towards, or away from, some intents (``w_c = 0`` drops a
-head). The head that gives an item its score is the reason the item is recommended.
-
-The taxonomy is made coarse enough to train: the ``max_values - 1`` categories most frequent among the
-training targets keep a head each, and every other item (rarer categories, or none) shares one
-``"(other)"`` head, so every target trains at least one head.
+can change at request time (:class:`Steering`) to move the list towards, or away from, some intents
+(``w_c = 0`` drops a head). The head that gives an item its score is the reason the item is recommended.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
+import networkx as nx
 import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from intentrec.data.dataset import Dataset
-from intentrec.data.sequences import Sequences
+from intentrec.data.sequences import PAD, Sequences
+from intentrec.errors import ConfigError, did_you_mean
 
-#: The head of items outside the kept categories.
+#: The head of items outside the kept categories (or clusters).
 OTHER = "(other)"
+#: The one head of a model without prior heads: its own next-item scores.
+NEXT_ITEM_HEAD = "next"
+
+PriorKind = Literal["taxonomy", "clusters", "events", "horizon"]
+#: Priors that are properties of the item (they restrict which items a head may give).
+ITEM_PRIORS = ("taxonomy", "clusters")
 
 
 class HeadsConfig(BaseModel):
-    """Which prior splits the backbone's output into heads, and how the heads are trained."""
+    """Which priors split the backbone's output into heads, and how the heads are trained."""
 
     model_config = ConfigDict(extra="forbid")
 
-    prior: Literal["none", "taxonomy"] = Field(
-        "none", description="'taxonomy': one head per item category; 'none': the single next-item head."
+    priors: list[PriorKind] = Field(
+        [], description="At most two of taxonomy, clusters, events, horizon; none: one next-item head."
     )
-    max_values: int = Field(20, ge=2, description="Heads at most: the most frequent categories + '(other)'.")
+    composition: Literal["additive", "multiplicative", "hierarchical"] = Field(
+        "hierarchical", description="How two priors combine into heads (see the module docstring)."
+    )
+    max_values: int = Field(20, ge=2, description="Taxonomy heads at most: frequent categories + '(other)'.")
+    clusters: int = Field(16, ge=2, description="'clusters': the largest communities kept, + '(other)'.")
+    loved_rating: float = Field(4.0, description="'events' on a ratings-only log: 'loved' from this rating.")
+    pred_len: int = Field(8, ge=2, description="'horizon': how many next items are predicted.")
+    segments: int = Field(2, ge=2, description="'horizon': heads the predicted window is cut into.")
+    discount: float = Field(0.9, gt=0, le=1, description="'horizon': a target k ahead weighs discount^(k-1).")
     objective: Literal["softmax", "sampled"] = Field(
         "softmax",
         description="'softmax': cross-entropy over every candidate item; 'sampled': InfoNCE against "
@@ -68,13 +99,71 @@ class HeadsConfig(BaseModel):
         True, description="Weight head losses by their share of targets (else every head counts the same)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _single_prior_field(cls, data: Any) -> Any:
+        """Runs saved before several priors existed say ``"prior": "none" | "taxonomy"``."""
+        if isinstance(data, dict) and "prior" in data and "priors" not in data:
+            data = dict(data)
+            prior = data.pop("prior")
+            data["priors"] = [] if prior == "none" else [prior]
+        return data
+
+    @field_validator("priors")
+    @classmethod
+    def _two_distinct_priors(cls, priors: list[str]) -> list[str]:
+        if len(priors) > 2 or len(set(priors)) < len(priors):
+            raise ValueError(f"give at most two different priors, got {priors}.")
+        if set(priors) == set(ITEM_PRIORS):
+            raise ValueError("taxonomy and clusters are both item groupings; choose one of them.")
+        return priors
+
+    @property
+    def horizon(self) -> int:
+        """How many next items each position is trained to predict."""
+        return self.pred_len if "horizon" in self.priors else 1
+
 
 class Prior:
-    """A prior's values and which items carry them: ``membership (n_items, n_values)`` bool."""
+    """One prior's values (``names``) and how to read them off a target.
 
-    def __init__(self, names: list[str], membership: torch.Tensor) -> None:
-        self.names = names
-        self.membership = membership
+    Item priors hold ``membership (n_items, V)`` bool; the events prior holds ``codes (n_interactions,)``,
+    the value of every row of the Dataset's interactions; the horizon prior holds ``segment (pred_len,)``,
+    the value of a target ``k`` items ahead at ``k - 1``.
+    """
+
+    def __init__(
+        self,
+        kind: PriorKind,
+        names: list[str],
+        membership: torch.Tensor | None = None,
+        codes: torch.Tensor | None = None,
+        segment: torch.Tensor | None = None,
+    ) -> None:
+        self.kind, self.names = kind, names
+        self.membership, self.codes, self.segment = membership, codes, segment
+
+    def values(self, targets: torch.Tensor, target_rows: torch.Tensor | None) -> torch.Tensor:
+        """``(P, K, V)`` bool: which values each target carries.
+
+        ``targets (P, K)`` model item indices of the targets 1..K ahead (``PAD`` = none), ``target_rows
+        (P, K)`` their rows in the interactions table (-1 = none; needed by the events prior only).
+        """
+        if self.membership is not None:
+            # row 0 is the padding item, which carries nothing
+            padded = F.pad(self.membership, (0, 0, 1, 0))
+            return padded[targets]
+        present = (targets != PAD)[..., None]
+        if self.codes is not None:
+            if target_rows is None:
+                raise ValueError("the events prior needs the targets' interaction rows")
+            code = self.codes[target_rows.clamp(min=0)]
+        else:
+            assert self.segment is not None
+            code = self.segment[: targets.shape[1]].expand_as(targets)
+        return F.one_hot(code, len(self.names)).bool() & present
+
+    # --- the priors, derived from a dataset and the training part of its split ----------------------------
 
     @classmethod
     def taxonomy(cls, dataset: Dataset, train: Sequences, max_values: int) -> Prior:
@@ -88,37 +177,168 @@ class Prior:
             .len()
             .sort(["len", "categories"], descending=[True, False])
         )
+        if counts.is_empty():
+            raise ConfigError(
+                f"the taxonomy prior needs item categories, but no item of {dataset.card.source} has one; "
+                "use --priors clusters to learn groups from the sequences instead."
+            )
         names: list[str] = counts["categories"].to_list()[:max_values]
-        categorised = dataset.items["categories"].list.eval(pl.element().is_in(names)).list.any()
-        if len(names) == max_values and not categorised.all():
-            names = names[:-1]  # the least frequent kept category makes room for the "(other)" head
-        membership = torch.zeros(dataset.n_items, len(names) + 1, dtype=torch.bool)
         members = dataset.items.select("item_idx", "categories").explode("categories")
         members = members.filter(pl.col("categories").is_in(names)).select(
             pl.col("item_idx").cast(pl.Int64),
             pl.col("categories").replace_strict(names, range(len(names)), return_dtype=pl.Int64),
         )
+        return cls._item_groups("taxonomy", names, members, dataset.n_items, max_values)
+
+    @classmethod
+    def clusters(cls, dataset: Dataset, train: Sequences, n_clusters: int, seed: int = 0) -> Prior:
+        """The ``n_clusters`` largest Louvain communities of the graph whose edges join items that follow
+        each other in a training sequence (weighted by how often); every other item is ``"(other)"``."""
+        following = _target_positions(train)
+        pairs = pl.DataFrame({"a": train.items[following - 1], "b": train.items[following]}).filter(
+            pl.col("a") != pl.col("b")
+        )
+        edges = (
+            pairs.select(pl.min_horizontal("a", "b").alias("a"), pl.max_horizontal("a", "b").alias("b"))
+            .group_by("a", "b")
+            .len()
+            .sort("a", "b")
+        )  # a fixed edge order: Louvain's result depends on it
+        graph = nx.Graph()
+        graph.add_weighted_edges_from(edges.iter_rows())
+        communities = nx.community.louvain_communities(graph, weight="weight", seed=seed)
+        # largest first; ties by smallest member, so the order (and the names) do not depend on set order
+        communities = sorted(communities, key=lambda group: (-len(group), min(group)))[:n_clusters]
+        names = [f"cluster {number}" for number in range(1, len(communities) + 1)]
+        members = pl.DataFrame(
+            {
+                "item_idx": [item for group in communities for item in group],
+                "categories": [value for value, group in enumerate(communities) for _ in group],
+            },
+            schema={"item_idx": pl.Int64, "categories": pl.Int64},
+        )
+        return cls._item_groups("clusters", names, members, dataset.n_items, n_clusters + 1)
+
+    @classmethod
+    def events(cls, dataset: Dataset, loved_rating: float) -> Prior:
+        """The event type of each interaction, or "loved" / "watched" rating bands for a ratings-only log."""
+        interactions = dataset.interactions
+        event_counts = interactions["event"].value_counts(sort=True)
+        if event_counts.height >= 2:
+            names = event_counts["event"].to_list()  # most frequent first
+            code = pl.col("event").replace_strict(names, range(len(names)), return_dtype=pl.Int64)
+        elif interactions["value"].null_count() < interactions.height:
+            names = ["watched", "loved"]
+            code = (pl.col("value").fill_null(float("-inf")) >= loved_rating).cast(pl.Int64)
+        else:
+            raise ConfigError(
+                f"the events prior needs two event types or ratings, but {dataset.card.source} has only "
+                f"'{event_counts['event'][0]}' events without values."
+            )
+        codes = interactions.select(code)[:, 0].to_torch()
+        return cls("events", names, codes=codes)
+
+    @classmethod
+    def horizon(cls, pred_len: int, segments: int) -> Prior:
+        """``segments`` near-equal ranges of ``1 .. pred_len`` items ahead, nearest first."""
+        if segments > pred_len:
+            raise ConfigError(f"heads.segments ({segments}) cannot exceed heads.pred_len ({pred_len}).")
+        segment = torch.arange(pred_len) * segments // pred_len
+        names = []
+        for value in range(segments):
+            ahead = (torch.nonzero(segment == value).squeeze(1) + 1).tolist()
+            names.append(f"next {ahead[0]}" if len(ahead) == 1 else f"next {ahead[0]}-{ahead[-1]}")
+        return cls("horizon", names, segment=segment)
+
+    @classmethod
+    def _item_groups(
+        cls, kind: PriorKind, names: list[str], members: pl.DataFrame, n_items: int, max_values: int
+    ) -> Prior:
+        """Membership from ``item_idx, categories`` (value index) pairs; items of no kept group form the
+        ``"(other)"`` head, for which the least frequent group gives way when there are ``max_values``."""
+        membership = torch.zeros(n_items, len(names), dtype=torch.bool)
         membership[members["item_idx"].to_torch(), members["categories"].to_torch()] = True
-        membership[:, -1] = ~membership[:, :-1].any(dim=1)  # the items no kept category holds
-        if not membership[:, -1].any():
-            return cls(names, membership[:, :-1])
-        return cls([*names, OTHER], membership)
+        grouped = membership.any(dim=1)
+        if grouped.all():
+            return cls(kind, names, membership=membership)
+        if len(names) == max_values:
+            names, membership = names[:-1], membership[:, :-1]
+        other = ~membership.any(dim=1, keepdim=True)
+        return cls(kind, [*names, OTHER], membership=torch.cat([membership, other], dim=1))
+
+
+def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: int = 0) -> list[Prior]:
+    """The priors ``config.priors`` names, in order."""
+    priors = []
+    for kind in config.priors:
+        if kind == "taxonomy":
+            priors.append(Prior.taxonomy(dataset, train, config.max_values))
+        elif kind == "clusters":
+            priors.append(Prior.clusters(dataset, train, config.clusters, seed))
+        elif kind == "events":
+            priors.append(Prior.events(dataset, config.loved_rating))
+        else:
+            priors.append(Prior.horizon(config.pred_len, config.segments))
+    return priors
+
+
+class Steering(BaseModel):
+    """Request-time weights on the heads: an item's score from head ``c`` gains ``log w_c``.
+
+    ``heads`` weighs heads by name, ``values`` weighs every head that carries a prior value (weights
+    multiply), ``only`` keeps just the heads named or carrying a value named (all others get 0).
+    Unnamed heads weigh 1.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
+    values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")
+    only: list[str] | None = Field(None, description="Heads or prior values to keep; None: all.")
+
+    @field_validator("heads", "values")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
+        negative = {name: weight for name, weight in weights.items() if not weight >= 0}
+        if negative:
+            raise ValueError(f"weights must be >= 0, got {negative}.")
+        return weights
 
 
 class PriorHeads(nn.Module):
-    """``n_heads`` residual adapters and the learned inverse temperature they share."""
+    """The heads of one or two priors, their blocks and the learned inverse temperature they share."""
 
-    def __init__(self, dim: int, prior: Prior, config: HeadsConfig) -> None:
+    def __init__(self, dim: int, n_items: int, priors: list[Prior], config: HeadsConfig) -> None:
         super().__init__()
-        self.names = prior.names
+        self.priors = priors
         self.config = config
-        n_heads = len(prior.names)
-        # (H, D, D) and (H, D): all heads in one batched matmul; zero weights start every head at identity
-        self.weight = nn.Parameter(torch.zeros(n_heads, dim, dim))
-        self.bias = nn.Parameter(torch.zeros(n_heads, dim))
+        # (H, T): head h carries value values[h, t] of prior t, -1 where it ignores prior t (additive)
+        self.values = _layout(priors, config.composition)
+        self.names = [
+            " · ".join(prior.names[v] for prior, v in zip(priors, row, strict=True) if v >= 0)
+            for row in self.values.tolist()
+        ]
+        self.hierarchical = len(priors) == 2 and config.composition == "hierarchical"
+        n_blocks = len(priors[0].names) + 1 if self.hierarchical else len(self.names)
+        # (n, D, D) and (n, D): all blocks in one batched matmul; zero weights start every head at identity
+        self.weight = nn.Parameter(torch.zeros(n_blocks, dim, dim))
+        self.bias = nn.Parameter(torch.zeros(n_blocks, dim))
+        # hierarchical: the learned embedding of each value of the second prior, added before the top block
+        self.value_embedding = (
+            nn.Parameter(torch.zeros(len(priors[1].names), dim)) if self.hierarchical else None
+        )
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.05))) if config.cosine else None
-        # row 0 is the padding item, in no category, as in the model's item table
-        self.register_buffer("membership", F.pad(prior.membership, (0, 0, 1, 0)), persistent=False)
+        # (n_items + 1, H): the items each head may give (row 0, the padding item, none)
+        allowed = torch.ones(n_items, len(self.names), dtype=torch.bool)
+        for t, prior in enumerate(priors):
+            if prior.membership is not None:
+                any_value = torch.ones(n_items, 1, dtype=torch.bool)  # column -1: the head ignores prior t
+                allowed &= torch.cat([prior.membership, any_value], dim=1)[:, self.values[:, t]]
+        self.register_buffer("allowed", F.pad(allowed, (0, 0, 1, 0)), persistent=False)
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
 
     def scale(self) -> torch.Tensor | float:
         """The inverse temperature multiplying similarities (1 with dot products)."""
@@ -132,15 +352,34 @@ class PriorHeads(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(..., D)`` hidden states -> ``(..., H, D)`` queries, one per head (unit length with cosine)."""
-        adapted = torch.einsum("...d,hed->...he", hidden, self.weight) + self.bias
-        return self._finish(hidden.unsqueeze(-2) + F.silu(adapted))
+        if not self.hierarchical:
+            return self._finish(_residual(hidden.unsqueeze(-2), self.weight, self.bias))
+        outer = _residual(hidden.unsqueeze(-2), self.weight[:-1], self.bias[:-1])  # (..., A, D)
+        assert self.value_embedding is not None
+        first, second = self.values[:, 0], self.values[:, 1]
+        inner = outer[..., first, :] + self.value_embedding[second]  # (..., H, D)
+        return self._finish(_residual(inner, self.weight[-1], self.bias[-1]))
 
     def query(self, hidden: torch.Tensor, head: int) -> torch.Tensor:
-        """``(P, D)`` -> ``(P, D)``: one head's queries, for training on that head's positions only."""
-        return self._finish(hidden + F.silu(hidden @ self.weight[head].T + self.bias[head]))
+        """``(P, D)`` -> ``(P, D)``: one head's queries, for training on that head's targets only."""
+        if not self.hierarchical:
+            return self._finish(_residual(hidden, self.weight[head], self.bias[head]))
+        assert self.value_embedding is not None
+        first, second = self.values[head].tolist()
+        outer = _residual(hidden, self.weight[first], self.bias[first])
+        return self._finish(_residual(outer + self.value_embedding[second], self.weight[-1], self.bias[-1]))
 
     def _finish(self, queries: torch.Tensor) -> torch.Tensor:
         return F.normalize(queries, dim=-1) if self.config.cosine else queries
+
+    def trains(self, targets: torch.Tensor, target_rows: torch.Tensor | None) -> torch.Tensor:
+        """``(P, K, H)`` bool: which heads each target trains (it carries every value of the head)."""
+        trains = (targets != PAD)[..., None].expand(*targets.shape, len(self.names))
+        for t, prior in enumerate(self.priors):
+            values = prior.values(targets, target_rows)
+            values = torch.cat([values, torch.ones_like(values[..., :1])], dim=-1)  # -1: any value
+            trains = trains & values[..., self.values[:, t]]
+        return trains
 
     def score(
         self, hidden: torch.Tensor, items: torch.Tensor, head_weights: torch.Tensor | None = None
@@ -151,45 +390,85 @@ class PriorHeads(nn.Module):
         -> ``scores (B, n_items)`` and ``head (B, n_items)`` int64. An item no head may give (all its heads
         weighted 0) scores ``-inf``.
         """
-        logits = self.scale() * self(hidden) @ self.items(items[1:]).T  # (B, H, n_items)
-        if head_weights is not None:
-            logits = logits + torch.log(head_weights)[None, :, None]
-        logits = logits.masked_fill(~self.membership[1:].T[None], float("-inf"))
-        return logits.max(dim=1)
+        queries, items = self(hidden), self.items(items[1:])  # (B, H, D), (n_items, D)
+        log_weights = torch.zeros(len(self.names)) if head_weights is None else torch.log(head_weights)
+        best = hidden.new_full((len(hidden), len(items)), float("-inf"))
+        best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
+        # head by head, so memory stays (B, n_items) however many heads there are
+        for head in range(len(self.names)):
+            logits = self.scale() * queries[:, head] @ items.T + log_weights[head]
+            logits = logits.masked_fill(~self.allowed[1:, head][None], float("-inf"))
+            better = logits > best
+            best = torch.where(better, logits, best)
+            best_head = torch.where(better, head, best_head)
+        return best, best_head
+
+    def head_weights(self, steering: Steering) -> torch.Tensor:
+        """``(H,)`` weights from a :class:`Steering`; unknown head or value names are a ConfigError."""
+        values = {name for prior in self.priors for name in prior.names}
+        for field, known, asked in (
+            ("heads", self.names, steering.heads),
+            ("values", values, steering.values),
+            ("only", set(self.names) | values, steering.only or []),
+        ):
+            for name in asked:
+                if name not in known:
+                    raise ConfigError(
+                        f"steering {field}: no head or prior value '{name}'{did_you_mean(name, known)}; "
+                        f"heads: {', '.join(self.names)}."
+                    )
+        weights = torch.ones(len(self.names))
+        for h, row in enumerate(self.values.tolist()):
+            carried = {prior.names[v] for prior, v in zip(self.priors, row, strict=True) if v >= 0}
+            weights[h] *= steering.heads.get(self.names[h], 1.0)
+            for value in carried:
+                weights[h] *= steering.values.get(value, 1.0)
+            if steering.only is not None and not ({self.names[h]} | carried) & set(steering.only):
+                weights[h] = 0.0
+        return weights
 
     def parameter_count(self) -> int:
-        return self.weight.numel() + self.bias.numel()
+        return sum(parameter.numel() for parameter in self.parameters())
 
 
 def prior_heads_loss(
-    heads: PriorHeads, hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor
+    heads: PriorHeads,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    target_rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Every head's cross-entropy on the positions whose target carries its value, averaged as configured.
+    """Every head's cross-entropy on the targets that carry its values, averaged as configured.
 
-    ``hidden (N, D)`` one row per supervised position, ``targets (N,)`` model item indices, ``items
-    (n_items + 1, D)`` the model's item table.
+    ``hidden (P, D)`` one row per position, ``targets (P, K)`` model indices of the items 1..K ahead
+    (``PAD`` = none), ``items (n_items + 1, D)`` the model's item table, ``target_rows (P, K)`` the
+    targets' rows in the interactions table (the events prior reads them).
     """
     config = heads.config
     items = heads.items(items)
-    trains = heads.membership[targets]  # (N, H): which heads each position trains
-    losses, counts = [], []
-    for head in range(trains.shape[1]):
-        rows = trains[:, head].nonzero().squeeze(1)
-        if len(rows) == 0:
+    trains = heads.trains(targets, target_rows)  # (P, K, H)
+    discount = config.discount ** torch.arange(targets.shape[1], dtype=hidden.dtype, device=hidden.device)
+    losses, totals = [], []
+    for head in range(trains.shape[2]):
+        positions, ahead = trains[:, :, head].nonzero(as_tuple=True)
+        if len(positions) == 0:
             continue
-        queries = heads.query(hidden[rows], head)
+        target, weight = targets[positions, ahead], discount[ahead]
+        # a position with several targets for this head (horizon) needs its query and softmax once
+        unique, pair = torch.unique(positions, return_inverse=True)
+        queries = heads.query(hidden[unique], head)
         if config.objective == "softmax":
-            logits = heads.scale() * queries @ items[1:].T  # (P, n_items)
+            logits = heads.scale() * queries @ items[1:].T  # (U, n_items)
             if config.in_group_negatives:
-                logits = logits.masked_fill(~heads.membership[1:, head][None], float("-inf"))
-            losses.append(F.cross_entropy(logits, targets[rows] - 1))
+                logits = logits.masked_fill(~heads.allowed[1:, head][None], float("-inf"))
+            log_partition = torch.logsumexp(logits, dim=1)
+            nll = log_partition[pair] - logits[pair, target - 1]
         else:
-            pool = heads.membership[:, head].nonzero().squeeze(1) if config.in_group_negatives else None
-            losses.append(_info_nce(queries, targets[rows], items, pool, config.negatives, heads))
-        counts.append(len(rows))
-    weights = torch.tensor(counts, dtype=hidden.dtype, device=hidden.device)
-    if not config.frequency_weights:
-        weights = torch.ones_like(weights)
+            pool = heads.allowed[:, head].nonzero().squeeze(1) if config.in_group_negatives else None
+            nll = _info_nce(queries[pair], target, items, pool, config.negatives, heads)
+        losses.append((nll * weight).sum() / weight.sum())
+        totals.append(weight.sum())
+    weights = torch.stack(totals) if config.frequency_weights else torch.ones(len(totals))
     return (torch.stack(losses) * weights).sum() / weights.sum()
 
 
@@ -201,8 +480,8 @@ def _info_nce(
     n_negatives: int,
     heads: PriorHeads,
 ) -> torch.Tensor:
-    """Mean InfoNCE of ``queries (P, D)`` against their ``targets (P,)`` and shared negatives from ``pool``
-    (model item indices; None: the whole catalogue)."""
+    """InfoNCE ``(P,)`` of ``queries (P, D)`` against their ``targets (P,)`` and shared negatives from
+    ``pool`` (model item indices; None: the whole catalogue)."""
     if pool is None:
         negatives = torch.randint(1, items.shape[0], (n_negatives,), device=queries.device)
     else:
@@ -212,7 +491,25 @@ def _info_nce(
     logits = heads.scale() * torch.cat([positive, negative], dim=1)
     # masked after scaling: -inf times the scale would give the scale a NaN gradient
     accidental_hit = F.pad(negatives[None, :] == targets[:, None], (1, 0))
-    return F.cross_entropy(logits.masked_fill(accidental_hit, float("-inf")), torch.zeros_like(targets))
+    logits = logits.masked_fill(accidental_hit, float("-inf"))
+    return F.cross_entropy(logits, torch.zeros_like(targets), reduction="none")
+
+
+def _residual(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The Medusa block ``x + SiLU(W x + b)``; ``weight (..., D, D)`` and ``bias (..., D)`` broadcast."""
+    return hidden + F.silu(torch.einsum("...d,...ed->...e", hidden, weight) + bias)
+
+
+def _layout(priors: list[Prior], composition: str) -> torch.Tensor:
+    """``(H, T)`` value indices of every head (-1: the head ignores that prior)."""
+    if len(priors) == 1:
+        return torch.arange(len(priors[0].names))[:, None]
+    a, b = len(priors[0].names), len(priors[1].names)
+    if composition == "additive":
+        first = torch.stack([torch.arange(a), torch.full((a,), -1)], dim=1)
+        second = torch.stack([torch.full((b,), -1), torch.arange(b)], dim=1)
+        return torch.cat([first, second])
+    return torch.cartesian_prod(torch.arange(a), torch.arange(b))
 
 
 def _target_positions(train: Sequences) -> np.ndarray:

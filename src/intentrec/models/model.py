@@ -49,13 +49,14 @@ class SequentialModel(nn.Module):
     @torch.no_grad()
     def score_last(
         self, items: torch.Tensor, timestamps: torch.Tensor, head_weights: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history.
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history, and
+        the prior head each score comes from ``(B, n_items)`` int64 (None without prior heads).
 
         With prior heads, an item's score is its best head's (``head_weights (H,)`` steer them; see
         :mod:`intentrec.models.heads`).
         """
         user = self.forward(items, timestamps)[:, -1]
         if self.heads is not None:
-            return self.heads.score(user, self.item_embedding.weight, head_weights)[0]
-        return user @ self.output_embeddings()[1:].T
+            return self.heads.score(user, self.item_embedding.weight, head_weights)
+        return user @ self.output_embeddings()[1:].T, None

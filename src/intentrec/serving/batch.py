@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from intentrec.errors import ConfigError
+from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.storage import atomic_path
 
@@ -27,18 +28,20 @@ def write_recommendations(
     filter_seen: bool = True,
     include_categories: Sequence[str] | None = None,
     exclude_categories: Sequence[str] | None = None,
+    steering: Steering | None = None,
     block_size: int = 4096,
     on_block: Callable[[int], None] | None = None,
 ) -> int:
-    """Write ``user, rank, item, score`` for ``users`` (raw IDs; None = every user) to the Parquet ``out``.
+    """Write ``user, rank, item, score, head`` for ``users`` (raw IDs; None = every user) to the Parquet
+    ``out``.
 
-    Rows are in the order of ``users``, ranks ascending; the filters are those of
+    Rows are in the order of ``users``, ranks ascending; the filters and steering are those of
     :meth:`Recommender.recommend`. ``on_block(n)`` is called after each block of ``n`` users (a progress
     bar). Returns the number of rows written.
     """
     users = list(recommender.catalogue.user_ids if users is None else users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
-    # an empty ranking gives the file's schema, so that even a file for no user has the four columns
+    # an empty ranking gives the file's schema, so that even a file for no user has every column
     schema = recommender.recommend([], k).to_arrow().schema
     written = 0
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
@@ -50,6 +53,7 @@ def write_recommendations(
                 filter_seen,
                 include_categories=include_categories,
                 exclude_categories=exclude_categories,
+                steering=steering,
             ).to_arrow()
             writer.write_table(table)
             written += table.num_rows

@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
+from intentrec.models.heads import NEXT_ITEM_HEAD
+
 #: The one head of a run without prior heads: the model's own next-item scores.
-DEFAULT_HEAD = "next"
+DEFAULT_HEAD = NEXT_ITEM_HEAD
 
 #: Limits on a request, stated in the schema so that clients (and fuzzers) see them.
 MAX_K = 1000

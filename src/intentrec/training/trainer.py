@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from intentrec.data.sequences import PAD, Sequences, next_item_batch
+from intentrec.data.sequences import PAD, Sequences, training_batch
 from intentrec.models.heads import prior_heads_loss
 from intentrec.models.model import SequentialModel
 from intentrec.training.losses import LossConfig, next_item_loss
@@ -120,10 +120,13 @@ def train(
         if config.lr_decay_patience
         else None
     )
+    # prior heads on the horizon prior learn the next `horizon` items of every position, not only the next
+    horizon = model.heads.horizon if model.heads is not None else 1
     if config.all_windows:
-        sequences = sequences.windows(max_len + 1)
-    trainable = np.flatnonzero(sequences.lengths >= 2)  # a sequence needs one input and one target
-    lengths = np.minimum(sequences.lengths[trainable], max_len + 1)
+        sequences = sequences.windows(max_len + 1, lookahead=horizon - 1)
+    own = sequences.lengths - (sequences.ahead if sequences.ahead is not None else 0)  # without lookahead
+    trainable = np.flatnonzero(own >= 2)  # a sequence needs one input and one target
+    lengths = np.minimum(own[trainable], max_len + 1)
     result = TrainResult()
     started = time.perf_counter()
     progress = Progress(
@@ -144,7 +147,7 @@ def train(
                 total_loss = 0.0
                 for step, batch_rows in enumerate(batches, 1):
                     loss = _train_step(
-                        model, optimizer, sequences, trainable[batch_rows], max_len, loss_config
+                        model, optimizer, sequences, trainable[batch_rows], max_len, horizon, loss_config
                     )
                     total_loss += loss
                     speed = step * config.batch_size / (time.perf_counter() - epoch_start)
@@ -202,18 +205,25 @@ def _train_step(
     sequences: Sequences,
     rows: np.ndarray,
     max_len: int,
+    horizon: int,
     loss_config: LossConfig,
 ) -> float:
-    inputs, targets = next_item_batch(sequences, rows, max_len)
+    batch = training_batch(sequences, rows, max_len, horizon)
+    inputs = batch.inputs
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
-    targets = torch.from_numpy(targets)
-    supervised = targets != PAD
-    if model.heads is not None:  # the heads bring their own objective (InfoNCE per prior value)
+    targets = torch.from_numpy(batch.targets)  # (B, L, K)
+    supervised = targets[..., 0] != PAD  # a position with no next item has none further ahead either
+    if model.heads is not None:  # the heads bring their own objective (one cross-entropy per prior value)
+        target_rows = None
+        if sequences.rows is not None:
+            target_rows = torch.from_numpy(np.where(batch.sources >= 0, sequences.rows[batch.sources], -1))
+            target_rows = target_rows[supervised]
         loss = prior_heads_loss(
-            model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight
+            model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight, target_rows
         )
     else:
-        loss = next_item_loss(loss_config, hidden[supervised], targets[supervised], model.output_embeddings())
+        next_items = targets[..., 0][supervised]
+        loss = next_item_loss(loss_config, hidden[supervised], next_items, model.output_embeddings())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
