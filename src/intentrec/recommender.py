@@ -27,7 +27,7 @@ from intentrec.data.raw import TimestampKind
 from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
 from intentrec.errors import ConfigError, IntentRecError
-from intentrec.evaluation.beyond_accuracy import ItemFeatures
+from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
 from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.backbone import Backbone
 from intentrec.models.fuxi import FuXi, FuXiConfig
@@ -36,7 +36,7 @@ from intentrec.models.heads import NEXT_ITEM_HEAD, Prior, PriorHeads, Steering, 
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec
-from intentrec.ranking import ranked_chunks
+from intentrec.ranking import ScoreFn, ranked_chunks
 from intentrec.run import (
     RunFiles,
     load_weights,
@@ -160,6 +160,10 @@ class Recommender:
                     "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 },
             }
+            breakdown = self.breakdown("test")
+            self.metrics["test_by_category"] = breakdown["by_category"]
+            if self.model.heads is not None:
+                self.metrics["test_heads"] = breakdown["heads"]
             log.info("test %s", _format(test, config.train.monitor))
         if files:
             write_metrics(files.metrics, self.metrics)
@@ -187,14 +191,33 @@ class Recommender:
                 self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
             features = self._features
         model.eval()
-        weights = self._head_weights(steering)
         return evaluate(
-            lambda batch: self._score(batch, weights)[0],
+            self._scores_only(self._head_weights(steering)),
             eval_set,
             self.config.model.max_len,
             self.config.eval,
             features,
         )
+
+    def breakdown(self, on: Literal["valid", "test"] = "test", k: int = 10) -> dict[str, Any]:
+        """What the top ``k`` lists are made of, on the validation or test users.
+
+        Returns ``{"by_category": {category: {"recall@k", "ndcg@k", "users"}}, "heads": {head: share}}``:
+        accuracy over the users with a target of each category (most users first), and the share of the
+        listed items that each head put there (a model without prior heads has the one head ``"next"``).
+        """
+        model, split = self._fitted()
+        _check_k(k)
+        eval_set = split.valid if on == "valid" else split.test
+        if self._features is None:
+            self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
+        by_category = CategoryBreakdown(self._features, k)
+        config = self.config.eval.model_copy(update={"ks": [k]})
+        model.eval()
+        evaluate(self._scores_only(), eval_set, self.config.model.max_len, config, by_category=by_category)
+        listed = self._rank(eval_set.history, k, config.filter_seen, None)["head"].value_counts(sort=True)
+        shares = {row["head"]: row["count"] / listed["count"].sum() for row in listed.iter_rows(named=True)}
+        return {"by_category": by_category.results(), "heads": shares}
 
     def recommend(
         self,
@@ -332,6 +355,9 @@ class Recommender:
         model, _ = self._fitted()
         items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
         return model.score_last(items, timestamps, head_weights)
+
+    def _scores_only(self, head_weights: torch.Tensor | None = None) -> ScoreFn:
+        return lambda batch: self._score(batch, head_weights)[0]
 
     def _head_weights(self, steering: Steering | None) -> torch.Tensor | None:
         model, _ = self._fitted()

@@ -12,7 +12,7 @@ import torch
 
 from intentrec.data.sequences import Sequences
 from intentrec.data.split import EvalSet
-from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, ItemFeatures
+from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, CategoryBreakdown, ItemFeatures
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
 from intentrec.evaluation.metrics import count_targets, hit_matrix, ranking_metrics
 
@@ -158,3 +158,17 @@ def test_evaluate_reports_beyond_accuracy_next_to_accuracy() -> None:
     assert metrics["coverage@2"] == pytest.approx(2 / 6)
     assert metrics["explore_users"] == 0.5 and metrics["explore_recall@2"] == 1.0
     assert "entropy@2" not in evaluate(score, eval_set, max_len=5, config=EvalConfig(ks=[2]))
+
+
+def test_per_category_accuracy_averages_over_the_users_with_a_target_there() -> None:
+    # user 0: target 3 {a, b} hit at rank 1; user 1: target 2 {b} missed; user 2: target 4 {} hit at rank 2
+    top_items = torch.tensor([[3, 0], [0, 1], [5, 4]])
+    targets = torch.tensor([[3], [2], [4]])
+    accuracy = ranking_metrics(hit_matrix(top_items, targets), count_targets(targets), [2])
+    breakdown = CategoryBreakdown(features(), k=2)
+    breakdown.add(targets[:2], {name: value[:2] for name, value in accuracy.items()})  # two chunks
+    breakdown.add(targets[2:], {name: value[2:] for name, value in accuracy.items()})
+    assert breakdown.results() == {
+        "b": {"recall@2": 0.5, "ndcg@2": 0.5, "users": 2},  # users 0 and 1; most users first
+        "a": {"recall@2": 1.0, "ndcg@2": 1.0, "users": 1},  # user 0 only; user 2's target has no category
+    }

@@ -341,3 +341,6 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
     assert set(short_term["head"]) <= {"view · next 1-2", "buy · next 1-2"}
     steered = loaded.evaluate("test", steering=Steering(values={"buy": 0.0}))
     assert steered != fitted.metrics["test"]
+    shares = fitted.metrics["test_heads"]  # which head filled the test users' top 10
+    assert set(shares) <= set(fitted.model.heads.names) and sum(shares.values()) == pytest.approx(1.0)
+    assert set(fitted.metrics["test_by_category"]) == {"even", "odd"}

@@ -20,6 +20,8 @@ For one user with top list ``L`` (the first K items, seen items removed as for a
 - ``explore_recall@K``, ``explore_ndcg@K``: recall and NDCG over the *exploration users* only: those with
   a target that has a category absent from everything in their history ("Don't Waste It", Zhang et al.,
   2025). ``explore_users`` is the share of users that are exploration users.
+- Per category ``c`` (:class:`CategoryBreakdown`): recall and NDCG over the users with a target of category
+  ``c``, and how many users that is.
 
 Over all evaluated users ``U`` (not a mean of per-user values):
 
@@ -215,3 +217,34 @@ class BeyondAccuracy:
         known = seen.index_add_(0, rows, categories[items].int()) > 0  # (B, C)
         target_categories = categories[targets.clamp(min=0)] & (targets >= 0)[..., None]  # (B, T, C)
         return (target_categories & ~known[:, None, :]).any(dim=(1, 2))
+
+
+class CategoryBreakdown:
+    """Recall@K and NDCG@K per category, over the users with a target of that category."""
+
+    def __init__(self, features: ItemFeatures, k: int) -> None:
+        self.features, self.k = features, k
+        n_categories = features.categories.shape[1]
+        self.users = torch.zeros(n_categories, dtype=torch.int64)
+        self.sums = {name: torch.zeros(n_categories, dtype=torch.float64) for name in ("recall", "ndcg")}
+
+    def add(self, targets: Tensor, accuracy: dict[str, Tensor]) -> None:
+        """``targets (B, T)`` (-1 padding) and the chunk's per-user metrics from ``ranking_metrics``."""
+        categories = self.features.categories[targets.clamp(min=0)] & (targets >= 0)[..., None]
+        has = categories.any(dim=1).double()  # (B, C): the user has a target of category c
+        self.users += has.sum(dim=0).long()
+        for name, total in self.sums.items():
+            total += accuracy[f"{name}@{self.k}"].double() @ has
+
+    def results(self) -> dict[str, dict[str, float]]:
+        """``{category: {"recall@K": ..., "ndcg@K": ..., "users": n}}``, categories with most users first."""
+        order = torch.argsort(self.users, descending=True, stable=True).tolist()
+        return {
+            self.features.category_names[c]: {
+                f"recall@{self.k}": float(self.sums["recall"][c] / self.users[c]),
+                f"ndcg@{self.k}": float(self.sums["ndcg"][c] / self.users[c]),
+                "users": int(self.users[c]),
+            }
+            for c in order
+            if self.users[c] > 0
+        }

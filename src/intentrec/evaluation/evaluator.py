@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from intentrec.data.split import EvalSet
-from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, ItemFeatures
+from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, CategoryBreakdown, ItemFeatures
 from intentrec.evaluation.metrics import (
     MetricAccumulator,
     count_targets,
@@ -48,11 +48,12 @@ def evaluate(
     max_len: int,
     config: EvalConfig,
     features: ItemFeatures | None = None,
+    by_category: CategoryBreakdown | None = None,
 ) -> dict[str, float]:
     """Mean metrics over the users of ``eval_set`` (keys like ``"ndcg@10"``), by full ranking.
 
     With ``features``, the beyond-accuracy metrics (``"entropy@10"``, ``"coverage@10"``, ...) follow the
-    accuracy ones.
+    accuracy ones; ``by_category`` is fed the same lists (its results are read from it).
     """
     accumulator = MetricAccumulator()
     beyond = BeyondAccuracy(features, config.ks) if features is not None else None
@@ -70,4 +71,6 @@ def evaluate(
         accumulator.add(accuracy)
         if beyond is not None:
             beyond.add(top_items, listed, targets, eval_set.history.subset(rows), accuracy)
+        if by_category is not None:
+            by_category.add(targets, accuracy)
     return accumulator.means() | (beyond.means() if beyond is not None else {})
