@@ -216,7 +216,8 @@ class Recommender:
         model.eval()
         evaluate(self._scores_only(), eval_set, self.config.model.max_len, config, by_category=by_category)
         listed = self._rank(eval_set.history, k, config.filter_seen, None)["head"].value_counts(sort=True)
-        shares = {row["head"]: row["count"] / listed["count"].sum() for row in listed.iter_rows(named=True)}
+        total = max(int(listed["count"].sum()), 1)
+        shares = {row["head"]: row["count"] / total for row in listed.iter_rows(named=True)}
         return {"by_category": by_category.results(), "heads": shares}
 
     def recommend(
@@ -295,18 +296,25 @@ class Recommender:
         return self._history
 
     def user_vectors(self, batch: PaddedBatch) -> torch.Tensor:
-        """``(B, D)``: the model's state after the last event of each history, what items are scored against.
+        """What items are scored against after the last event of each history: ``(B, D)``, or with prior
+        heads one query per head ``(B, H, D)``, scaled so that a head's score is the inner product.
 
         ``batch`` holds at most the last ``config.model.max_len`` events of each history (``pad_left``).
         """
         model, _ = self._fitted()
         with torch.inference_mode():
-            return model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[:, -1]
+            hidden = model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[:, -1]
+            if model.heads is not None:
+                return model.heads.scale() * model.heads(hidden)
+            return hidden
 
     def item_vectors(self) -> torch.Tensor:
         """``(n_items, D)``: row ``i`` is dataset item ``i``; score = ``<user vector, item vector>``."""
         model, _ = self._fitted()
-        return model.output_embeddings()[1:].detach()
+        with torch.inference_mode():
+            if model.heads is not None:
+                return model.heads.items(model.item_embedding.weight)[1:].clone()
+            return model.output_embeddings()[1:].clone()
 
     # --- persistence ---------------------------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ from intentrec.models.heads import (
     prior_heads_loss,
 )
 from intentrec.recommender import Recommender
-from intentrec.serving.service import Service
+from intentrec.serving.index import IndexConfig
+from intentrec.serving.schemas import RecommendRequest
+from intentrec.serving.service import ServeConfig, Service
 
 DIM = 8
 PAD_ITEM = 0
@@ -304,8 +306,19 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     assert loaded.evaluate("test") == fitted.metrics["test"]
     assert loaded.model.heads.names == fitted.model.heads.names
     assert loaded.recommend(["u1"], k=3).height == 3  # batch recommendation ranks with the heads
-    with pytest.raises(IntentRecError, match="prior heads, which the server cannot serve yet"):
-        Service(loaded)
+
+    # served over the exact index, each head searches its own items and the lists merge as offline
+    service = Service(loaded, ServeConfig(index=IndexConfig(kind="exact")))
+    for user in ["u1", "u7", "u30"]:
+        for steering in (None, Steering(only=["odd"]), Steering(values={"even": 3.0})):
+            offline = loaded.recommend([user], k=5, steering=steering)
+            served = service.recommend(RecommendRequest(user=user, k=5, steering=steering))
+            assert [entry["item"] for entry in served["items"]] == offline["item"].to_list()
+            assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
+            np.testing.assert_allclose([e["score"] for e in served["items"]], offline["score"], rtol=1e-5)
+    assert [head.name for head in service.metadata().heads] == loaded.model.heads.names
+    with pytest.raises(IntentRecError, match="no head or prior value 'evn'"):
+        service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"evn": 2.0})))
 
 
 def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -> None:

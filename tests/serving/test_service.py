@@ -87,8 +87,8 @@ def test_a_batch_of_requests_ranks_as_each_request_alone(service) -> None:
     ]
     queries = [service.prepare(request) for request in requests]
     together = service.rank(queries)
-    for query, (items, scores) in zip(queries, together, strict=True):
-        (alone_items, alone_scores), *_ = service.rank([query])
+    for query, (items, scores, _) in zip(queries, together, strict=True):
+        (alone_items, alone_scores, _), *_ = service.rank([query])
         assert items.tolist() == alone_items.tolist()
         np.testing.assert_allclose(scores, alone_scores, rtol=1e-5, atol=1e-6)
     # and what is served is what the response schema says

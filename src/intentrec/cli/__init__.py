@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from intentrec.cli import data, evaluate, fit, recommend, serve
+from intentrec.cli import data, evaluate, fit, recommend, report, serve
 from intentrec.errors import IntentRecError
 
 app = typer.Typer(
     name="intentrec",
-    help="Sequential recommendation: inspect data, train, evaluate, recommend, serve.",
+    help="Sequential recommendation: inspect data, train, evaluate, recommend, serve, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,6 +29,7 @@ app.command("fit")(fit.fit)
 app.command("evaluate")(evaluate.evaluate)
 app.command("recommend")(recommend.recommend)
 app.command("serve")(serve.serve)
+app.command("report")(report.report)
 
 stderr = Console(stderr=True)
 

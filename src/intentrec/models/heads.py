@@ -98,6 +98,11 @@ class HeadsConfig(BaseModel):
     frequency_weights: bool = Field(
         True, description="Weight head losses by their share of targets (else every head counts the same)."
     )
+    next_item_loss: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the plain next-item loss on the backbone output, added to the heads' loss.",
+    )
 
     @model_validator(mode="before")
     @classmethod

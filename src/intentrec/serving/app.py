@@ -95,8 +95,9 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     async def answer(resolved: Resolved) -> Response:
         vector = await batcher.submit(resolved)
         loop = asyncio.get_running_loop()
-        items, scores = await loop.run_in_executor(searchers, service.search, resolved, vector)
-        return Response(to_json(service.respond(resolved, items, scores)), media_type="application/json")
+        items, scores, heads = await loop.run_in_executor(searchers, service.search, resolved, vector)
+        body = service.respond(resolved, items, scores, heads)
+        return Response(to_json(body), media_type="application/json")
 
     @app.post("/recommend", response_model=RecommendResponse, dependencies=protected, responses=_ERRORS)
     async def recommend(request: RecommendRequest) -> Response:

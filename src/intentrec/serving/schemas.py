@@ -1,9 +1,9 @@
 """What the HTTP API accepts and returns: the pydantic models behind its OpenAPI schema.
 
 Requests forbid unknown fields, so a misspelt option is a 422 naming it rather than silently ignored.
-Fields that later versions add (the steering weights of prior heads) will be optional with defaults that
-mean "as today", so requests written now keep their meaning; responses say which head produced each item,
-today always :data:`DEFAULT_HEAD`.
+Fields that later versions add are optional with defaults that mean "as before" (as ``steering``, the
+weights of prior heads, is), so requests written earlier keep their meaning; responses say which head
+produced each item (:data:`DEFAULT_HEAD` for a run without prior heads).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
-from intentrec.models.heads import NEXT_ITEM_HEAD
+from intentrec.models.heads import NEXT_ITEM_HEAD, Steering
 
 #: The one head of a run without prior heads: the model's own next-item scores.
 DEFAULT_HEAD = NEXT_ITEM_HEAD
@@ -67,6 +67,11 @@ class RecommendRequest(_Request):
     unknown_items: Literal["ignore", "reject"] = Field(
         "ignore",
         description="History items not in the catalogue: left out and listed in the response, or a 422.",
+    )
+    steering: Steering | None = Field(
+        None,
+        description="Runs with prior heads: weights on heads or prior values, or the heads to keep "
+        "(names in GET /metadata). An unknown name is a 422.",
     )
 
     @model_validator(mode="after")

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import intentrec
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
-from intentrec.errors import IntentRecError
+from intentrec.errors import ConfigError
+from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
@@ -39,6 +40,9 @@ from intentrec.serving.schemas import (
     Metadata,
     RecommendRequest,
 )
+
+#: A ranking: ``items`` and ``scores`` best first, and with prior heads the head of each item.
+Ranked = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
 class ServeConfig(BaseModel):
@@ -63,6 +67,7 @@ class Resolved:
     unknown: list[Any]
     skipped_events: int
     similar_to: Any = None  # the item of a similar-items request
+    head_weights: np.ndarray | None = None  # (H,) with prior heads: the request's steering
 
 
 class Service:
@@ -71,17 +76,15 @@ class Service:
     def __init__(
         self, recommender: Recommender, config: ServeConfig | None = None, run: str | Path | None = None
     ) -> None:
-        if recommender.model is not None and recommender.model.heads is not None:
-            # one index search with the backbone's state would ignore the heads and their category masks
-            raise IntentRecError(
-                "this run has prior heads, which the server cannot serve yet (it searches one vector per "
-                "user); use Recommender.recommend or `intentrec recommend`, which rank with the heads."
-            )
         self.recommender = recommender
+        assert recommender.model is not None, "a Service needs a fitted or loaded Recommender"
+        self.heads = recommender.model.heads
         self.config = config or ServeConfig()
         self.catalogue = recommender.catalogue
         recommender.history  # noqa: B018 -- built now rather than by the first request
         vectors = np.ascontiguousarray(recommender.item_vectors().numpy(), dtype=np.float32)
+        # (n_items, H): the items each prior head may give
+        self._head_allowed = self.heads.allowed[1:].numpy() if self.heads is not None else None
         self.index = ItemIndex.open(vectors, self.config.index, RunFiles(run).index if run else None)
         self._metadata = self._describe_run(Path(run).name if run else "")
 
@@ -95,15 +98,20 @@ class Service:
     def recommend(self, request: RecommendRequest) -> dict[str, Any]:
         """The body of the response to one request (the app batches the steps across requests)."""
         resolved = self.prepare(request)
-        (items, scores), *_ = self.rank([resolved])
-        return self.respond(resolved, items, scores)
+        (ranked,) = self.rank([resolved])
+        return self.respond(resolved, *ranked)
 
     def prepare(self, request: RecommendRequest) -> Resolved:
         """Resolve a request against the run; every mistake in it is raised here, before any computing."""
         allowed = self.catalogue.allowed(request.include_categories, request.exclude_categories)
+        weights = None
+        if self.heads is not None:
+            weights = self.heads.head_weights(request.steering or Steering()).numpy()
+        elif request.steering is not None:
+            raise ConfigError("'steering' weighs prior heads, but this run has none.")
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
-            return Resolved(request, self.recommender.history, user, allowed, [], 0)
+            return Resolved(request, self.recommender.history, user, allowed, [], 0, head_weights=weights)
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -112,7 +120,15 @@ class Service:
             [event.event for event in events],
             request.unknown_items,
         )
-        return Resolved(request, encoded.history, 0, allowed, encoded.unknown, encoded.skipped_events)
+        return Resolved(
+            request,
+            encoded.history,
+            0,
+            allowed,
+            encoded.unknown,
+            encoded.skipped_events,
+            head_weights=weights,
+        )
 
     def prepare_similar(
         self,
@@ -136,27 +152,60 @@ class Service:
         )
         return replace(self.prepare(request), similar_to=self.catalogue.item_ids[index])
 
-    def rank(self, requests: Sequence[Resolved]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(items, scores)`` of each request, best first: one forward pass for all, then a search each."""
+    def rank(self, requests: Sequence[Resolved]) -> list[Ranked]:
+        """``(items, scores, heads)`` of each request, best first: one forward pass for all, then searches."""
         return [
             self.search(each, vector) for each, vector in zip(requests, self.vectors(requests), strict=True)
         ]
 
     def vectors(self, requests: Sequence[Resolved]) -> np.ndarray:
-        """``(B, D)``: the model's state after each request's history, in one forward pass."""
+        """The model's state after each request's history, in one forward pass: ``(B, D)``, or with prior
+        heads one query per head ``(B, H, D)``."""
         max_len = self.recommender.config.model.max_len
         batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in requests])
         return self.recommender.user_vectors(batch).numpy()
 
-    def search(self, resolved: Resolved, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The request's best items for its user vector, under its filters."""
+    def search(self, resolved: Resolved, vector: np.ndarray) -> Ranked:
+        """The request's best items for its user vector (or head queries), under its filters.
+
+        With prior heads each head searches the items it may give, its scores shifted by the log of its
+        weight, and the lists merge by each item's best head: the top k of the merged ranking is always
+        within the heads' own top k, so with the exact index this is exactly the offline ranking.
+        """
         request = resolved.request
         seen = resolved.history.row(resolved.row) if request.exclude_seen else None
-        return self.index.search(vector, request.k, seen, resolved.allowed)
+        if vector.ndim == 1:
+            return (*self.index.search(vector, request.k, seen, resolved.allowed), None)
+        assert self.heads is not None and resolved.head_weights is not None
+        found_items, found_scores, found_heads = [], [], []
+        for head, weight in enumerate(resolved.head_weights.tolist()):
+            if weight <= 0:
+                continue
+            allowed = self._head_allowed[:, head]
+            if resolved.allowed is not None:
+                allowed = allowed & resolved.allowed
+            items, scores = self.index.search(vector[head], request.k, seen, allowed)
+            found_items.append(items)
+            found_scores.append(scores + np.log(weight))
+            found_heads.append(np.full(len(items), head))
+        if not found_items:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
+        items, scores, heads = map(np.concatenate, (found_items, found_scores, found_heads))
+        # best first, then each item once (its best head), then the first k
+        order = np.lexsort((heads, items, -scores))
+        items, scores, heads = items[order], scores[order], heads[order]
+        _, first = np.unique(items, return_index=True)
+        keep = np.sort(first)[: request.k]
+        return items[keep], scores[keep], heads[keep]
 
-    def respond(self, resolved: Resolved, items: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    def respond(
+        self, resolved: Resolved, items: np.ndarray, scores: np.ndarray, heads: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """The body of the response, as plain data (building the response models would cost ~1 ms)."""
         catalogue = self.catalogue
+        names = self.heads.names if self.heads is not None else [DEFAULT_HEAD]
+        if heads is None:
+            heads = np.zeros(len(items), dtype=np.int64)
         entries = [
             {
                 "rank": rank,
@@ -164,9 +213,11 @@ class Service:
                 "score": score,
                 "title": catalogue.titles[item],
                 "categories": catalogue.categories[item],
-                "head": DEFAULT_HEAD,
+                "head": names[head],
             }
-            for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1)
+            for rank, (item, score, head) in enumerate(
+                zip(items.tolist(), scores.tolist(), heads.tolist(), strict=True), start=1
+            )
         ]
         if resolved.similar_to is not None:
             return {"item": resolved.similar_to, "items": entries}
@@ -198,9 +249,22 @@ class Service:
             dataset=recommender.dataset.card.model_dump(mode="json"),
             # the kind in use, where the settings may say "auto"
             index={**config.index.model_dump(), "kind": self.index.kind, "dim": self.index.vectors.shape[1]},
-            heads=[Head(name=DEFAULT_HEAD, description="The model's own next-item scores.")],
+            heads=self._describe_heads(),
             limits={"max_k": MAX_K, "max_history": MAX_HISTORY, "max_body_bytes": config.max_body_bytes},
         )
+
+    def _describe_heads(self) -> list[Head]:
+        if self.heads is None:
+            return [Head(name=DEFAULT_HEAD, description="The model's own next-item scores.")]
+        described = []
+        for name, row in zip(self.heads.names, self.heads.values.tolist(), strict=True):
+            values = [
+                f"{prior.kind} {prior.names[v]}"
+                for prior, v in zip(self.heads.priors, row, strict=True)
+                if v >= 0
+            ]
+            described.append(Head(name=name, description=", ".join(values)))
+        return described
 
 
 def _stack(batches: list[PaddedBatch]) -> PaddedBatch:

@@ -213,6 +213,8 @@ def _train_step(
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
     targets = torch.from_numpy(batch.targets)  # (B, L, K)
     supervised = targets[..., 0] != PAD  # a position with no next item has none further ahead either
+    loss = torch.zeros(())
+    next_item_weight = 1.0
     if model.heads is not None:  # the heads bring their own objective (one cross-entropy per prior value)
         target_rows = None
         if sequences.rows is not None:
@@ -221,9 +223,12 @@ def _train_step(
         loss = prior_heads_loss(
             model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight, target_rows
         )
-    else:
+        next_item_weight = model.heads.config.next_item_loss
+    if next_item_weight:
         next_items = targets[..., 0][supervised]
-        loss = next_item_loss(loss_config, hidden[supervised], next_items, model.output_embeddings())
+        loss = loss + next_item_weight * next_item_loss(
+            loss_config, hidden[supervised], next_items, model.output_embeddings()
+        )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

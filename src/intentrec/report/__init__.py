@@ -1,0 +1,32 @@
+"""``intentrec report``: runs side by side on one self-contained HTML page that people can read.
+
+The page shows each run's test metrics (accuracy and beyond accuracy at K = 10), accuracy against
+diversity and coverage, the training curves, and, for runs that recorded them, the share of the top-10
+slots each prior head filled and the accuracy per category.
+
+    runs.py   what is read from a run folder (config.json, metrics.json, history.jsonl)
+    plots.py  the figures (matplotlib, PNG)
+    page.py   the HTML
+
+Examples
+--------
+>>> write_report(["runs/sasrec", "runs/hstu"], "report.html")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from intentrec.report.page import render_page
+from intentrec.report.runs import ReportError, RunSummary, read_run, read_runs
+from intentrec.storage import write_text
+
+__all__ = ["ReportError", "RunSummary", "read_run", "read_runs", "render_page", "write_report"]
+
+
+def write_report(runs: Sequence[str | Path], out: str | Path) -> Path:
+    """Write the report of the run folders ``runs``, in that order, to ``out`` (atomically)."""
+    page = render_page(read_runs(runs))
+    write_text(out, page)
+    return Path(out)
