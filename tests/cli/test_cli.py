@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 INTENTREC = Path(sys.executable).parent / "intentrec"
@@ -88,3 +89,24 @@ def test_data_info(csv) -> None:
     assert summary["format"] == "table"
     table = intentrec("data", "info", csv).stdout
     assert "users" in table and "40" in table
+
+
+def test_prior_heads_from_fit_to_steered_recommendations(csv, tmp_path) -> None:
+    out = tmp_path / "horizon"
+    intentrec(
+        "fit", "--data", csv, "--priors", "horizon", "--set", "train.epochs=1", "--set", "model.dim=8",
+        "--set", "train.threads=1", "--out", out,
+    )  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["heads"]["priors"] == ["horizon"]
+    recs = tmp_path / "recs.parquet"
+    intentrec(
+        "recommend", out, "--k", "3", "--only", "next 1-4", "--value-weight", "next 1-4=2", "--out", recs
+    )
+    table = pl.read_parquet(recs)
+    assert table.height == 40 * 3 and set(table["head"]) == {"next 1-4"}
+    unknown = intentrec("recommend", out, "--only", "next 9", "--out", recs, expect=2)
+    assert "no head or prior value 'next 9'" in unknown.stderr
+    malformed = intentrec("recommend", out, "--value-weight", "next 1-4", "--out", recs, expect=2)
+    assert "expected NAME=WEIGHT" in malformed.stderr
+    bogus = intentrec("fit", "--data", csv, "--priors", "genres", "--out", tmp_path / "bad", expect=2)
+    assert "heads.priors.0: Input should be 'taxonomy'" in bogus.stderr and "(got 'genres')" in bogus.stderr

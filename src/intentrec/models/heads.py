@@ -20,7 +20,10 @@ cross-entropy against the other items of its own category when the prior is an i
 ("in-group" negatives); a target ``k`` items ahead counts ``discount^(k-1)``, and each head's loss is
 weighted by its share of the targets. The paper samples the negatives and scores by cosine similarity with a
 learned temperature (``objective="sampled", cosine=True``); the default here is the full softmax over the
-group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md).
+group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md). By default the
+plain next-item loss on the backbone output is added (``next_item_loss``): in-group losses never compare
+items of different heads, and without it the heads' scores drift apart (MovieLens-100K validation NDCG@10
+0.052 with taxonomy heads alone, 0.093 with it, against 0.105 without heads).
 
 Two priors compose in one of three ways (first prior ``A``, second ``B``):
 
@@ -99,9 +102,10 @@ class HeadsConfig(BaseModel):
         True, description="Weight head losses by their share of targets (else every head counts the same)."
     )
     next_item_loss: float = Field(
-        0.0,
+        1.0,
         ge=0,
-        description="Weight of the plain next-item loss on the backbone output, added to the heads' loss.",
+        description="Weight of the plain next-item loss on the backbone output, added to the heads' loss "
+        "(0: the heads' loss alone, as in the paper).",
     )
 
     @model_validator(mode="before")
