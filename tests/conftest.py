@@ -5,7 +5,11 @@ The builders are session-scoped factory fixtures (they hold no state), so hypoth
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -76,3 +80,24 @@ def make_dataset() -> DatasetBuilder:
         return Dataset.from_raw(build_raw_log(rows, **options), filters)
 
     return build
+
+
+#: ``intentrec(*args, expect=0)``: run the installed command as a user would, check its exit status.
+CommandRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def intentrec() -> CommandRunner:
+    """The installed ``intentrec`` command in a fresh process; no traceback is ever acceptable."""
+    command = Path(sys.executable).parent / "intentrec"
+
+    def run(*args: str | Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+        done = subprocess.run(
+            [str(command), *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert "Traceback" not in done.stderr
+        return done
+
+    return run

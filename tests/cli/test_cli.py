@@ -6,26 +6,11 @@ Each call starts a Python process (a few seconds of imports), so the tiny run is
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-
-INTENTREC = Path(sys.executable).parent / "intentrec"
-
-
-def intentrec(*args: str | Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    done = subprocess.run(
-        [str(INTENTREC), *map(str, args)], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +27,7 @@ def csv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(csv, tmp_path_factory) -> tuple[Path, dict]:
+def run(intentrec, csv, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     done = intentrec(
         "fit", "--data", csv, "--set", "train.epochs=2", "--set", "model.dim=8", "--set", "train.threads=1",
@@ -51,13 +36,13 @@ def run(csv, tmp_path_factory) -> tuple[Path, dict]:
     return out, json.loads(done.stdout)
 
 
-def test_help_lists_the_subcommands() -> None:
+def test_help_lists_the_subcommands(intentrec) -> None:
     done = intentrec("--help")
     for command in ("fit", "evaluate", "data"):
         assert command in done.stdout
 
 
-def test_a_missing_data_path_is_a_one_line_error(tmp_path) -> None:
+def test_a_missing_data_path_is_a_one_line_error(intentrec, tmp_path) -> None:
     missing = tmp_path / "[bold]logs" / "[/]nope.csv"  # printed as it is, not read as rich markup
     done = intentrec("fit", "--data", missing, "--out", tmp_path / "run", expect=2)
     message = done.stderr.strip()
@@ -66,12 +51,12 @@ def test_a_missing_data_path_is_a_one_line_error(tmp_path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-def test_a_config_mistake_names_the_field(csv, tmp_path) -> None:
+def test_a_config_mistake_names_the_field(intentrec, csv, tmp_path) -> None:
     done = intentrec("fit", "--data", csv, "--set", "train.lrr=0.1", "--out", tmp_path / "run", expect=2)
     assert "train.lrr: unknown field (did you mean 'lr'?)" in done.stderr
 
 
-def test_fit_then_evaluate_gives_the_same_test_metrics(run) -> None:
+def test_fit_then_evaluate_gives_the_same_test_metrics(intentrec, run) -> None:
     out, printed = run
     stored = json.loads((out / "metrics.json").read_text())
     assert printed == {"run": str(out), "test": stored["test"]}
@@ -83,7 +68,7 @@ def test_fit_then_evaluate_gives_the_same_test_metrics(run) -> None:
     assert evaluated["valid"] == stored["valid"]
 
 
-def test_data_info(csv) -> None:
+def test_data_info(intentrec, csv) -> None:
     summary = json.loads(intentrec("data", "info", csv, "--json").stdout)
     assert summary["users"] == 40 and summary["items"] == 20
     assert summary["format"] == "table"
@@ -91,7 +76,7 @@ def test_data_info(csv) -> None:
     assert "users" in table and "40" in table
 
 
-def test_prior_heads_from_fit_to_steered_recommendations(csv, tmp_path) -> None:
+def test_prior_heads_from_fit_to_steered_recommendations(intentrec, csv, tmp_path) -> None:
     out = tmp_path / "horizon"
     intentrec(
         "fit", "--data", csv, "--priors", "horizon", "--set", "train.epochs=1", "--set", "model.dim=8",

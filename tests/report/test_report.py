@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,6 @@ from intentrec.recommender import Recommender
 from intentrec.report import ReportError, read_runs, write_report
 from intentrec.report.page import METRICS
 
-INTENTREC = Path(sys.executable).parent / "intentrec"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 N_ITEMS = 20
 PLOTS = 4  # NDCG against entropy and against coverage; validation NDCG and loss per epoch
@@ -50,16 +46,6 @@ def tiny_config(model: dict) -> RunConfig:
             "eval": {"ks": [10]},
         }
     )
-
-
-def intentrec(*args: str | Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    done = subprocess.run(
-        [str(INTENTREC), *map(str, args)], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +74,7 @@ def runs(make_dataset, tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def page(runs, tmp_path_factory) -> Path:
+def page(intentrec, runs, tmp_path_factory) -> Path:
     """The report, written by the command as a user would."""
     out = tmp_path_factory.mktemp("report") / "report.html"
     done = intentrec("report", *runs, "--out", out)
@@ -130,7 +116,7 @@ def test_an_unfinished_run_shows_its_curves_and_no_metrics(runs, tmp_path) -> No
     assert text.count('<img src="data:image/png;base64,') == 2  # the training curves
 
 
-def test_a_missing_run_folder_is_a_one_line_error(runs, tmp_path) -> None:
+def test_a_missing_run_folder_is_a_one_line_error(intentrec, runs, tmp_path) -> None:
     missing = tmp_path / "[bold]nope"  # printed as it is, not read as rich markup
     done = intentrec("report", runs[0], missing, "--out", tmp_path / "page.html", expect=2)
     message = done.stderr.strip()
