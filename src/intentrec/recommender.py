@@ -185,18 +185,13 @@ class Recommender:
         """
         model, split = self._fitted()
         eval_set = split.valid if on == "valid" else split.test
-        features = None
-        if beyond_accuracy:
-            if self._features is None:
-                self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
-            features = self._features
         model.eval()
         return evaluate(
             self._scores_only(self._head_weights(steering)),
             eval_set,
             self.config.model.max_len,
             self.config.eval,
-            features,
+            self._item_features() if beyond_accuracy else None,
         )
 
     def breakdown(self, on: Literal["valid", "test"] = "test", k: int = 10) -> dict[str, Any]:
@@ -209,9 +204,7 @@ class Recommender:
         model, split = self._fitted()
         _check_k(k)
         eval_set = split.valid if on == "valid" else split.test
-        if self._features is None:
-            self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
-        by_category = CategoryBreakdown(self._features, k)
+        by_category = CategoryBreakdown(self._item_features(), k)
         config = self.config.eval.model_copy(update={"ks": [k]})
         model.eval()
         evaluate(self._scores_only(), eval_set, self.config.model.max_len, config, by_category=by_category)
@@ -363,6 +356,13 @@ class Recommender:
         model, _ = self._fitted()
         items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
         return model.score_last(items, timestamps, head_weights)
+
+    def _item_features(self) -> ItemFeatures:
+        """Categories and training popularity of every item (built on first use)."""
+        _, split = self._fitted()
+        if self._features is None:
+            self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
+        return self._features
 
     def _scores_only(self, head_weights: torch.Tensor | None = None) -> ScoreFn:
         return lambda batch: self._score(batch, head_weights)[0]

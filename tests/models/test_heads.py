@@ -352,6 +352,11 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
     assert set(table["head"]) <= set(fitted.model.heads.names)
     short_term = loaded.recommend(["u1", "u2"], k=5, steering=Steering(only=["next 1-2"]))
     assert set(short_term["head"]) <= {"view · next 1-2", "buy · next 1-2"}
+    service = Service(loaded, ServeConfig(index=IndexConfig(kind="exact")))  # heads that may give any item
+    served = service.recommend(RecommendRequest(user="u1", k=5, steering=Steering(only=["next 1-2"])))
+    assert [entry["item"] for entry in served["items"]] == short_term.filter(pl.col("user") == "u1")[
+        "item"
+    ].to_list()
     steered = loaded.evaluate("test", steering=Steering(values={"buy": 0.0}))
     assert steered != fitted.metrics["test"]
     shares = fitted.metrics["test_heads"]  # which head filled the test users' top 10

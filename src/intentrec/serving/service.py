@@ -83,8 +83,12 @@ class Service:
         self.catalogue = recommender.catalogue
         recommender.history  # noqa: B018 -- built now rather than by the first request
         vectors = np.ascontiguousarray(recommender.item_vectors().numpy(), dtype=np.float32)
-        # (n_items, H): the items each prior head may give
-        self._head_allowed = self.heads.allowed[1:].numpy() if self.heads is not None else None
+        # per prior head, the (n_items,) mask of the items it may give; None for a head that may give any
+        self._head_allowed = (
+            []
+            if self.heads is None
+            else [None if column.all() else column for column in self.heads.allowed[1:].numpy().T]
+        )
         self.index = ItemIndex.open(vectors, self.config.index, RunFiles(run).index if run else None)
         self._metadata = self._describe_run(Path(run).name if run else "")
 
@@ -181,8 +185,10 @@ class Service:
         for head, weight in enumerate(resolved.head_weights.tolist()):
             if weight <= 0:
                 continue
-            allowed = self._head_allowed[:, head]
-            if resolved.allowed is not None:
+            allowed = self._head_allowed[head]
+            if allowed is None or resolved.allowed is None:
+                allowed = resolved.allowed if allowed is None else allowed
+            else:
                 allowed = allowed & resolved.allowed
             items, scores = self.index.search(vector[head], request.k, seen, allowed)
             found_items.append(items)
