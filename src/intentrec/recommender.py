@@ -123,15 +123,15 @@ class Recommender:
                 self.dataset.n_items,
                 len(self.split.train),
             )
+            parameters = _parameter_counts(self.model)
             if self.model.heads is not None:
-                backbone = sum(parameter.numel() for parameter in self.model.backbone.parameters())
                 log.info(
                     "%d prior heads (%s): %d parameters, %.1f%% of the backbone's %d",
                     len(self.model.heads.names),
                     ", ".join(self.model.heads.names),
-                    self.model.heads.parameter_count(),
-                    100 * self.model.heads.parameter_count() / backbone,
-                    backbone,
+                    parameters["heads"],
+                    100 * parameters["heads"] / parameters["backbone"],
+                    parameters["backbone"],
                 )
             result = train(
                 self.model,
@@ -153,6 +153,7 @@ class Recommender:
                 "best_epoch": result.best_epoch,
                 "epochs": len(result.history),
                 "stopped": result.stopped,
+                "parameters": parameters,
                 "timing": {
                     "fit_seconds": train_seconds,
                     "windows_per_second": _median(result, "windows_per_second"),
@@ -452,6 +453,15 @@ def build_model(
         backbone = SASRec(config.model)
     heads = PriorHeads(backbone.dim, n_items, list(priors), config.heads) if priors else None
     return SequentialModel(backbone, n_items, normalize=config.loss.normalize, heads=heads)
+
+
+def _parameter_counts(model: SequentialModel) -> dict[str, int]:
+    """Trainable parameters of the backbone, the item table and the prior heads (0 without)."""
+    return {
+        "backbone": sum(parameter.numel() for parameter in model.backbone.parameters()),
+        "items": model.item_embedding.weight.numel(),
+        "heads": model.heads.parameter_count() if model.heads is not None else 0,
+    }
 
 
 def _check_k(k: int) -> None:

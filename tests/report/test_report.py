@@ -91,6 +91,7 @@ def test_the_page_shows_every_run_with_its_metrics_and_is_self_contained(runs, p
         for key, _ in METRICS:
             assert f"<td>{metrics['test'][key]:.4f}</td>" in text, key
         assert f"<td>{metrics['timing']['fit_seconds']:.1f}</td>" in text
+        assert f"<td>{metrics['parameters']['backbone']:,}</td>" in text
     assert "—" not in text  # every column names a metric the runs really have
     assert 'src="http' not in text and 'href="http' not in text and "<script" not in text.lower()
     assert text.count('<img src="data:image/png;base64,') == PLOTS

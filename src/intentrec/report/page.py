@@ -93,18 +93,26 @@ def render_page(runs: Sequence[RunSummary]) -> str:
 
 
 def _metrics_table(runs: Sequence[RunSummary]) -> str:
-    headers = ["run", "backbone", "priors", *(label for _, label in METRICS), "best epoch", "fit seconds"]
+    headers = [
+        "run", "backbone", "priors", *(label for _, label in METRICS),
+        "backbone params", "heads params", "best epoch", "fit seconds",
+    ]  # fmt: skip
     rows = []
     for run in runs:
         name = _text(run.name)
         if not run.metrics:
             name += ' <span class="note">(not finished: no metrics.json)</span>'
         timing = run.metrics.get("timing", {})
+        parameters = run.metrics.get("parameters", {})  # runs before it was recorded have none
+        if not isinstance(parameters, dict):
+            parameters = {}
         cells = [
             name,
             _text(run.backbone),
             _text(run.priors),
             *(_number(run.test(key)) for key, _ in METRICS),
+            _count(parameters.get("backbone")),
+            _count(parameters.get("heads")),
             _text(run.metrics.get("best_epoch", MISSING)),
             _number(timing.get("fit_seconds") if isinstance(timing, dict) else None, digits=1),
         ]
@@ -165,6 +173,11 @@ def _figure(png: bytes | None, caption: str) -> str:
 def _number(value: object, digits: int = 4) -> str:
     number = as_float(value)
     return MISSING if number is None else f"{number:.{digits}f}"
+
+
+def _count(value: object) -> str:
+    number = as_float(value)
+    return MISSING if number is None else f"{int(number):,}"
 
 
 def _percent(value: object) -> str:
