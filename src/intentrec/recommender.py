@@ -188,7 +188,7 @@ class Recommender:
         eval_set = split.valid if on == "valid" else split.test
         model.eval()
         return evaluate(
-            self._scores_only(self._head_weights(steering)),
+            self._scores_only(steering),
             eval_set,
             self.config.model.max_len,
             self.config.eval,
@@ -350,13 +350,14 @@ class Recommender:
         return self.model, self.split
 
     def _score(
-        self, batch: PaddedBatch, head_weights: torch.Tensor | None = None
+        self, batch: PaddedBatch, steering: Steering | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scores ``(B, n_items)`` of every item after each history, and with prior heads the head each
         score comes from ``(B, n_items)``."""
         model, _ = self._fitted()
         items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
-        return model.score_last(items, timestamps, head_weights)
+        merge = steering.merge if steering is not None else None
+        return model.score_last(items, timestamps, self._head_weights(steering), merge)
 
     def _item_features(self) -> ItemFeatures:
         """Categories and training popularity of every item (built on first use)."""
@@ -365,10 +366,12 @@ class Recommender:
             self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
         return self._features
 
-    def _scores_only(self, head_weights: torch.Tensor | None = None) -> ScoreFn:
-        return lambda batch: self._score(batch, head_weights)[0]
+    def _scores_only(self, steering: Steering | None = None) -> ScoreFn:
+        self._head_weights(steering)  # a steering mistake fails here, before any ranking
+        return lambda batch: self._score(batch, steering)[0]
 
     def _head_weights(self, steering: Steering | None) -> torch.Tensor | None:
+        """``(H,)`` head weights of ``steering`` (None: all 1); a ConfigError for a run without heads."""
         model, _ = self._fitted()
         if steering is None:
             return None
@@ -393,13 +396,13 @@ class Recommender:
         model, _ = self._fitted()
         dataset = self._fitted_dataset()
         model.eval()
-        weights = self._head_weights(steering)
+        self._head_weights(steering)  # a steering mistake fails here, before any ranking
         # the (chunk, n_items) score matrix stays under _SCORES_PER_CHUNK floats, whatever the catalogue
         chunk_size = max(1, min(self.config.eval.chunk_size, _SCORES_PER_CHUNK // dataset.n_items))
         heads_of_chunk: list[torch.Tensor | None] = [None]  # which head gave each score in the latest chunk
 
         def score(batch: PaddedBatch) -> torch.Tensor:
-            scores, heads_of_chunk[0] = self._score(batch, weights)
+            scores, heads_of_chunk[0] = self._score(batch, steering)
             return scores
 
         parts = [_EMPTY_RANKING]

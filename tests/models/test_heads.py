@@ -109,6 +109,23 @@ def test_an_item_scores_by_its_best_allowed_head_and_weights_steer(cosine: bool)
     torch.testing.assert_close(favour_b[:, 2], per_head[:, 1, 2] + np.log(5.0))
 
 
+def test_the_mix_merge_is_a_mixture_of_the_heads_weighted_by_the_backbones_own_probabilities() -> None:
+    membership = [[True, False], [True, True], [False, True]]
+    heads = heads_for(["a", "b"], membership)
+    hidden, items, own = torch.randn(2, DIM), torch.randn(4, DIM), torch.randn(2, 3)
+    weights = torch.tensor([1.0, 3.0])
+    scores, head = heads.score(hidden, items, weights, merge="mix", own_scores=own)
+    own_probs, allowed = own.softmax(dim=1), torch.tensor(membership)
+    expected = torch.zeros(2, 3)
+    for c in range(2):
+        head_probs = (heads(hidden)[:, c] @ items[1:].T).masked_fill(~allowed[:, c], float("-inf")).softmax(1)
+        expected += weights[c] * (own_probs * allowed[:, c]).sum(1, keepdim=True) * head_probs
+    torch.testing.assert_close(scores, expected.log())
+    assert head[:, 0].tolist() == [0, 0] and head[:, 2].tolist() == [1, 1]  # the only head of each
+    with pytest.raises(ValueError, match="own next-item scores"):
+        heads.score(hidden, items, merge="mix")
+
+
 @pytest.mark.parametrize(("objective", "cosine"), [("softmax", False), ("sampled", True)])
 def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bool) -> None:
     heads = heads_for(
@@ -317,6 +334,10 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
             assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
             np.testing.assert_allclose([e["score"] for e in served["items"]], offline["score"], rtol=1e-5)
     assert [head.name for head in service.metadata().heads] == loaded.model.heads.names
+    with pytest.raises(IntentRecError, match="merge 'mix' is not served"):
+        service.prepare(RecommendRequest(user="u1", steering=Steering(merge="mix")))
+    mixed = loaded.recommend(["u1"], k=3, steering=Steering(merge="mix"))  # offline, every item is scored
+    assert mixed.height == 3 and mixed["score"].is_sorted(descending=True)
     with pytest.raises(IntentRecError, match="no head or prior value 'evn'"):
         service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"evn": 2.0})))
 

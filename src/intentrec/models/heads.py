@@ -101,6 +101,11 @@ class HeadsConfig(BaseModel):
     frequency_weights: bool = Field(
         True, description="Weight head losses by their share of targets (else every head counts the same)."
     )
+    merge: Literal["max", "mix"] = Field(
+        "max",
+        description="How head scores combine: 'max' (an item's best head, the paper's) or 'mix' (a mixture "
+        "weighted by the backbone's own probability of each head's items).",
+    )
     next_item_loss: float = Field(
         1.0,
         ge=0,
@@ -304,6 +309,7 @@ class Steering(BaseModel):
     heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
     values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")
     only: list[str] | None = Field(None, description="Heads or prior values to keep; None: all.")
+    merge: Literal["max", "mix"] | None = Field(None, description="How heads combine; None: the run's.")
 
     @field_validator("heads", "values")
     @classmethod
@@ -391,26 +397,46 @@ class PriorHeads(nn.Module):
         return trains
 
     def score(
-        self, hidden: torch.Tensor, items: torch.Tensor, head_weights: torch.Tensor | None = None
+        self,
+        hidden: torch.Tensor,
+        items: torch.Tensor,
+        head_weights: torch.Tensor | None = None,
+        merge: Literal["max", "mix"] | None = None,
+        own_scores: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of every dataset item and the head each score comes from.
 
         ``hidden (B, D)``, ``items (n_items + 1, D)`` (row 0 padding), ``head_weights (H,)`` >= 0 or None
         -> ``scores (B, n_items)`` and ``head (B, n_items)`` int64. An item no head may give (all its heads
         weighted 0) scores ``-inf``.
+
+        ``merge`` (default: the config's) ``"max"`` gives an item its best head's score; ``"mix"`` the log
+        of the mixture ``sum_c w_c P(c | u) P_c(i | u)``, where ``P_c`` is head c's softmax over its items
+        and ``P(c | u)`` the backbone's own probability (``own_scores (B, n_items)``, its next-item
+        logits) of head c's items; the head reported is the largest term.
         """
+        merge = merge or self.config.merge
+        if merge == "mix" and own_scores is None:
+            raise ValueError("merge='mix' needs the backbone's own next-item scores")
         queries, items = self(hidden), self.items(items[1:])  # (B, H, D), (n_items, D)
         log_weights = torch.zeros(len(self.names)) if head_weights is None else torch.log(head_weights)
-        best = hidden.new_full((len(hidden), len(items)), float("-inf"))
+        own_log_probs = torch.log_softmax(own_scores, dim=1) if merge == "mix" else None
+        total = hidden.new_full((len(hidden), len(items)), float("-inf"))
+        best = total.clone()
         best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
         # head by head, so memory stays (B, n_items) however many heads there are
         for head in range(len(self.names)):
-            logits = self.scale() * queries[:, head] @ items.T + log_weights[head]
-            logits = logits.masked_fill(~self.allowed[1:, head][None], float("-inf"))
+            outside = ~self.allowed[1:, head][None]
+            logits = (self.scale() * queries[:, head] @ items.T).masked_fill(outside, float("-inf"))
+            if own_log_probs is not None:
+                head_log_prob = torch.logsumexp(own_log_probs.masked_fill(outside, float("-inf")), 1, True)
+                logits = head_log_prob + torch.log_softmax(logits, dim=1)
+            logits = logits + log_weights[head]
+            total = torch.logaddexp(total, logits)
             better = logits > best
             best = torch.where(better, logits, best)
             best_head = torch.where(better, head, best_head)
-        return best, best_head
+        return (total if merge == "mix" else best), best_head
 
     def head_weights(self, steering: Steering) -> torch.Tensor:
         """``(H,)`` weights from a :class:`Steering`; unknown head or value names are a ConfigError."""

@@ -12,6 +12,8 @@ padding item, and dataset item ``i`` is row ``i + 1``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,15 +50,20 @@ class SequentialModel(nn.Module):
 
     @torch.no_grad()
     def score_last(
-        self, items: torch.Tensor, timestamps: torch.Tensor, head_weights: torch.Tensor | None = None
+        self,
+        items: torch.Tensor,
+        timestamps: torch.Tensor,
+        head_weights: torch.Tensor | None = None,
+        merge: Literal["max", "mix"] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history, and
         the prior head each score comes from ``(B, n_items)`` int64 (None without prior heads).
 
-        With prior heads, an item's score is its best head's (``head_weights (H,)`` steer them; see
-        :mod:`intentrec.models.heads`).
+        With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights (H,)``
+        steer them; see :mod:`intentrec.models.heads`).
         """
         user = self.forward(items, timestamps)[:, -1]
+        own = user @ self.output_embeddings()[1:].T
         if self.heads is not None:
-            return self.heads.score(user, self.item_embedding.weight, head_weights)
-        return user @ self.output_embeddings()[1:].T, None
+            return self.heads.score(user, self.item_embedding.weight, head_weights, merge, own)
+        return own, None

@@ -110,7 +110,14 @@ class Service:
         allowed = self.catalogue.allowed(request.include_categories, request.exclude_categories)
         weights = None
         if self.heads is not None:
-            weights = self.heads.head_weights(request.steering or Steering()).numpy()
+            steering = request.steering or Steering()
+            weights = self.heads.head_weights(steering).numpy()
+            if (steering.merge or self.heads.config.merge) == "mix":
+                # a mixture needs each head's softmax over all its items, which one index search never sees
+                raise ConfigError(
+                    "steering merge 'mix' is not served (it needs every item's score); use 'max', or "
+                    "Recommender.recommend / `intentrec recommend`, which score every item."
+                )
         elif request.steering is not None:
             raise ConfigError("'steering' weighs prior heads, but this run has none.")
         if request.history is None:
