@@ -62,6 +62,15 @@ def test_taxonomy_keeps_the_most_frequent_target_categories_and_folds_the_rest(f
     ]
     everything = Prior.taxonomy(four_items, train, max_values=10)
     assert everything.names == ["a", "b", "c", OTHER]
+    # mapped to a coarser level first: b joins a (item 1 then has one coarse category, not two)
+    coarse = Prior.taxonomy(four_items, train, max_values=10, coarser={"b": "a"})
+    assert coarse.names == ["a", "c", OTHER]
+    assert coarse.membership.tolist() == [
+        [True, False, False],
+        [True, False, False],
+        [False, True, False],
+        [False, False, True],
+    ]
 
 
 def taxonomy(names: list[str], membership: list[list[bool]]) -> Prior:

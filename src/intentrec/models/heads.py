@@ -81,6 +81,9 @@ class HeadsConfig(BaseModel):
         "hierarchical", description="How two priors combine into heads (see the module docstring)."
     )
     max_values: int = Field(20, ge=2, description="Taxonomy heads at most: frequent categories + '(other)'.")
+    coarser_categories: dict[str, str] | None = Field(
+        None, description="'taxonomy': category -> coarser category, applied before the heads are chosen."
+    )
     clusters: int = Field(16, ge=2, description="'clusters': the largest communities kept, + '(other)'.")
     loved_rating: float = Field(4.0, description="'events' on a ratings-only log: 'loved' from this rating.")
     pred_len: int = Field(8, ge=2, description="'horizon': how many next items are predicted.")
@@ -180,13 +183,22 @@ class Prior:
     # --- the priors, derived from a dataset and the training part of its split ----------------------------
 
     @classmethod
-    def taxonomy(cls, dataset: Dataset, train: Sequences, max_values: int) -> Prior:
-        """Item categories, the most frequent among training targets first, coarsened to ``max_values``."""
+    def taxonomy(
+        cls, dataset: Dataset, train: Sequences, max_values: int, coarser: dict[str, str] | None = None
+    ) -> Prior:
+        """Item categories, the most frequent among training targets first, coarsened to ``max_values``.
+
+        ``coarser`` maps categories to a coarser level first (``{"Sci-Fi": "Genre fiction", ...}``); a
+        category it does not name stays as it is.
+        """
+        item_categories = dataset.items.select("item_idx", "categories").explode("categories")
+        if coarser:
+            item_categories = item_categories.with_columns(pl.col("categories").replace(coarser)).unique(
+                maintain_order=True
+            )  # two categories of one item may map to the same coarse one
         targets = pl.DataFrame({"item_idx": train.items[_target_positions(train)]})
         counts = (
-            targets.join(dataset.items.select("item_idx", "categories"), on="item_idx")
-            .explode("categories")
-            .drop_nulls("categories")
+            targets.join(item_categories, on="item_idx")
             .group_by("categories")
             .len()
             .sort(["len", "categories"], descending=[True, False])
@@ -197,8 +209,7 @@ class Prior:
                 "use --priors clusters to learn groups from the sequences instead."
             )
         names: list[str] = counts["categories"].to_list()[:max_values]
-        members = dataset.items.select("item_idx", "categories").explode("categories")
-        members = members.filter(pl.col("categories").is_in(names)).select(
+        members = item_categories.filter(pl.col("categories").is_in(names)).select(
             pl.col("item_idx").cast(pl.Int64),
             pl.col("categories").replace_strict(names, range(len(names)), return_dtype=pl.Int64),
         )
@@ -286,7 +297,7 @@ def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: 
     priors = []
     for kind in config.priors:
         if kind == "taxonomy":
-            priors.append(Prior.taxonomy(dataset, train, config.max_values))
+            priors.append(Prior.taxonomy(dataset, train, config.max_values, config.coarser_categories))
         elif kind == "clusters":
             priors.append(Prior.clusters(dataset, train, config.clusters, seed))
         elif kind == "events":
