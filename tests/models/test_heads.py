@@ -392,3 +392,11 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
     shares = fitted.metrics["test_heads"]  # which head filled the test users' top 10
     assert set(shares) <= set(fitted.model.heads.names) and sum(shares.values()) == pytest.approx(1.0)
     assert set(fitted.metrics["test_by_category"]) == {"even", "odd"}
+
+
+def test_the_backbones_own_loss_is_added_when_heads_train_against_their_own_group_only() -> None:
+    assert HeadsConfig(priors=["taxonomy"]).next_item_weight == 1.0  # in-group scores need a common scale
+    assert HeadsConfig(priors=["clusters", "horizon"]).next_item_weight == 1.0
+    assert HeadsConfig(priors=["horizon"]).next_item_weight == 0.0  # every head already ranks every item
+    assert HeadsConfig(priors=["taxonomy"], in_group_negatives=False).next_item_weight == 0.0
+    assert HeadsConfig(priors=["horizon"], next_item_loss=0.5).next_item_weight == 0.5

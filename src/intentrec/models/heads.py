@@ -20,10 +20,11 @@ cross-entropy against the other items of its own category when the prior is an i
 ("in-group" negatives); a target ``k`` items ahead counts ``discount^(k-1)``, and each head's loss is
 weighted by its share of the targets. The paper samples the negatives and scores by cosine similarity with a
 learned temperature (``objective="sampled", cosine=True``); the default here is the full softmax over the
-group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md). By default the
-plain next-item loss on the backbone output is added (``next_item_loss``): in-group losses never compare
-items of different heads, and without it the heads' scores drift apart (MovieLens-100K validation NDCG@10
-0.052 with taxonomy heads alone, 0.093 with it, against 0.105 without heads).
+group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md). When heads train
+against in-group negatives, the plain next-item loss on the backbone output is added by default
+(``next_item_loss``): an in-group loss never compares items of different heads, so without it the heads'
+scores drift apart (MovieLens-100K validation NDCG@10 0.052 with taxonomy heads alone, 0.093 with it,
+against 0.105 without heads).
 
 Two priors compose in one of three ways (first prior ``A``, second ``B``):
 
@@ -109,11 +110,12 @@ class HeadsConfig(BaseModel):
         description="How head scores combine: 'max' (an item's best head, the paper's) or 'mix' (a mixture "
         "weighted by the backbone's own probability of each head's items).",
     )
-    next_item_loss: float = Field(
-        1.0,
+    next_item_loss: float | None = Field(
+        None,
         ge=0,
         description="Weight of the plain next-item loss on the backbone output, added to the heads' loss "
-        "(0: the heads' loss alone, as in the paper).",
+        "(0: the heads' loss alone, as in the paper); None: 1 when heads train against in-group negatives "
+        "(their scores need a common scale), else 0.",
     )
 
     @model_validator(mode="before")
@@ -139,6 +141,14 @@ class HeadsConfig(BaseModel):
     def horizon(self) -> int:
         """How many next items each position is trained to predict."""
         return self.pred_len if "horizon" in self.priors else 1
+
+    @property
+    def next_item_weight(self) -> float:
+        """The weight of the backbone's plain next-item loss next to the heads' (see ``next_item_loss``)."""
+        if self.next_item_loss is not None:
+            return self.next_item_loss
+        in_group = self.in_group_negatives and any(prior in ITEM_PRIORS for prior in self.priors)
+        return 1.0 if in_group else 0.0
 
 
 class Prior:

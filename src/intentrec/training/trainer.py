@@ -223,7 +223,7 @@ def _train_step(
         loss = prior_heads_loss(
             model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight, target_rows
         )
-        next_item_weight = model.heads.config.next_item_loss
+        next_item_weight = model.heads.config.next_item_weight
     if next_item_weight:
         next_items = targets[..., 0][supervised]
         loss = loss + next_item_weight * next_item_loss(
