@@ -39,7 +39,7 @@ VARIANTS = {
     "taxonomy+horizon": ["taxonomy", "horizon"],
 }
 COLUMNS = ("ndcg@10", "recall@10", "entropy@10", "coverage@10", "explore_recall@10", "novelty@10")
-ALPHAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
 
 
 def main() -> None:
