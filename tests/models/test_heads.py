@@ -205,6 +205,12 @@ def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
         Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), loved_rating=4.0)
 
 
+def test_taxonomy_prior_without_categories_says_what_to_do(make_dataset) -> None:
+    dataset = make_dataset([("u", "a", 1), ("u", "b", 2), ("u", "c", 3)])  # no item has a category
+    with pytest.raises(IntentRecError, match="needs item categories.*--priors clusters"):
+        Prior.taxonomy(dataset, sequences([[0, 1, 2]]), max_values=5)
+
+
 def test_horizon_prior_cuts_the_window_into_segments() -> None:
     prior = Prior.horizon(pred_len=5, segments=2)
     assert prior.names == ["next 1-3", "next 4-5"]
