@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,16 @@ def test_atomic_directory_leaves_the_old_folder_intact_when_the_block_raises(tmp
     assert names(folder) == ["kept.txt"]
     assert (folder / "kept.txt").read_text() == "old"
     assert names(tmp_path) == ["run"]
+
+
+def test_artefacts_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
+    """Not mkstemp's private 0600: a run written by one user is readable by those it is shared with."""
+    previous = os.umask(0o022)
+    try:
+        write_text(tmp_path / "report.html", "<html></html>")
+        with atomic_directory(tmp_path / "dataset") as folder:
+            (folder / "items.parquet").write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o755

@@ -207,7 +207,7 @@ def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
 
 def test_taxonomy_prior_without_categories_says_what_to_do(make_dataset) -> None:
     dataset = make_dataset([("u", "a", 1), ("u", "b", 2), ("u", "c", 3)])  # no item has a category
-    with pytest.raises(IntentRecError, match="needs item categories.*--priors clusters"):
+    with pytest.raises(IntentRecError, match=r"needs item categories.*--priors clusters"):
         Prior.taxonomy(dataset, sequences([[0, 1, 2]]), max_values=5)
 
 
