@@ -63,7 +63,9 @@ class SequentialModel(nn.Module):
         steer them; see :mod:`intentrec.models.heads`).
         """
         user = self.forward(items, timestamps)[:, -1]
-        own = user @ self.output_embeddings()[1:].T
-        if self.heads is not None:
-            return self.heads.score(user, self.item_embedding.weight, head_weights, merge, own)
-        return own, None
+        if self.heads is None:
+            return user @ self.output_embeddings()[1:].T, None
+        # the backbone's own scores weigh the heads in a mixture; the max-merge never reads them
+        mixing = (merge or self.heads.config.merge) == "mix"
+        own = user @ self.output_embeddings()[1:].T if mixing else None
+        return self.heads.score(user, self.item_embedding.weight, head_weights, merge, own)
