@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-from intentrec.config import RunConfig, apply_overrides
+from grid import fit_once, print_table
+
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 
@@ -69,22 +69,10 @@ def main() -> None:
                 f"train.seed={seed}",
                 *args.set,
             ]
-            if not (run / "metrics.json").is_file():
-                config = RunConfig.from_dict(apply_overrides({}, overrides), "benchmark")
-                Recommender(config).fit(out=run)
-            metrics = json.loads((run / "metrics.json").read_text())
+            metrics = fit_once(run, overrides)
             results.setdefault(variant, []).append(metrics["test"])
             print(f"{run}: " + "  ".join(f"{c} {metrics['test'][c]:.4f}" for c in COLUMNS), flush=True)
-
-    print(f"\n| variant ({len(args.seeds)} seeds, test) | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
-    for variant, runs in results.items():
-        cells = []
-        for column in COLUMNS:
-            values = [run[column] for run in runs]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}")
-        print(f"| {variant} | " + " | ".join(cells) + " |")
+    print_table(f"variant ({len(args.seeds)} seeds, test)", results, COLUMNS)
 
 
 def steer(run: Path) -> None:

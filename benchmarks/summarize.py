@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+
+from grid import mean_std
 
 METRICS = ("ndcg@10", "recall@10", "ndcg@50", "recall@50")
 
@@ -30,10 +31,7 @@ def main() -> None:
         values = " | ".join(f"{metrics['test'][name]:.4f}" for name in METRICS)
         print(f"| {run.name} (seed {_seed(run)}) | {metrics['best_epoch']} | {values} |")
     if len(rows) > 1:
-        cells = []
-        for name in METRICS:
-            values = [metrics["test"][name] for metrics in rows.values()]
-            cells.append(f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}")
+        cells = [mean_std([metrics["test"][name] for metrics in rows.values()]) for name in METRICS]
         print(f"| mean ± std ({len(rows)} runs) | | " + " | ".join(cells) + " |")
 
 

@@ -297,7 +297,7 @@ class Recommender:
         """
         model, _ = self._fitted()
         with torch.inference_mode():
-            hidden = model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[:, -1]
+            hidden = model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps), last_only=True)
             if model.heads is not None:
                 return model.heads.scale() * model.heads(hidden)
             return hidden

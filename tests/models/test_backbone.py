@@ -165,3 +165,13 @@ def test_causal_attention_mask() -> None:
 def test_reverse_positions_count_back_from_the_most_recent_event() -> None:
     mask = torch.tensor([[False, True, True, True], [True, True, True, True]])
     assert reverse_positions(mask).tolist() == [[3, 2, 1, 0], [3, 2, 1, 0]]
+
+
+@backbone_names
+def test_last_only_is_the_last_position_of_the_full_output(name: str) -> None:
+    backbone = build(name)
+    embeddings, timestamps, mask = random_batch(5, 9, seed=3)
+    full = backbone(embeddings, timestamps, mask)
+    last = backbone(embeddings, timestamps, mask, last_only=True)
+    assert last.shape == (5, 1, DIM)
+    torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-5)

@@ -3,6 +3,7 @@
 A backbone turns a left-padded batch of histories into one hidden state per position:
 
     item_embeddings (B, L, D), timestamps (B, L), mask (B, L) bool  ->  hidden (B, L, D)
+                                                        (or (B, 1, D): the last position only)
 
 Position ``t`` may only see events ``<= t`` (causal), so the hidden state at ``t`` predicts the event after
 ``t``, and the state at ``L - 1`` represents the whole history. The item embedding table is owned by the
@@ -24,9 +25,17 @@ class Backbone(nn.Module, ABC):
 
     @abstractmethod
     def forward(
-        self, item_embeddings: torch.Tensor, timestamps: torch.Tensor, mask: torch.Tensor
+        self,
+        item_embeddings: torch.Tensor,
+        timestamps: torch.Tensor,
+        mask: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """``(B, L, D)`` embeddings, ``(B, L)`` int64 timestamps, ``(B, L)`` bool mask -> ``(B, L, D)``."""
+        """``(B, L, D)`` embeddings, ``(B, L)`` int64 timestamps, ``(B, L)`` bool mask -> ``(B, L, D)``.
+
+        ``last_only``: only the state after the last event, ``(B, 1, D)``, which is all that ranking
+        needs; a backbone skips the work the other positions would cost where it can.
+        """
 
 
 def causal_attention_mask(mask: torch.Tensor) -> torch.Tensor:

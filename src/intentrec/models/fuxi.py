@@ -157,7 +157,11 @@ class FuXi(Backbone):
         )
 
     def forward(
-        self, item_embeddings: torch.Tensor, timestamps: torch.Tensor, mask: torch.Tensor
+        self,
+        item_embeddings: torch.Tensor,
+        timestamps: torch.Tensor,
+        mask: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
         positions = reverse_positions(mask).clamp(max=self.max_len - 1)
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
@@ -169,4 +173,4 @@ class FuXi(Backbone):
         for _ in range(self.recurrent_depth):  # the same blocks again: depth without parameters
             for block in self.blocks:
                 x = block(x, offsets, buckets, allowed, self.max_len)
-        return x
+        return x[:, -1:] if last_only else x

@@ -60,7 +60,11 @@ class GRU4Rec(Backbone):
         self.gru = nn.GRU(config.dim, config.dim, config.n_layers, batch_first=True, dropout=between)
 
     def forward(
-        self, item_embeddings: torch.Tensor, timestamps: torch.Tensor, mask: torch.Tensor
+        self,
+        item_embeddings: torch.Tensor,
+        timestamps: torch.Tensor,
+        mask: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
         length = mask.shape[1]
         lengths = mask.sum(1)
@@ -73,4 +77,5 @@ class GRU4Rec(Backbone):
         hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=length)  # zeros after the end
         # right-align again: position p of a row of n events reads left-aligned p - (L - n) ≡ p + n (mod L)
         hidden = shift_rows(hidden, lengths)
-        return self.dropout(hidden) * mask[..., None]
+        hidden = self.dropout(hidden) * mask[..., None]
+        return hidden[:, -1:] if last_only else hidden

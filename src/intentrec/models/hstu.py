@@ -74,17 +74,23 @@ class HSTUBlock(nn.Module):
         nn.init.xavier_uniform_(self.out.weight)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, allowed: torch.Tensor, n: int) -> torch.Tensor:
-        """``x (B, L, D)``, ``bias (B|1, L, L)``, ``allowed (B, 1, L, L)`` 0/1 -> ``(B, L, D)``."""
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, allowed: torch.Tensor, n: int, last_only: bool = False
+    ) -> torch.Tensor:
+        """``x (B, L, D)``, ``bias (B|1, L, L)``, ``allowed (B, 1, L, L)`` 0/1 -> ``(B, L, D)``; with
+        ``last_only`` the last position's output alone, ``(B, 1, D)``."""
         batch, length, dim = x.shape
         heads, dv, dqk = self.n_heads, self.linear_dim, self.attention_dim
         projected = F.silu(F.layer_norm(x, (dim,), eps=_EPS) @ self.uvqk)
         u, v, q, k = projected.split([heads * dv, heads * dv, heads * dqk, heads * dqk], dim=-1)
-        q = q.view(batch, length, heads, dqk).transpose(1, 2)  # (B, H, L, dqk)
+        if last_only:  # every position's keys and values, the last position's query and gate
+            x, u, q, bias, allowed = x[:, -1:], u[:, -1:], q[:, -1:], bias[:, -1:], allowed[..., -1:, :]
+        queries = q.shape[1]
+        q = q.view(batch, queries, heads, dqk).transpose(1, 2)  # (B, H, L, dqk)
         k = k.view(batch, length, heads, dqk).transpose(1, 2)
         v = v.view(batch, length, heads, dv).transpose(1, 2)  # (B, H, L, dv)
         weights = F.silu(q @ k.transpose(-1, -2) + bias[:, None]) / n * allowed  # (B, H, L, L)
-        attended = (weights @ v).transpose(1, 2).reshape(batch, length, heads * dv)
+        attended = (weights @ v).transpose(1, 2).reshape(batch, queries, heads * dv)
         gated = u * F.layer_norm(attended, (heads * dv,), eps=_EPS)
         return x + self.out(self.dropout(gated))
 
@@ -106,14 +112,19 @@ class HSTU(Backbone):
         )
 
     def forward(
-        self, item_embeddings: torch.Tensor, timestamps: torch.Tensor, mask: torch.Tensor
+        self,
+        item_embeddings: torch.Tensor,
+        timestamps: torch.Tensor,
+        mask: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
         positions = reverse_positions(mask).clamp(max=self.max_len - 1)
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
         x = self.dropout(x) * mask[..., None]
         allowed = causal_attention_mask(mask).to(x.dtype)
         bias = self.bias(timestamps).to(x.dtype)
-        for _ in range(self.recurrent_depth):  # the same blocks again: depth without parameters
-            for block in self.blocks:
-                x = block(x, bias, allowed, self.max_len)
+        # the same blocks again on later passes: depth without parameters
+        stack = [block for _ in range(self.recurrent_depth) for block in self.blocks]
+        for depth, block in enumerate(stack, 1):
+            x = block(x, bias, allowed, self.max_len, last_only=last_only and depth == len(stack))
         return x

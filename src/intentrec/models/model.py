@@ -37,10 +37,13 @@ class SequentialModel(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def forward(self, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
-        """``(B, L)`` model item indices (0 = padding) and timestamps -> hidden states ``(B, L, D)``."""
+    def forward(self, items: torch.Tensor, timestamps: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``(B, L)`` model item indices (0 = padding) and timestamps -> hidden states ``(B, L, D)``, or
+        with ``last_only`` the state after the most recent event ``(B, D)``."""
         mask = items != 0
-        hidden = self.backbone(self.item_embedding(items), timestamps, mask)
+        hidden = self.backbone(self.item_embedding(items), timestamps, mask, last_only=last_only)
+        if last_only:
+            hidden = hidden[:, -1]
         return F.normalize(hidden, dim=-1) if self.normalize else hidden
 
     def output_embeddings(self) -> torch.Tensor:
@@ -62,7 +65,7 @@ class SequentialModel(nn.Module):
         With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights (H,)``
         steer them; see :mod:`intentrec.models.heads`).
         """
-        user = self.forward(items, timestamps)[:, -1]
+        user = self.forward(items, timestamps, last_only=True)
         if self.heads is None:
             return user @ self.output_embeddings()[1:].T, None
         # the backbone's own scores weigh the heads in a mixture; the max-merge never reads them

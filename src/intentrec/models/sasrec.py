@@ -50,14 +50,22 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``(B, L, D)`` -> ``(B, L, D)``, or with ``last_only`` the last position's output ``(B, 1, D)``."""
         batch, length, dim = x.shape
-        # (B, L, 3D) -> three (B, H, L, D/H)
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, dim // self.n_heads).permute(2, 0, 3, 1, 4)
+        heads, per_head = self.n_heads, dim // self.n_heads
+        if last_only:  # keys and values of every position, the query of the last one only
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, -1:], weight[:dim], bias[:dim]).view(batch, 1, 1, heads, per_head)
+            kv = F.linear(x, weight[dim:], bias[dim:]).view(batch, length, 2, heads, per_head)
+            q, k, v = q.permute(2, 0, 3, 1, 4)[0], *kv.permute(2, 0, 3, 1, 4)
+            attn_mask = attn_mask[..., -1:, :]
+        else:  # (B, L, 3D) -> three (B, H, L, D/H)
+            q, k, v = self.qkv(x).view(batch, length, 3, heads, per_head).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(batch, length, dim))
+        return self.out(y.transpose(1, 2).reshape(batch, -1, dim))
 
 
 class Block(nn.Module):
@@ -71,8 +79,9 @@ class Block(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.attention_norm(x), attn_mask))
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        attended = self.attention(self.attention_norm(x), attn_mask, last_only)
+        x = (x[:, -1:] if last_only else x) + self.dropout(attended)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -89,13 +98,19 @@ class SASRec(Backbone):
         self.final_norm = nn.LayerNorm(config.dim)
 
     def forward(
-        self, item_embeddings: torch.Tensor, timestamps: torch.Tensor, mask: torch.Tensor
+        self,
+        item_embeddings: torch.Tensor,
+        timestamps: torch.Tensor,
+        mask: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
         positions = reverse_positions(mask).clamp(max=self.position_embedding.num_embeddings - 1)
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
         x = self.dropout(x) * mask[..., None]
         attn_mask = causal_attention_mask(mask)
-        for _ in range(self.recurrent_depth):  # the same blocks again: depth without parameters
-            for block in self.blocks:
-                x = block(x, attn_mask)
+        # the same blocks again on later passes: depth without parameters
+        stack = [block for _ in range(self.recurrent_depth) for block in self.blocks]
+        for depth, block in enumerate(stack, 1):
+            # the last block computes only what the last position needs: a third of the work for 2 blocks
+            x = block(x, attn_mask, last_only=last_only and depth == len(stack))
         return self.final_norm(x)

@@ -120,13 +120,8 @@ def train(
         if config.lr_decay_patience
         else None
     )
-    # prior heads on the horizon prior learn the next `horizon` items of every position, not only the next
     horizon = model.heads.horizon if model.heads is not None else 1
-    if config.all_windows:
-        sequences = sequences.windows(max_len + 1, lookahead=horizon - 1)
-    own = sequences.lengths - (sequences.ahead if sequences.ahead is not None else 0)  # without lookahead
-    trainable = np.flatnonzero(own >= 2)  # a sequence needs one input and one target
-    lengths = np.minimum(own[trainable], max_len + 1)
+    sequences, trainable, lengths = training_windows(sequences, max_len, horizon, config.all_windows)
     result = TrainResult()
     started = time.perf_counter()
     progress = Progress(
@@ -146,7 +141,7 @@ def train(
                 model.train()
                 total_loss = 0.0
                 for step, batch_rows in enumerate(batches, 1):
-                    loss = _train_step(
+                    loss = train_step(
                         model, optimizer, sequences, trainable[batch_rows], max_len, horizon, loss_config
                     )
                     total_loss += loss
@@ -199,7 +194,22 @@ def train(
     return result
 
 
-def _train_step(
+def training_windows(
+    sequences: Sequences, max_len: int, horizon: int, all_windows: bool
+) -> tuple[Sequences, np.ndarray, np.ndarray]:
+    """What one epoch trains on: ``(windows, trainable rows of windows, their lengths (<= max_len + 1))``.
+
+    ``horizon > 1`` (prior heads on the horizon prior learn the next ``horizon`` items of every position)
+    extends each window by the events that follow it, as targets only.
+    """
+    if all_windows:
+        sequences = sequences.windows(max_len + 1, lookahead=horizon - 1)
+    own = sequences.lengths - (sequences.ahead if sequences.ahead is not None else 0)  # without lookahead
+    trainable = np.flatnonzero(own >= 2)  # a sequence needs one input and one target
+    return sequences, trainable, np.minimum(own[trainable], max_len + 1)
+
+
+def train_step(
     model: SequentialModel,
     optimizer: torch.optim.Optimizer,
     sequences: Sequences,
@@ -208,6 +218,7 @@ def _train_step(
     horizon: int,
     loss_config: LossConfig,
 ) -> float:
+    """One optimisation step on the windows ``rows`` of ``sequences``; returns the loss."""
     batch = training_batch(sequences, rows, max_len, horizon)
     inputs = batch.inputs
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
