@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from grid import fit_once, print_table
+from grid import fit_seeds, print_table
 
 COLUMNS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
 
@@ -30,24 +30,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config override section.key=value")
     args = parser.parse_args()
 
-    results: dict[str, list[dict[str, float]]] = {}
-    for model in args.models:
-        for seed in args.seeds:
-            run = Path(args.out) / f"{model}-s{seed}"
-            overrides = [
-                f"data.path={json.dumps(args.data)}",
-                f"model.name={json.dumps(model)}",
-                f"train.seed={seed}",
-                *args.set,
-            ]
-            metrics = fit_once(run, overrides)
-            results.setdefault(model, []).append(metrics["test"])
-            print(
-                f"{run}: best epoch {metrics['best_epoch']}  "
-                + "  ".join(f"{c} {metrics['test'][c]:.4f}" for c in COLUMNS),
-                flush=True,
-            )
-    print_table(f"backbone ({len(args.seeds)} seeds, test)", results, COLUMNS)
+    variants = {model: [f"model.name={json.dumps(model)}"] for model in args.models}
+    results = fit_seeds(Path(args.out), args.data, variants, args.seeds, args.set, COLUMNS)
+    seeds = f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}"
+    print_table(f"backbone ({seeds}, test)", results, COLUMNS)
     if "sasrec" in results and "hstu" in results:
         pairs = zip(results["hstu"], results["sasrec"], strict=True)
         wins = sum(hstu["ndcg@10"] > sasrec["ndcg@10"] for hstu, sasrec in pairs)

@@ -24,10 +24,35 @@ def fit_once(run: Path, overrides: Sequence[str]) -> dict[str, Any]:
     return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
 
 
+def fit_seeds(
+    out: Path,
+    data: str,
+    variants: dict[str, list[str]],
+    seeds: Sequence[int],
+    overrides: Sequence[str],
+    columns: Sequence[str],
+) -> dict[str, list[dict[str, float]]]:
+    """Every (variant, seed) fitted into ``out/<variant>-s<seed>``: the test metrics per variant, seed order.
+
+    ``variants`` maps a name to its config overrides; ``overrides`` apply to every run. Each run's
+    ``columns`` are printed as it finishes.
+    """
+    results: dict[str, list[dict[str, float]]] = {}
+    for variant, own in variants.items():
+        for seed in seeds:
+            run = out / f"{variant}-s{seed}"
+            metrics = fit_once(run, [f"data.path={json.dumps(data)}", *own, f"train.seed={seed}", *overrides])
+            results.setdefault(variant, []).append(metrics["test"])
+            values = "  ".join(f"{c} {metrics['test'][c]:.4f}" for c in columns)
+            print(f"{run}: best epoch {metrics['best_epoch']}  {values}", flush=True)
+    return results
+
+
 def mean_std(values: Sequence[float]) -> str:
-    """``mean ± sample std`` (0 for one value)."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+    """``mean ± sample std``, or the value alone when there is one."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def print_table(label: str, results: dict[str, list[dict[str, float]]], columns: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ import argparse
 import json
 from pathlib import Path
 
-from grid import fit_once, print_table
+from grid import fit_seeds, print_table
 
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
@@ -59,19 +59,8 @@ def main() -> None:
     if not args.data or not args.out:
         parser.error("--data and --out are required (or --steer RUN)")
 
-    results: dict[str, list[dict[str, float]]] = {}
-    for variant in args.variants:
-        for seed in args.seeds:
-            run = Path(args.out) / f"{variant}-s{seed}"
-            overrides = [
-                f"data.path={json.dumps(args.data)}",
-                f"heads.priors={json.dumps(VARIANTS[variant])}",
-                f"train.seed={seed}",
-                *args.set,
-            ]
-            metrics = fit_once(run, overrides)
-            results.setdefault(variant, []).append(metrics["test"])
-            print(f"{run}: " + "  ".join(f"{c} {metrics['test'][c]:.4f}" for c in COLUMNS), flush=True)
+    variants = {name: [f"heads.priors={json.dumps(VARIANTS[name])}"] for name in args.variants}
+    results = fit_seeds(Path(args.out), args.data, variants, args.seeds, args.set, COLUMNS)
     print_table(f"variant ({len(args.seeds)} seeds, test)", results, COLUMNS)
 
 

@@ -56,9 +56,9 @@ class SelfAttention(nn.Module):
         heads, per_head = self.n_heads, dim // self.n_heads
         if last_only:  # keys and values of every position, the query of the last one only
             weight, bias = self.qkv.weight, self.qkv.bias
-            q = F.linear(x[:, -1:], weight[:dim], bias[:dim]).view(batch, 1, 1, heads, per_head)
+            q = F.linear(x[:, -1:], weight[:dim], bias[:dim]).view(batch, 1, heads, per_head).transpose(1, 2)
             kv = F.linear(x, weight[dim:], bias[dim:]).view(batch, length, 2, heads, per_head)
-            q, k, v = q.permute(2, 0, 3, 1, 4)[0], *kv.permute(2, 0, 3, 1, 4)
+            k, v = kv.permute(2, 0, 3, 1, 4)
             attn_mask = attn_mask[..., -1:, :]
         else:  # (B, L, 3D) -> three (B, H, L, D/H)
             q, k, v = self.qkv(x).view(batch, length, 3, heads, per_head).permute(2, 0, 3, 1, 4)
