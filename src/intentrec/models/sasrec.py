@@ -111,6 +111,6 @@ class SASRec(Backbone):
         # the same blocks again on later passes: depth without parameters
         stack = [block for _ in range(self.recurrent_depth) for block in self.blocks]
         for depth, block in enumerate(stack, 1):
-            # the last block computes only what the last position needs: a third of the work for 2 blocks
+            # the last block computes only what the last position needs: a third less work for 2 blocks
             x = block(x, attn_mask, last_only=last_only and depth == len(stack))
         return self.final_norm(x)
