@@ -163,6 +163,7 @@ def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> dict[st
 
     from intentrec.config import RunConfig
     from intentrec.recommender import Recommender
+    from intentrec.training.trainer import training_windows
 
     torch.set_num_threads(args.threads)
     config = RunConfig.from_dict(
@@ -199,9 +200,8 @@ def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> dict[st
     dataset, split = recommender.dataset, recommender.split
     assert dataset is not None and split is not None
 
-    # what the trainer iterates over in an epoch: windows of max_len + 1 events with at least one target
-    windows = split.train.windows(args.max_len + 1)
-    lengths = windows.lengths[windows.lengths >= 2]
+    # what the trainer iterates over in an epoch: each window supervises every event after its first
+    _, _, lengths = training_windows(split.train, args.max_len, horizon=1, all_windows=True)
     n_windows, n_targets = len(lengths), int((lengths - 1).sum())
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line]
     epoch_seconds = [record["train_seconds"] for record in history]
