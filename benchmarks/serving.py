@@ -203,8 +203,12 @@ def load(
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_until_up(port, server)
+        server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
         # uvloop: a third less client work per request than asyncio's own loop, on cores the server needs
         result = uvloop.run(_drive(port, users, rate, seconds, warmup, k, connections))
+        sent = int((warmup + seconds) * rate)  # the CPU is counted over the warm-up too
+        result["server_cpu_ms_per_request"] = round(1000 * (_cpu_seconds(server.pid) - server_cpu) / sent, 2)
+        result["client_cpu_ms_per_request"] = round(1000 * (time.process_time() - client_cpu) / sent, 2)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -221,6 +225,7 @@ async def _drive(
     for _ in range(connections):
         pool.put_nowait(await _Connection.open(port))
     latencies: list[float] = []
+    sent_at: list[float] = []  # when each counted request was due, for the latency over time
     statuses: dict[int, int] = {}
     errors = 0
 
@@ -236,6 +241,7 @@ async def _drive(
         pool.put_nowait(connection)
         if counted:
             latencies.append(time.perf_counter() - due)
+            sent_at.append(due)
             statuses[status] = statuses.get(status, 0) + 1
             errors += not ok
 
@@ -262,6 +268,7 @@ async def _drive(
         "p99_ms": round(float(ms[2]), 2),
         "p99.9_ms": round(float(ms[3]), 2),
         "max_ms": round(1000 * max(latencies), 2),
+        "p99_ms_per_10s": _p99_per_window(np.array(sent_at) - (start + warmup), np.array(latencies), 10.0),
         "k": k,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
@@ -294,6 +301,27 @@ class _Connection:
             if name.strip().lower() == b"content-length":
                 length = int(value)
         return status, await self.reader.readexactly(length)
+
+
+def _p99_per_window(sent: np.ndarray, latencies: np.ndarray, window: float) -> list[float]:
+    """p99 latency (ms) of the requests sent in each ``window`` seconds: a steady tail, or a burst?"""
+    which = (sent // window).astype(np.int64)
+    return [round(1000 * float(np.percentile(latencies[which == w], 99)), 1) for w in np.unique(which)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and all its descendants so far (Linux /proc)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            continue
+    return total
 
 
 def _free_port() -> int:

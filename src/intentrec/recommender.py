@@ -295,12 +295,21 @@ class Recommender:
 
         ``batch`` holds at most the last ``config.model.max_len`` events of each history (``pad_left``).
         """
+        return self.user_queries(self.user_states(batch))
+
+    def user_states(self, batch: PaddedBatch) -> torch.Tensor:
+        """``(B, D)``: the backbone's state after the last event of each history (the heads read it)."""
         model, _ = self._fitted()
         with torch.inference_mode():
-            hidden = model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps), last_only=True)
-            if model.heads is not None:
-                return model.heads.scale() * model.heads(hidden)
-            return hidden
+            return model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps), last_only=True)
+
+    def user_queries(self, states: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` states -> the vectors of :meth:`user_vectors`: the states, or the heads' queries."""
+        model, _ = self._fitted()
+        if model.heads is None:
+            return states
+        with torch.inference_mode():
+            return model.heads.scale() * model.heads(states)
 
     def item_vectors(self) -> torch.Tensor:
         """``(n_items, D)``: row ``i`` is dataset item ``i``; score = ``<user vector, item vector>``."""

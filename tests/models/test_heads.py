@@ -16,6 +16,7 @@ from intentrec.models.heads import (
     Prior,
     PriorHeads,
     Steering,
+    merged_softmax_loss,
     prior_heads_loss,
 )
 from intentrec.recommender import Recommender
@@ -101,7 +102,7 @@ def test_heads_start_as_the_identity(cosine: bool) -> None:
 
 @pytest.mark.parametrize("cosine", [False, True])
 def test_an_item_scores_by_its_best_allowed_head_and_weights_steer(cosine: bool) -> None:
-    heads = heads_for(["a", "b"], [[True, False], [True, True], [False, True]], cosine=cosine)
+    heads = heads_for(["a", "b"], [[True, False], [True, True], [False, True]], cosine=cosine, merge="max")
     hidden, items = torch.randn(2, DIM), torch.randn(4, DIM)  # items row 0 is padding
     scores, head = heads.score(hidden, items)
     unit = torch.nn.functional.normalize(items[1:], dim=-1) if cosine else items[1:]
@@ -135,10 +136,42 @@ def test_the_mix_merge_is_a_mixture_of_the_heads_weighted_by_the_backbones_own_p
         heads.score(hidden, items, merge="mix")
 
 
+@pytest.mark.parametrize("cosine", [False, True])
+def test_the_sum_merge_adds_up_the_weighted_heads_that_may_give_an_item(cosine: bool) -> None:
+    heads = heads_for(["a", "b"], [[True, False], [True, True], [False, True]], cosine=cosine)
+    hidden, items, weights = torch.randn(2, DIM), torch.randn(4, DIM), torch.tensor([2.0, 0.5])
+    scores, head = heads.score(hidden, items, weights, merge="sum")
+    unit = torch.nn.functional.normalize(items[1:], dim=-1) if cosine else items[1:]
+    per_head = (heads.scale() * heads(hidden) @ unit.T).exp() * weights[None, :, None]  # (B, H, n)
+    torch.testing.assert_close(scores[:, 0], per_head[:, 0, 0].log())
+    torch.testing.assert_close(scores[:, 1], per_head[:, :, 1].sum(1).log())
+    torch.testing.assert_close(scores[:, 2], per_head[:, 1, 2].log())
+    assert (head[:, 1] == per_head[:, :, 1].argmax(1)).all()  # the larger term is the reason
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_the_merged_loss_is_cross_entropy_of_what_the_sum_merge_ranks_by(cosine: bool) -> None:
+    membership = [[True, False], [True, True], [False, True], [False, True]]
+    heads = heads_for(["a", "b"], membership, cosine=cosine, merged_loss=0.5)
+    items, hidden, targets = torch.randn(5, DIM), torch.randn(3, DIM), torch.tensor([1, 2, 4])
+    loss = merged_softmax_loss(heads, hidden, targets, heads.items(items))
+    scores, _ = heads.score(hidden, items, merge="sum")
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets - 1))
+
+    together = prior_heads_loss(heads, hidden, targets[:, None], items)
+    heads.config = heads.config.model_copy(update={"merged_loss": 0.0})
+    alone = prior_heads_loss(heads, hidden, targets[:, None], items)
+    torch.testing.assert_close(together, alone + 0.5 * loss)
+
+
 @pytest.mark.parametrize(("objective", "cosine"), [("softmax", False), ("sampled", True)])
 def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bool) -> None:
     heads = heads_for(
-        ["a", "b"], [[True, False], [True, False], [False, True]], objective=objective, cosine=cosine
+        ["a", "b"],
+        [[True, False], [True, False], [False, True]],
+        objective=objective,
+        cosine=cosine,
+        merged_loss=0,  # it would train every head on every target
     )
     items = torch.randn(4, DIM)
     hidden = torch.randn(3, DIM)
@@ -150,7 +183,7 @@ def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bo
 
 
 def test_the_softmax_objective_is_cross_entropy_within_the_heads_group() -> None:
-    heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]])
+    heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]], merged_loss=0)
     items, hidden = torch.randn(4, DIM), torch.randn(1, DIM)
     loss = prior_heads_loss(heads, hidden, torch.tensor([[2]]), items)  # target item 1, group a = {0, 1}
     logits = heads.query(hidden, 0) @ items[1:3].T  # the candidates: items 0 and 1 only
@@ -323,7 +356,8 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     for user in range(60):
         start = rng.integers(12)
         rows += [(f"u{user}", f"i{(start + t) % 12}", 1_600_000_000 + 60 * t) for t in range(8)]
-    dataset = with_categories(make_dataset(rows), [["even" if i % 2 == 0 else "odd"] for i in range(12)])
+    categories = [["even" if i % 2 == 0 else "odd"] + (["third"] if i % 3 == 0 else []) for i in range(12)]
+    dataset = with_categories(make_dataset(rows), categories)  # multi-label: items 0, 3, 6, 9 have two heads
     config = RunConfig.from_dict(
         {
             "model": {"dim": 16, "n_blocks": 1, "dropout": 0.0, "max_len": 8},
@@ -333,7 +367,7 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
         }
     )
     fitted = Recommender(config).fit(dataset, out=tmp_path)
-    assert sorted(fitted.model.heads.names) == ["even", "odd"]  # most frequent target category first
+    assert sorted(fitted.model.heads.names) == ["even", "odd", "third"]
     loaded = Recommender.load(tmp_path)
     assert loaded.evaluate("test") == fitted.metrics["test"]
     assert loaded.model.heads.names == fitted.model.heads.names
@@ -342,7 +376,13 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     # served over the exact index, each head searches its own items and the lists merge as offline
     service = Service(loaded, ServeConfig(index=IndexConfig(kind="exact")))
     for user in ["u1", "u7", "u30"]:
-        for steering in (None, Steering(only=["odd"]), Steering(values={"even": 3.0})):
+        for steering in (
+            None,
+            Steering(only=["odd"]),
+            Steering(values={"even": 3.0}),
+            Steering(merge="sum"),
+            Steering(merge="sum", values={"third": 0.5}),
+        ):
             offline = loaded.recommend([user], k=5, steering=steering)
             served = service.recommend(RecommendRequest(user=user, k=5, steering=steering))
             assert [entry["item"] for entry in served["items"]] == offline["item"].to_list()
@@ -400,9 +440,16 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
     assert set(fitted.metrics["test_by_category"]) == {"even", "odd"}
 
 
-def test_the_backbones_own_loss_is_added_when_heads_train_against_their_own_group_only() -> None:
-    assert HeadsConfig(priors=["taxonomy"]).next_item_weight == 1.0  # in-group scores need a common scale
-    assert HeadsConfig(priors=["clusters", "horizon"]).next_item_weight == 1.0
-    assert HeadsConfig(priors=["horizon"]).next_item_weight == 0.0  # every head already ranks every item
-    assert HeadsConfig(priors=["taxonomy"], in_group_negatives=False).next_item_weight == 0.0
+def test_heads_of_item_priors_train_and_merge_on_a_common_scale_by_default() -> None:
+    """In-group losses never compare items of different heads; the merged loss and the backbone's own
+    next-item loss do, and the sum merge ranks by what the merged loss trained."""
+    taxonomy = HeadsConfig(priors=["taxonomy"])
+    assert (taxonomy.next_item_weight, taxonomy.merged_weight, taxonomy.merge_rule) == (1.0, 1.0, "sum")
+    assert HeadsConfig(priors=["clusters", "horizon"]).merged_weight == 1.0
+    horizon = HeadsConfig(priors=["horizon"])  # every head already ranks every item
+    assert (horizon.next_item_weight, horizon.merged_weight, horizon.merge_rule) == (0.0, 0.0, "max")
+    global_negatives = HeadsConfig(priors=["taxonomy"], in_group_negatives=False)
+    assert (global_negatives.next_item_weight, global_negatives.merged_weight) == (0.0, 0.0)
     assert HeadsConfig(priors=["horizon"], next_item_loss=0.5).next_item_weight == 0.5
+    assert HeadsConfig(priors=["taxonomy"], merged_loss=0).merge_rule == "max"
+    assert HeadsConfig(priors=["taxonomy"], merge="max").merge_rule == "max"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from fastapi.testclient import TestClient
+
+from intentrec.serving.app import create_app
+from intentrec.serving.service import ServeConfig, Service
 
 N_ITEMS = 30  # the catalogue of conftest.py
 TOKEN = "s3cret-token"  # the token of the `locked` client
@@ -171,3 +177,13 @@ def test_bad_similar_requests_get_a_4xx_that_says_why(client, path, status, word
     response = client.get(path)
     assert response.status_code == status, response.text
     assert words in response.text
+
+
+def test_a_worker_with_one_core_searches_on_its_event_loop_with_the_same_answers(run, client) -> None:
+    one_core_each = ServeConfig(workers=os.cpu_count() or 1)  # no search thread: it would buy nothing
+    inline = TestClient(create_app(Service.load(run, one_core_each)))
+    for body in (
+        {"user": "u3", "k": 10},
+        {"history": [{"item": "i4"}], "k": 5, "exclude_categories": ["odd"]},
+    ):
+        assert inline.post("/recommend", json=body).json() == client.post("/recommend", json=body).json()

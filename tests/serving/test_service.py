@@ -93,3 +93,24 @@ def test_a_batch_of_requests_ranks_as_each_request_alone(service) -> None:
         np.testing.assert_allclose(scores, alone_scores, rtol=1e-5, atol=1e-6)
     # and what is served is what the response schema says
     RecommendResponse.model_validate(service.respond(queries[1], *together[1]))
+
+
+def test_known_users_are_served_from_states_computed_at_start(recommender, monkeypatch) -> None:
+    cached, uncached = Service(recommender), Service(recommender, ServeConfig(cache_users=0))
+    requests = [RecommendRequest(user=user, k=K) for user in ("u0", "u7", "u42")]
+    expected = uncached.rank([uncached.prepare(request) for request in requests])
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model ran for a known user")
+
+    monkeypatch.setattr(recommender, "user_states", no_model)
+    resolved = [cached.prepare(request) for request in requests]
+    for each, (items, scores, _) in zip(resolved, expected, strict=True):
+        assert cached.rank([each])[0][0].tolist() == items.tolist()
+        np.testing.assert_allclose(
+            cached.cached_vector(each) @ cached.index.vectors[items].T, scores, rtol=1e-5
+        )
+    assert uncached.cached_vector(resolved[0]) is None
+    assert Service(recommender, ServeConfig(cache_users=10)).cached_vector(resolved[0]) is None  # too many
+    with pytest.raises(AssertionError, match="the model ran"):  # a history brought in a request is not known
+        cached.rank([cached.prepare(RecommendRequest(history=[{"item": "i3"}], k=K))])

@@ -20,11 +20,18 @@ cross-entropy against the other items of its own category when the prior is an i
 ("in-group" negatives); a target ``k`` items ahead counts ``discount^(k-1)``, and each head's loss is
 weighted by its share of the targets. The paper samples the negatives and scores by cosine similarity with a
 learned temperature (``objective="sampled", cosine=True``); the default here is the full softmax over the
-group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md). When heads train
-against in-group negatives, the plain next-item loss on the backbone output is added by default
-(``next_item_loss``): an in-group loss never compares items of different heads, so nothing else puts the
-heads' scores on one scale (MovieLens-100K, one seed: best validation NDCG@10 0.086 with taxonomy heads
-alone, 0.093 with it, 0.105 without heads; on test the two heads runs were level, 0.0695 and 0.0688).
+group with dot products, which trains far faster in IntentRec's loop (BENCHMARKS.md).
+
+An in-group loss never compares items of different heads, so it leaves each head's scores on a scale of
+their own, and comparing heads at inference then compares scales rather than preferences (MovieLens-100K:
+taxonomy heads cost 16% of NDCG@10 that way). When heads train against in-group negatives, two losses over
+the whole catalogue are therefore added by default: the plain next-item loss on the backbone output
+(``next_item_loss``) and the merged loss (``merged_loss``), the cross-entropy of the next item under
+
+    P(i | u) ∝ sum_c exp(s_c(i))      over the heads c that may give item i
+
+which is what the "sum" merge ranks by. It is one softmax over every (head, item) pair, whose positives are
+the target's pairs: a few times the cost of the next-item loss, plus every head's query at every position.
 
 Two priors compose in one of three ways (first prior ``A``, second ``B``):
 
@@ -34,13 +41,16 @@ Two priors compose in one of three ways (first prior ``A``, second ``B``):
                     then one shared block g on top with a learned embedding e_b per value of B
 
 At inference every head scores every item, items outside a head's category are impossible for it, and an
-item's score is its best head's:
+item's score is its best head's ("max", the paper's) or the sum over its heads ("sum", the default with the
+merged loss):
 
-    score(i) = max_c [ s · sim(q_c, e_i) + log w_c ]   over the heads c whose category holds i
+    max:  score(i) = max_c [ s · sim(q_c, e_i) + log w_c ]        over the heads c whose category holds i
+    sum:  score(i) = log sum_c w_c exp(s · sim(q_c, e_i))
 
 where ``s`` is the learned inverse temperature (1 with dot products) and ``w_c`` a per-head weight that a user
 can change at request time (:class:`Steering`) to move the list towards, or away from, some intents
-(``w_c = 0`` drops a head). The head that gives an item its score is the reason the item is recommended.
+(``w_c = 0`` drops a head). The head that gives an item its score (the largest term of the sum) is the
+reason the item is recommended.
 """
 
 from __future__ import annotations
@@ -66,6 +76,7 @@ OTHER = "(other)"
 NEXT_ITEM_HEAD = "next"
 
 PriorKind = Literal["taxonomy", "clusters", "events", "horizon"]
+Merge = Literal["max", "sum", "mix"]
 #: Priors that are properties of the item (they restrict which items a head may give).
 ITEM_PRIORS = ("taxonomy", "clusters")
 
@@ -105,17 +116,26 @@ class HeadsConfig(BaseModel):
     frequency_weights: bool = Field(
         True, description="Weight head losses by their share of targets (else every head counts the same)."
     )
-    merge: Literal["max", "mix"] = Field(
-        "max",
-        description="How head scores combine: 'max' (an item's best head, the paper's) or 'mix' (a mixture "
-        "weighted by the backbone's own probability of each head's items).",
+    merge: Merge | None = Field(
+        None,
+        description="How head scores combine: 'max' (an item's best head, the paper's), 'sum' (log of the "
+        "sum of exp(score) over an item's heads, what the merged loss trains) or 'mix' (a mixture weighted "
+        "by the backbone's own probability of each head's items); None: 'sum' with the merged loss, "
+        "else 'max'.",
+    )
+    merged_loss: float | None = Field(
+        None,
+        ge=0,
+        description="Weight of a cross-entropy of the next item over the whole catalogue, scored by every "
+        "head that may give it ('sum' merge): it sets the scale on which heads are compared. None: 1 when "
+        "heads train against in-group negatives, else 0.",
     )
     next_item_loss: float | None = Field(
         None,
         ge=0,
         description="Weight of the plain next-item loss on the backbone output, added to the heads' loss "
-        "(0: the heads' loss alone, as in the paper); None: 1 when heads train against in-group negatives "
-        "(their scores need a common scale), else 0.",
+        "(0: the heads' loss alone, as in the paper); None: 1 when heads train against in-group negatives, "
+        "else 0.",
     )
 
     @model_validator(mode="before")
@@ -143,12 +163,30 @@ class HeadsConfig(BaseModel):
         return self.pred_len if "horizon" in self.priors else 1
 
     @property
+    def in_group(self) -> bool:
+        """Whether some head trains against the items of its own category only."""
+        return self.in_group_negatives and any(prior in ITEM_PRIORS for prior in self.priors)
+
+    @property
     def next_item_weight(self) -> float:
         """The weight of the backbone's plain next-item loss next to the heads' (see ``next_item_loss``)."""
         if self.next_item_loss is not None:
             return self.next_item_loss
-        in_group = self.in_group_negatives and any(prior in ITEM_PRIORS for prior in self.priors)
-        return 1.0 if in_group else 0.0
+        return 1.0 if self.in_group else 0.0
+
+    @property
+    def merged_weight(self) -> float:
+        """The weight of the merged loss (see ``merged_loss``)."""
+        if self.merged_loss is not None:
+            return self.merged_loss
+        return 1.0 if self.in_group else 0.0
+
+    @property
+    def merge_rule(self) -> Merge:
+        """How head scores combine unless a request says otherwise (see ``merge``)."""
+        if self.merge is not None:
+            return self.merge
+        return "sum" if self.merged_weight else "max"
 
 
 class Prior:
@@ -330,7 +368,7 @@ class Steering(BaseModel):
     heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
     values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")
     only: list[str] | None = Field(None, description="Heads or prior values to keep; None: all.")
-    merge: Literal["max", "mix"] | None = Field(None, description="How heads combine; None: the run's.")
+    merge: Merge | None = Field(None, description="How heads combine; None: the run's.")
 
     @field_validator("heads", "values")
     @classmethod
@@ -422,7 +460,7 @@ class PriorHeads(nn.Module):
         hidden: torch.Tensor,
         items: torch.Tensor,
         head_weights: torch.Tensor | None = None,
-        merge: Literal["max", "mix"] | None = None,
+        merge: Merge | None = None,
         own_scores: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of every dataset item and the head each score comes from.
@@ -431,12 +469,13 @@ class PriorHeads(nn.Module):
         -> ``scores (B, n_items)`` and ``head (B, n_items)`` int64. An item no head may give (all its heads
         weighted 0) scores ``-inf``.
 
-        ``merge`` (default: the config's) ``"max"`` gives an item its best head's score; ``"mix"`` the log
-        of the mixture ``sum_c w_c P(c | u) P_c(i | u)``, where ``P_c`` is head c's softmax over its items
-        and ``P(c | u)`` the backbone's own probability (``own_scores (B, n_items)``, its next-item
-        logits) of head c's items; the head reported is the largest term.
+        ``merge`` (default: the config's) ``"max"`` gives an item its best head's score; ``"sum"``
+        ``log sum_c w_c exp(score_c)`` over its heads; ``"mix"`` the log of the mixture
+        ``sum_c w_c P(c | u) P_c(i | u)``, where ``P_c`` is head c's softmax over its items and
+        ``P(c | u)`` the backbone's own probability (``own_scores (B, n_items)``, its next-item logits) of
+        head c's items. The head reported is the largest term.
         """
-        merge = merge or self.config.merge
+        merge = merge or self.config.merge_rule
         if merge == "mix" and own_scores is None:
             raise ValueError("merge='mix' needs the backbone's own next-item scores")
         queries, items = self(hidden), self.items(items[1:])  # (B, H, D), (n_items, D)
@@ -457,7 +496,7 @@ class PriorHeads(nn.Module):
             better = logits > best
             best = torch.where(better, logits, best)
             best_head = torch.where(better, head, best_head)
-        return (total if merge == "mix" else best), best_head
+        return (best if merge == "max" else total), best_head
 
     def head_weights(self, steering: Steering) -> torch.Tensor:
         """``(H,)`` weights from a :class:`Steering`; unknown head or value names are a ConfigError."""
@@ -525,7 +564,31 @@ def prior_heads_loss(
         losses.append((nll * weight).sum() / weight.sum())
         totals.append(weight.sum())
     weights = torch.stack(totals) if config.frequency_weights else torch.ones(len(totals))
-    return (torch.stack(losses) * weights).sum() / weights.sum()
+    loss = (torch.stack(losses) * weights).sum() / weights.sum()
+    if config.merged_weight:
+        loss = loss + config.merged_weight * merged_softmax_loss(heads, hidden, targets[:, 0], items)
+    return loss
+
+
+def merged_softmax_loss(
+    heads: PriorHeads, hidden: torch.Tensor, next_items: torch.Tensor, items: torch.Tensor
+) -> torch.Tensor:
+    """Mean cross-entropy of ``next_items (P,)`` over the catalogue, each item scored by all its heads.
+
+    ``P(i | u) ∝ sum_c exp(s_c(i))`` over the heads ``c`` that may give ``i``: a softmax over every
+    (head, item) pair whose positives are the target's pairs. In-group losses are blind to a shift of one
+    head's scores; this one is not, so it sets the scale on which the heads' scores meet at inference.
+    ``items`` is the table as the heads compare against it (:meth:`PriorHeads.items`).
+    """
+    queries = heads.scale() * heads(hidden)  # (P, H, D)
+    pairs = [
+        queries[:, head] @ items[heads.allowed[:, head].nonzero().squeeze(1)].T
+        for head in range(len(heads.names))
+    ]  # only the items a head may give: the pairs are a few times n_items, not H times
+    log_partition = torch.logsumexp(torch.cat(pairs, dim=1), dim=1)
+    target_logits = torch.einsum("phd,pd->ph", queries, items[next_items])
+    target_logits = target_logits.masked_fill(~heads.allowed[next_items], float("-inf"))
+    return (log_partition - torch.logsumexp(target_logits, dim=1)).mean()
 
 
 def _info_nce(

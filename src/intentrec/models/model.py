@@ -12,14 +12,12 @@ padding item, and dataset item ``i`` is row ``i + 1``.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from intentrec.models.backbone import Backbone
-from intentrec.models.heads import PriorHeads
+from intentrec.models.heads import Merge, PriorHeads
 
 
 class SequentialModel(nn.Module):
@@ -57,7 +55,7 @@ class SequentialModel(nn.Module):
         items: torch.Tensor,
         timestamps: torch.Tensor,
         head_weights: torch.Tensor | None = None,
-        merge: Literal["max", "mix"] | None = None,
+        merge: Merge | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history, and
         the prior head each score comes from ``(B, n_items)`` int64 (None without prior heads).
@@ -69,6 +67,6 @@ class SequentialModel(nn.Module):
         if self.heads is None:
             return user @ self.output_embeddings()[1:].T, None
         # the backbone's own scores weigh the heads in a mixture; the max-merge never reads them
-        mixing = (merge or self.heads.config.merge) == "mix"
+        mixing = (merge or self.heads.config.merge_rule) == "mix"
         own = user @ self.output_embeddings()[1:].T if mixing else None
         return self.heads.score(user, self.item_embedding.weight, head_weights, merge, own)

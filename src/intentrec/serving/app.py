@@ -60,18 +60,22 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     batcher = Batcher(lambda requests: list(service.vectors(requests)))
     # faiss' OpenMP thread count is per thread: left at its default, every one-query search of a new
     # thread starts a team of one thread per core whose idle members spin (2 ms of CPU per request here)
-    searchers = ThreadPoolExecutor(
-        max(1, (os.cpu_count() or 1) // service.config.workers),  # the workers share the cores
-        thread_name_prefix="intentrec-search",
-        initializer=faiss.omp_set_num_threads,
-        initargs=(1,),
+    cores = max(1, (os.cpu_count() or 1) // service.config.workers)  # the workers share the cores
+    # with one core to a process, a search thread adds two thread wake-ups per request and no parallelism
+    searchers = (
+        ThreadPoolExecutor(
+            cores, thread_name_prefix="intentrec-search", initializer=faiss.omp_set_num_threads, initargs=(1,)
+        )
+        if cores > 1
+        else None
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         batcher.close()
-        searchers.shutdown()
+        if searchers is not None:
+            searchers.shutdown()
 
     app = FastAPI(
         title="IntentRec",
@@ -88,14 +92,20 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         return JSONResponse({"detail": str(error)}, status_code=status)
 
     # The hot path, in three stages that overlap across requests: parsing and writing on the event loop,
-    # the model on the batcher's thread (requests that queue up share a forward pass), the index on one
-    # thread per core (faiss releases the GIL). The body is written by pydantic's serialiser without
+    # the model on the batcher's thread (requests that queue up share a forward pass; a known user's
+    # state was computed at start), the index on one thread per core (faiss releases the GIL), or on the
+    # event loop when the process has one core. The body is written by pydantic's serialiser without
     # building the response models (4x faster than the json module for 100 items); the tests check it
     # against the response schema.
     async def answer(resolved: Resolved) -> Response:
-        vector = await batcher.submit(resolved)
-        loop = asyncio.get_running_loop()
-        items, scores, heads = await loop.run_in_executor(searchers, service.search, resolved, vector)
+        vector = service.cached_vector(resolved)
+        if vector is None:
+            vector = await batcher.submit(resolved)
+        if searchers is None:
+            items, scores, heads = service.search(resolved, vector)
+        else:
+            loop = asyncio.get_running_loop()
+            items, scores, heads = await loop.run_in_executor(searchers, service.search, resolved, vector)
         body = service.respond(resolved, items, scores, heads)
         return Response(to_json(body), media_type="application/json")
 

@@ -7,7 +7,8 @@ the vector index. A request goes through three steps:
               every user mistake is raised here (IntentRecError; UnknownIdError for a user or item that
               does not exist), which the app turns into a 4xx
     rank      the model's state after the last event of each history, for many requests in one forward
-              pass (vectors), then the index's best items under each request's filters (search)
+              pass (vectors), then the index's best items under each request's filters (search); the
+              states of known users are computed once, at start, so their requests skip the model
     respond   raw IDs, scores, titles, categories and the head, as JSON-ready data
 
 The rankings are those of :meth:`Recommender.recommend` (exactly with the exact index; a test checks it).
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 import intentrec
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.errors import ConfigError
-from intentrec.models.heads import Steering
+from intentrec.models.heads import Merge, Steering
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
@@ -52,6 +54,12 @@ class ServeConfig(BaseModel):
 
     workers: int = Field(1, ge=1, description="Processes serving requests, sharing the loaded run.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (HTTP 413 above).")
+    cache_users: int = Field(
+        1_000_000,
+        ge=0,
+        description="Compute the state of every known user at start (D floats each) when there are at "
+        "most this many; their requests then skip the model. 0: never.",
+    )
     index: IndexConfig = Field(default_factory=IndexConfig)
 
 
@@ -68,6 +76,7 @@ class Resolved:
     skipped_events: int
     similar_to: Any = None  # the item of a similar-items request
     head_weights: np.ndarray | None = None  # (H,) with prior heads: the request's steering
+    merge: Merge = "max"  # with prior heads: how their scores combine ("max" or "sum" when served)
 
 
 class Service:
@@ -83,13 +92,11 @@ class Service:
         self.catalogue = recommender.catalogue
         recommender.history  # noqa: B018 -- built now rather than by the first request
         vectors = np.ascontiguousarray(recommender.item_vectors().numpy(), dtype=np.float32)
-        # per prior head, the (n_items,) mask of the items it may give; None for a head that may give any
-        self._head_allowed = (
-            []
-            if self.heads is None
-            else [None if column.all() else column for column in self.heads.allowed[1:].numpy().T]
-        )
+        # (H, n_items): the items each prior head may give; as search filters, None where it is every item
+        self._head_items = self.heads.allowed[1:].numpy().T if self.heads is not None else np.empty((0, 0))
+        self._head_allowed = [None if row.all() else row for row in self._head_items]
         self.index = ItemIndex.open(vectors, self.config.index, RunFiles(run).index if run else None)
+        self._user_states = self._known_user_states()
         self._metadata = self._describe_run(Path(run).name if run else "")
 
     @classmethod
@@ -108,21 +115,24 @@ class Service:
     def prepare(self, request: RecommendRequest) -> Resolved:
         """Resolve a request against the run; every mistake in it is raised here, before any computing."""
         allowed = self.catalogue.allowed(request.include_categories, request.exclude_categories)
-        weights = None
+        weights, merge = None, "max"
         if self.heads is not None:
             steering = request.steering or Steering()
             weights = self.heads.head_weights(steering).numpy()
-            if (steering.merge or self.heads.config.merge) == "mix":
+            merge = steering.merge or self.heads.config.merge_rule
+            if merge == "mix":
                 # a mixture needs each head's softmax over all its items, which one index search never sees
                 raise ConfigError(
-                    "steering merge 'mix' is not served (it needs every item's score); use 'max', or "
-                    "Recommender.recommend / `intentrec recommend`, which score every item."
+                    "steering merge 'mix' is not served (it needs every item's score); use 'max' or "
+                    "'sum', or Recommender.recommend / `intentrec recommend`, which score every item."
                 )
         elif request.steering is not None:
             raise ConfigError("'steering' weighs prior heads, but this run has none.")
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
-            return Resolved(request, self.recommender.history, user, allowed, [], 0, head_weights=weights)
+            return Resolved(
+                request, self.recommender.history, user, allowed, [], 0, head_weights=weights, merge=merge
+            )
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -139,6 +149,7 @@ class Service:
             encoded.unknown,
             encoded.skipped_events,
             head_weights=weights,
+            merge=merge,
         )
 
     def prepare_similar(
@@ -170,18 +181,50 @@ class Service:
         ]
 
     def vectors(self, requests: Sequence[Resolved]) -> np.ndarray:
-        """The model's state after each request's history, in one forward pass: ``(B, D)``, or with prior
-        heads one query per head ``(B, H, D)``."""
-        max_len = self.recommender.config.model.max_len
-        batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in requests])
-        return self.recommender.user_vectors(batch).numpy()
+        """What each request's items are scored against: ``(B, D)``, or with prior heads one query per
+        head ``(B, H, D)``; the states of the histories not cached come from one forward pass."""
+        states = [self._cached_state(each) for each in requests]
+        missing = [each for each, state in zip(requests, states, strict=True) if state is None]
+        if missing:
+            max_len = self.recommender.config.model.max_len
+            batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in missing])
+            computed = iter(self.recommender.user_states(batch))
+            states = [next(computed) if state is None else state for state in states]
+        return self.recommender.user_queries(torch.stack(states)).numpy()
+
+    def cached_vector(self, resolved: Resolved) -> np.ndarray | None:
+        """The vector (or head queries) of a known user's request without the model; None if not cached."""
+        state = self._cached_state(resolved)
+        return None if state is None else self.recommender.user_queries(state[None])[0].numpy()
+
+    def _cached_state(self, resolved: Resolved) -> torch.Tensor | None:
+        if self._user_states is None or resolved.history is not self.recommender.history:
+            return None
+        return self._user_states[resolved.row]
+
+    def _known_user_states(self) -> torch.Tensor | None:
+        """``(n_users, D)`` every known user's state after their logged history, or None (see cache_users)."""
+        history = self.recommender.history
+        if not 0 < len(history) <= self.config.cache_users:
+            return None
+        max_len, block = self.recommender.config.model.max_len, 1024
+        return torch.cat(
+            [
+                self.recommender.user_states(
+                    pad_left(history, np.arange(start, min(start + block, len(history))), max_len)
+                )
+                for start in range(0, len(history), block)
+            ]
+        )
 
     def search(self, resolved: Resolved, vector: np.ndarray) -> Ranked:
         """The request's best items for its user vector (or head queries), under its filters.
 
         With prior heads each head searches the items it may give, its scores shifted by the log of its
-        weight, and the lists merge by each item's best head: the top k of the merged ranking is always
-        within the heads' own top k, so with the exact index this is exactly the offline ranking.
+        weight. The "max" merge keeps each item's best head: the top k of the merged ranking is always
+        within the heads' own top k, so with the exact index this is exactly the offline ranking. The
+        "sum" merge rescores the pooled items by all their heads; an item outside every head's top k
+        could in principle sum above the k-th, so it equals the offline ranking only almost always.
         """
         request = resolved.request
         seen = resolved.history.row(resolved.row) if request.exclude_seen else None
@@ -204,12 +247,23 @@ class Service:
         if not found_items:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
         items, scores, heads = map(np.concatenate, (found_items, found_scores, found_heads))
+        if resolved.merge == "sum":
+            return self._sum_of_heads(np.unique(items), vector, resolved.head_weights, request.k)
         # best first, then each item once (its best head), then the first k
         order = np.lexsort((heads, items, -scores))
         items, scores, heads = items[order], scores[order], heads[order]
         _, first = np.unique(items, return_index=True)
         keep = np.sort(first)[: request.k]
         return items[keep], scores[keep], heads[keep]
+
+    def _sum_of_heads(self, items: np.ndarray, queries: np.ndarray, weights: np.ndarray, k: int) -> Ranked:
+        """The ``k`` best of ``items`` by ``log sum_c w_c exp(score_c)`` over the heads that may give each."""
+        with np.errstate(divide="ignore"):  # a head weighted 0 adds nothing: log 0 = -inf
+            terms = queries @ self.index.vectors[items].T + np.log(weights)[:, None]  # (H, C)
+        terms = np.where(self._head_items[:, items], terms, -np.inf)
+        scores, heads = np.logaddexp.reduce(terms, axis=0), terms.argmax(axis=0)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return items[order], scores[order].astype(np.float32), heads[order]
 
     def respond(
         self, resolved: Resolved, items: np.ndarray, scores: np.ndarray, heads: np.ndarray | None = None
