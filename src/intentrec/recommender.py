@@ -32,9 +32,10 @@ from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.backbone import Backbone
 from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
-from intentrec.models.heads import NEXT_ITEM_HEAD, Prior, PriorHeads, Steering, build_priors
+from intentrec.models.heads import NEXT_ITEM_HEAD, PriorHeads, Steering, build_priors
 from intentrec.models.hstu import HSTU, HSTUConfig
 from intentrec.models.model import SequentialModel
+from intentrec.models.priors import Prior
 from intentrec.models.sasrec import SASRec
 from intentrec.ranking import ScoreFn, ranked_chunks
 from intentrec.run import (

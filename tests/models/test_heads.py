@@ -11,14 +11,13 @@ from intentrec.config import RunConfig
 from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError
 from intentrec.models.heads import (
-    OTHER,
     HeadsConfig,
-    Prior,
     PriorHeads,
     Steering,
     merged_softmax_loss,
     prior_heads_loss,
 )
+from intentrec.models.priors import OTHER, Prior
 from intentrec.recommender import Recommender
 from intentrec.serving.index import IndexConfig
 from intentrec.serving.schemas import RecommendRequest
