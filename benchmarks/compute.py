@@ -2,9 +2,10 @@
 
     python benchmarks/compute.py --data ../shared/data/ml-100k/raw --models sasrec hstu --threads 2
 
-For each backbone (the default config, plus any ``--set`` overrides), this times ``--steps`` real training
-steps (AdamW, the library's own ``train_step`` on the first batches of an epoch, after ``--warmup`` steps
-not counted), then counts the floating-point operations of the same batches with torch's
+For each backbone (the default config, plus any ``--set`` overrides, prior heads included), this times
+``--steps`` real training steps (AdamW, the library's own ``train_step`` on the first batches of an
+epoch, after ``--warmup`` steps not counted), then counts the floating-point operations of the same
+batches with torch's
 ``FlopCounterMode`` (forward and backward: matrix products and attention, 2 FLOPs per multiply-add;
 elementwise work, the optimizer and data preparation are not counted, as is customary, so the figure is a
 lower bound on the work done). The peak is the best of several float32 matrix products of 2,048 x 2,048 on
@@ -24,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.data.load import load_dataset
 from intentrec.data.split import split_dataset
+from intentrec.models.heads import build_priors
 from intentrec.recommender import build_model
 from intentrec.training.trainer import length_bucketed_batches, train_step, training_windows
 
@@ -58,8 +60,9 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
 def measure(config: RunConfig, steps: int, warmup: int) -> dict[str, float]:
     dataset = load_dataset(config.data)
     split = split_dataset(dataset, config.split)
-    model = build_model(config, dataset.n_items, dataset.card.timestamp_kind)
-    horizon = 1
+    priors = build_priors(config.heads, dataset, split.train, config.train.seed)
+    model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
+    horizon = config.heads.horizon
     max_len = config.model.max_len
     windows, trainable, lengths = training_windows(split.train, max_len, horizon, config.train.all_windows)
     batches = length_bucketed_batches(lengths, config.train.batch_size, np.random.default_rng(0))

@@ -72,6 +72,8 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if searchers is None:  # searches run on this thread: one OpenMP thread, as for the searchers'
+            faiss.omp_set_num_threads(1)
         yield
         batcher.close()
         if searchers is not None:
