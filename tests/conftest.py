@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,20 @@ def make_raw_log() -> RawLogBuilder:
 
 @pytest.fixture(scope="session")
 def make_dataset() -> DatasetBuilder:
-    """``make_dataset(rows, filters=None, **options)``: the Dataset of ``build_raw_log(rows, **options)``."""
+    """``make_dataset(rows, filters=None, categories=None, **options)``: the Dataset of
+    ``build_raw_log(rows, **options)``; ``categories`` gives item ``i`` (in index order) its categories."""
 
-    def build(rows: Sequence[Row], filters: FilterConfig | None = None, **options: Any) -> Dataset:
-        return Dataset.from_raw(build_raw_log(rows, **options), filters)
+    def build(
+        rows: Sequence[Row],
+        filters: FilterConfig | None = None,
+        categories: list[list[str]] | None = None,
+        **options: Any,
+    ) -> Dataset:
+        dataset = Dataset.from_raw(build_raw_log(rows, **options), filters)
+        if categories is None:
+            return dataset
+        items = dataset.items.with_columns(categories=pl.Series(categories, dtype=pl.List(pl.String)))
+        return replace(dataset, items=items)
 
     return build
 

@@ -6,7 +6,6 @@ import itertools
 import math
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
@@ -131,13 +130,7 @@ def test_seen_items_left_in_a_short_list_count_for_nothing() -> None:
 
 
 def test_item_features_from_a_dataset(make_dataset) -> None:
-    dataset = make_dataset([(1, 10, 1), (1, 11, 2), (2, 10, 3)])
-    dataset = dataset.__class__(
-        interactions=dataset.interactions,
-        users=dataset.users,
-        items=dataset.items.with_columns(categories=pl.Series([["x", "y"], []])),
-        card=dataset.card,
-    )
+    dataset = make_dataset([(1, 10, 1), (1, 11, 2), (2, 10, 3)], categories=[["x", "y"], []])
     train = sequences([[0, 1], [0]])
     item_features = ItemFeatures.from_dataset(dataset, train)
     assert item_features.category_names == ["x", "y"]

@@ -1,4 +1,4 @@
-"""Prior heads: the taxonomy prior, the heads' scoring and steering, their loss, and a run end to end."""
+"""Prior heads: their scoring and steering, their losses, composition, and a run end to end."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from intentrec.config import RunConfig
-from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError
 from intentrec.models.heads import (
     HeadsConfig,
@@ -17,7 +16,7 @@ from intentrec.models.heads import (
     merged_softmax_loss,
     prior_heads_loss,
 )
-from intentrec.models.priors import OTHER, Prior
+from intentrec.models.priors import Prior
 from intentrec.recommender import Recommender
 from intentrec.serving.index import IndexConfig
 from intentrec.serving.schemas import RecommendRequest
@@ -25,52 +24,6 @@ from intentrec.serving.service import ServeConfig, Service
 
 DIM = 8
 PAD_ITEM = 0
-
-
-def with_categories(dataset, categories: list[list[str]]):
-    return dataset.__class__(
-        interactions=dataset.interactions,
-        users=dataset.users,
-        items=dataset.items.with_columns(categories=pl.Series(categories, dtype=pl.List(pl.String))),
-        card=dataset.card,
-    )
-
-
-def sequences(rows: list[list[int]]) -> Sequences:
-    offsets = np.cumsum([0, *map(len, rows)])
-    items = np.array([item for row in rows for item in row], dtype=np.int32)
-    return Sequences(np.arange(len(rows), dtype=np.int32), offsets, items, np.zeros(len(items), np.int64))
-
-
-@pytest.fixture
-def four_items(make_dataset):
-    """Items 0..3 with categories {a}, {a, b}, {c}, {} ."""
-    rows = [(1, item, t) for t, item in enumerate((10, 11, 12, 13))]
-    return with_categories(make_dataset(rows), [["a"], ["a", "b"], ["c"], []])
-
-
-def test_taxonomy_keeps_the_most_frequent_target_categories_and_folds_the_rest(four_items) -> None:
-    # as targets (every event but a sequence's first): item 1 three times, item 0 twice, item 2 once
-    train = sequences([[3, 1, 1, 0], [2, 1, 0, 2]])
-    prior = Prior.taxonomy(four_items, train, max_values=3)
-    assert prior.names == ["a", "b", OTHER]  # a: 5 targets, b: 3, c: 2 (folded into other)
-    assert prior.membership.tolist() == [
-        [True, False, False],
-        [True, True, False],  # multi-label: item 1 trains both of its heads
-        [False, False, True],
-        [False, False, True],  # no category at all: the other head
-    ]
-    everything = Prior.taxonomy(four_items, train, max_values=10)
-    assert everything.names == ["a", "b", "c", OTHER]
-    # mapped to a coarser level first: b joins a (item 1 then has one coarse category, not two)
-    coarse = Prior.taxonomy(four_items, train, max_values=10, coarser={"b": "a"})
-    assert coarse.names == ["a", "c", OTHER]
-    assert coarse.membership.tolist() == [
-        [True, False, False],
-        [True, False, False],
-        [False, True, False],
-        [False, False, True],
-    ]
 
 
 def taxonomy(names: list[str], membership: list[list[bool]]) -> Prior:
@@ -153,7 +106,7 @@ def test_the_merged_loss_is_cross_entropy_of_what_the_sum_merge_ranks_by(cosine:
     membership = [[True, False], [True, True], [False, True], [False, True]]
     heads = heads_for(["a", "b"], membership, cosine=cosine, merged_loss=0.5)
     items, hidden, targets = torch.randn(5, DIM), torch.randn(3, DIM), torch.tensor([1, 2, 4])
-    loss = merged_softmax_loss(heads, hidden, targets, heads.items(items))
+    loss = merged_softmax_loss(heads, heads(hidden), targets, heads.items(items))
     scores, _ = heads.score(hidden, items, merge="sum")
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets - 1))
 
@@ -188,6 +141,11 @@ def test_the_softmax_objective_is_cross_entropy_within_the_heads_group() -> None
     logits = heads.query(hidden, 0) @ items[1:3].T  # the candidates: items 0 and 1 only
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, torch.tensor([1])))
 
+    apart = heads_for(["a", "b"], [[True, False], [False, True], [True, False]], merged_loss=0)
+    loss = prior_heads_loss(apart, hidden, torch.tensor([[3]]), items)  # target item 2, group a = {0, 2}
+    logits = apart.query(hidden, 0) @ items[[1, 3]].T
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, torch.tensor([1])))
+
 
 def test_in_group_negatives_come_from_the_heads_own_category(monkeypatch) -> None:
     membership = [[True, False], [True, False], [False, True], [False, True]]
@@ -217,60 +175,6 @@ def test_frequency_weights_average_over_position_head_pairs(monkeypatch) -> None
     equal = prior_heads_loss(heads, hidden, targets, items)
     # two positions train head a and one trains b: the weighted mean counts a twice as much
     assert not torch.isclose(weighted, equal)
-
-
-# --- the other priors ------------------------------------------------------------------------------------
-
-
-def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
-    typed = make_dataset([("u", "a", 1, "view"), ("u", "b", 2, "buy"), ("u", "c", 3, "view")])
-    prior = Prior.events(typed, loved_rating=4.0)
-    assert prior.names == ["view", "buy"]  # most frequent first
-    assert prior.codes.tolist() == [0, 1, 0]  # one per interaction row
-    targets, rows = torch.tensor([[2, 3]]), torch.tensor([[1, 2]])  # targets: b (row 1), c (row 2)
-    assert prior.values(targets, rows).tolist() == [[[False, True], [True, False]]]
-
-    rated = make_dataset([("u", "a", 1, "rating", 5.0), ("u", "b", 2, "rating", 3.0)])
-    bands = Prior.events(rated, loved_rating=4.0)
-    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [1, 0]
-    with pytest.raises(IntentRecError, match="needs two event types or ratings"):
-        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), loved_rating=4.0)
-
-
-def test_taxonomy_prior_without_categories_says_what_to_do(make_dataset) -> None:
-    dataset = make_dataset([("u", "a", 1), ("u", "b", 2), ("u", "c", 3)])  # no item has a category
-    with pytest.raises(IntentRecError, match=r"needs item categories.*--priors clusters"):
-        Prior.taxonomy(dataset, sequences([[0, 1, 2]]), max_values=5)
-
-
-def test_horizon_prior_cuts_the_window_into_segments() -> None:
-    prior = Prior.horizon(pred_len=5, segments=2)
-    assert prior.names == ["next 1-3", "next 4-5"]
-    targets = torch.tensor([[4, 5, 6, 7, 0]])  # the fifth item ahead is missing
-    values = prior.values(targets, None)[0]
-    assert values.tolist() == [[True, False]] * 3 + [[False, True], [False, False]]
-    with pytest.raises(IntentRecError, match="cannot exceed"):
-        Prior.horizon(pred_len=2, segments=3)
-
-
-def test_clusters_are_the_communities_of_the_co_occurrence_graph(make_dataset) -> None:
-    # items 0-3 follow each other, and items 4-7 do; the two groups never meet in a sequence
-    rows = []
-    for user in range(6):
-        group = range(4) if user % 2 else range(4, 8)
-        rows += [(f"u{user}", f"i{item}", t) for t, item in enumerate([*group, *group])]
-    dataset = make_dataset(rows)
-    train = sequences([[0, 1, 2, 3, 0, 1, 2, 3], [4, 5, 6, 7, 4, 5, 6, 7]])
-    prior = Prior.clusters(dataset, train, n_clusters=2)
-    groups = {frozenset(torch.nonzero(prior.membership[:, v]).squeeze(1).tolist()) for v in range(2)}
-    encoded = dict(zip(dataset.items["item"], dataset.items["item_idx"], strict=True))
-    assert groups == {
-        frozenset(encoded[f"i{i}"] for i in range(4)),
-        frozenset(encoded[f"i{i}"] for i in range(4, 8)),
-    }
-    assert prior.names == ["cluster 1", "cluster 2"]
-    one = Prior.clusters(dataset, train, n_clusters=1)  # the smaller community folds into "(other)"
-    assert one.names == ["cluster 1", OTHER] and one.membership.sum(dim=1).tolist() == [1] * 8
 
 
 # --- composition -------------------------------------------------------------------------------------------
@@ -356,7 +260,7 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
         start = rng.integers(12)
         rows += [(f"u{user}", f"i{(start + t) % 12}", 1_600_000_000 + 60 * t) for t in range(8)]
     categories = [["even" if i % 2 == 0 else "odd"] + (["third"] if i % 3 == 0 else []) for i in range(12)]
-    dataset = with_categories(make_dataset(rows), categories)  # multi-label: items 0, 3, 6, 9 have two heads
+    dataset = make_dataset(rows, categories=categories)  # multi-label: items 0, 3, 6, 9 have two heads
     config = RunConfig.from_dict(
         {
             "model": {"dim": 16, "n_blocks": 1, "dropout": 0.0, "max_len": 8},
@@ -405,7 +309,7 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
             (f"u{user}", f"i{(start + t) % 12}", 1_600_000_000 + 60 * t, "buy" if t % 3 == 0 else "view")
             for t in range(10)
         ]
-    dataset = with_categories(make_dataset(rows), [["even" if i % 2 == 0 else "odd"] for i in range(12)])
+    dataset = make_dataset(rows, categories=[["even" if i % 2 == 0 else "odd"] for i in range(12)])
     config = RunConfig.from_dict(
         {
             "model": {"dim": 16, "n_blocks": 1, "dropout": 0.0, "max_len": 6},

@@ -378,6 +378,10 @@ def prior_heads_loss(
     items = heads.items(items)
     trains = heads.trains(targets, target_rows)  # (P, K, H)
     discount = config.discount ** torch.arange(targets.shape[1], dtype=hidden.dtype, device=hidden.device)
+    # the merged loss needs every head's query at every position: computed once, for both losses
+    every_query = heads(hidden) if config.merged_weight else None  # (P, H, D)
+    # unbound once: a slice per head would cost its backward a zeroed (P, H, D) gradient for each head
+    head_queries = every_query.unbind(1) if every_query is not None else None
     losses, totals = [], []
     for head in range(trains.shape[2]):
         positions, ahead = trains[:, :, head].nonzero(as_tuple=True)
@@ -386,13 +390,16 @@ def prior_heads_loss(
         target, weight = targets[positions, ahead], discount[ahead]
         # a position with several targets for this head (horizon) needs its query and softmax once
         unique, pair = torch.unique(positions, return_inverse=True)
-        queries = heads.query(hidden[unique], head)
-        if config.objective == "softmax":
+        queries = heads.query(hidden[unique], head) if head_queries is None else head_queries[head][unique]
+        if config.objective == "softmax" and config.in_group_negatives:
+            # only the items the head may give are scored: its group, not the whole catalogue
+            group = heads.allowed[:, head].nonzero().squeeze(1)  # model indices, ascending
+            assert heads.allowed[target, head].all(), "a head trains only on targets it may give"
+            logits = heads.scale() * queries @ items[group].T  # (U, group size)
+            nll = torch.logsumexp(logits, dim=1)[pair] - logits[pair, torch.searchsorted(group, target)]
+        elif config.objective == "softmax":
             logits = heads.scale() * queries @ items[1:].T  # (U, n_items)
-            if config.in_group_negatives:
-                logits = logits.masked_fill(~heads.allowed[1:, head][None], float("-inf"))
-            log_partition = torch.logsumexp(logits, dim=1)
-            nll = log_partition[pair] - logits[pair, target - 1]
+            nll = torch.logsumexp(logits, dim=1)[pair] - logits[pair, target - 1]
         else:
             pool = heads.allowed[:, head].nonzero().squeeze(1) if config.in_group_negatives else None
             nll = _info_nce(queries[pair], target, items, pool, config.negatives, heads)
@@ -400,25 +407,26 @@ def prior_heads_loss(
         totals.append(weight.sum())
     weights = torch.stack(totals) if config.frequency_weights else torch.ones(len(totals))
     loss = (torch.stack(losses) * weights).sum() / weights.sum()
-    if config.merged_weight:
-        loss = loss + config.merged_weight * merged_softmax_loss(heads, hidden, targets[:, 0], items)
+    if every_query is not None:
+        loss = loss + config.merged_weight * merged_softmax_loss(heads, every_query, targets[:, 0], items)
     return loss
 
 
 def merged_softmax_loss(
-    heads: PriorHeads, hidden: torch.Tensor, next_items: torch.Tensor, items: torch.Tensor
+    heads: PriorHeads, queries: torch.Tensor, next_items: torch.Tensor, items: torch.Tensor
 ) -> torch.Tensor:
-    """Mean cross-entropy of ``next_items (P,)`` over the catalogue, each item scored by all its heads.
+    """Mean cross-entropy of ``next_items (P,)`` over the catalogue, each item scored by all its heads,
+    given the heads' ``queries (P, H, D)`` (``heads(hidden)``).
 
     ``P(i | u) ∝ sum_c exp(s_c(i))`` over the heads ``c`` that may give ``i``: a softmax over every
     (head, item) pair whose positives are the target's pairs. In-group losses are blind to a shift of one
     head's scores; this one is not, so it sets the scale on which the heads' scores meet at inference.
     ``items`` is the table as the heads compare against it (:meth:`PriorHeads.items`).
     """
-    queries = heads.scale() * heads(hidden)  # (P, H, D)
+    queries = heads.scale() * queries
     pairs = [
-        queries[:, head] @ items[heads.allowed[:, head].nonzero().squeeze(1)].T
-        for head in range(len(heads.names))
+        head_queries @ items[heads.allowed[:, head].nonzero().squeeze(1)].T
+        for head, head_queries in enumerate(queries.unbind(1))
     ]  # only the items a head may give: the pairs are a few times n_items, not H times
     log_partition = torch.logsumexp(torch.cat(pairs, dim=1), dim=1)
     target_logits = torch.einsum("phd,pd->ph", queries, items[next_items])

@@ -1,0 +1,102 @@
+"""Priors: which value of each prior an item or a target has (taxonomy, events, horizon, clusters)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from intentrec.data.sequences import Sequences
+from intentrec.errors import IntentRecError
+from intentrec.models.priors import OTHER, Prior
+
+
+def sequences(rows: list[list[int]]) -> Sequences:
+    offsets = np.cumsum([0, *map(len, rows)])
+    items = np.array([item for row in rows for item in row], dtype=np.int32)
+    return Sequences(np.arange(len(rows), dtype=np.int32), offsets, items, np.zeros(len(items), np.int64))
+
+
+@pytest.fixture
+def four_items(make_dataset):
+    """Items 0..3 with categories {a}, {a, b}, {c}, {} ."""
+    rows = [(1, item, t) for t, item in enumerate((10, 11, 12, 13))]
+    return make_dataset(rows, categories=[["a"], ["a", "b"], ["c"], []])
+
+
+def test_taxonomy_keeps_the_most_frequent_target_categories_and_folds_the_rest(four_items) -> None:
+    # as targets (every event but a sequence's first): item 1 three times, item 0 twice, item 2 once
+    train = sequences([[3, 1, 1, 0], [2, 1, 0, 2]])
+    prior = Prior.taxonomy(four_items, train, max_values=3)
+    assert prior.names == ["a", "b", OTHER]  # a: 5 targets, b: 3, c: 2 (folded into other)
+    assert prior.membership.tolist() == [
+        [True, False, False],
+        [True, True, False],  # multi-label: item 1 trains both of its heads
+        [False, False, True],
+        [False, False, True],  # no category at all: the other head
+    ]
+    everything = Prior.taxonomy(four_items, train, max_values=10)
+    assert everything.names == ["a", "b", "c", OTHER]
+    # mapped to a coarser level first: b joins a (item 1 then has one coarse category, not two)
+    coarse = Prior.taxonomy(four_items, train, max_values=10, coarser={"b": "a"})
+    assert coarse.names == ["a", "c", OTHER]
+    assert coarse.membership.tolist() == [
+        [True, False, False],
+        [True, False, False],
+        [False, True, False],
+        [False, False, True],
+    ]
+
+
+# --- events, horizon and clusters ------------------------------------------------------------------
+
+
+def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
+    typed = make_dataset([("u", "a", 1, "view"), ("u", "b", 2, "buy"), ("u", "c", 3, "view")])
+    prior = Prior.events(typed, loved_rating=4.0)
+    assert prior.names == ["view", "buy"]  # most frequent first
+    assert prior.codes.tolist() == [0, 1, 0]  # one per interaction row
+    targets, rows = torch.tensor([[2, 3]]), torch.tensor([[1, 2]])  # targets: b (row 1), c (row 2)
+    assert prior.values(targets, rows).tolist() == [[[False, True], [True, False]]]
+
+    rated = make_dataset([("u", "a", 1, "rating", 5.0), ("u", "b", 2, "rating", 3.0)])
+    bands = Prior.events(rated, loved_rating=4.0)
+    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [1, 0]
+    with pytest.raises(IntentRecError, match="needs two event types or ratings"):
+        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), loved_rating=4.0)
+
+
+def test_taxonomy_prior_without_categories_says_what_to_do(make_dataset) -> None:
+    dataset = make_dataset([("u", "a", 1), ("u", "b", 2), ("u", "c", 3)])  # no item has a category
+    with pytest.raises(IntentRecError, match=r"needs item categories.*--priors clusters"):
+        Prior.taxonomy(dataset, sequences([[0, 1, 2]]), max_values=5)
+
+
+def test_horizon_prior_cuts_the_window_into_segments() -> None:
+    prior = Prior.horizon(pred_len=5, segments=2)
+    assert prior.names == ["next 1-3", "next 4-5"]
+    targets = torch.tensor([[4, 5, 6, 7, 0]])  # the fifth item ahead is missing
+    values = prior.values(targets, None)[0]
+    assert values.tolist() == [[True, False]] * 3 + [[False, True], [False, False]]
+    with pytest.raises(IntentRecError, match="cannot exceed"):
+        Prior.horizon(pred_len=2, segments=3)
+
+
+def test_clusters_are_the_communities_of_the_co_occurrence_graph(make_dataset) -> None:
+    # items 0-3 follow each other, and items 4-7 do; the two groups never meet in a sequence
+    rows = []
+    for user in range(6):
+        group = range(4) if user % 2 else range(4, 8)
+        rows += [(f"u{user}", f"i{item}", t) for t, item in enumerate([*group, *group])]
+    dataset = make_dataset(rows)
+    train = sequences([[0, 1, 2, 3, 0, 1, 2, 3], [4, 5, 6, 7, 4, 5, 6, 7]])
+    prior = Prior.clusters(dataset, train, n_clusters=2)
+    groups = {frozenset(torch.nonzero(prior.membership[:, v]).squeeze(1).tolist()) for v in range(2)}
+    encoded = dict(zip(dataset.items["item"], dataset.items["item_idx"], strict=True))
+    assert groups == {
+        frozenset(encoded[f"i{i}"] for i in range(4)),
+        frozenset(encoded[f"i{i}"] for i in range(4, 8)),
+    }
+    assert prior.names == ["cluster 1", "cluster 2"]
+    one = Prior.clusters(dataset, train, n_clusters=1)  # the smaller community folds into "(other)"
+    assert one.names == ["cluster 1", OTHER] and one.membership.sum(dim=1).tolist() == [1] * 8
