@@ -6,6 +6,7 @@ the library functions behind them are tested in-process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -95,7 +96,42 @@ def test_bind_names_a_taken_port_and_a_bad_host() -> None:
             bind("127.0.0.1", port)
     with pytest.raises(ConfigError, match="--host 'no such host': not an address this machine can listen on"):
         bind("no such host", 8000)
-    bind("127.0.0.1", 0).close()
+    (listener,) = bind("127.0.0.1", 0)
+    listener.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances on Linux")
+def test_a_port_shared_by_another_servers_workers_is_refused_not_joined() -> None:
+    (first, second) = bind("127.0.0.1", 0, copies=2)
+    first.listen()
+    port = first.getsockname()[1]
+    with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+        bind("127.0.0.1", port, copies=2)
+    first.close()
+    second.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances on Linux")
+def test_workers_get_a_socket_each_and_the_kernel_spreads_connections_over_them() -> None:
+    listeners = bind("127.0.0.1", 0, copies=2)
+    port = listeners[0].getsockname()[1]
+    assert listeners[1].getsockname()[1] == port
+    for listener in listeners:
+        listener.listen()
+        listener.settimeout(0)
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+    accepted = []
+    for listener in listeners:
+        count = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                listener.accept()[0].close()
+                count += 1
+        accepted.append(count)
+    for each in [*clients, *listeners]:
+        each.close()
+    # by a hash of the client's port: all 32 on one socket has odds of 2 in 4 billion
+    assert sum(accepted) == 32 and min(accepted) > 0, accepted
 
 
 # --- recommend ---------------------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ class ItemIndex:
             fetch = int(fetch * n / max(n_allowed, 1) * 1.2)  # expect a share n_allowed / n to pass
         while fetch < n // 4:  # past that, scoring every item is cheaper than searching
             items = self._candidates(query, fetch)
-            keep = ~np.isin(items, exclude)
+            keep = ~_member(items, exclude)
             if allowed is not None:
                 keep &= allowed[items]
             if np.count_nonzero(keep) >= k:
@@ -165,6 +165,14 @@ class ItemIndex:
             items, scores = items[top], scores[top]
         order = np.argsort(-scores, kind="stable")
         return items[order], scores[order]
+
+
+def _member(items: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(items, sorted_set)`` for a sorted, unique ``sorted_set``, without its 0.1 ms of checks."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(items), dtype=bool)
+    at = np.searchsorted(sorted_set, items).clip(max=len(sorted_set) - 1)
+    return sorted_set[at] == items
 
 
 def _resolve_kind(config: IndexConfig, n_items: int) -> str:

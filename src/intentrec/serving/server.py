@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import faiss
@@ -42,7 +43,7 @@ def serve(
     if workers > 1 and not hasattr(os, "fork"):
         raise ConfigError(f"--workers {workers}: more than one needs a system that can fork (Linux, macOS).")
     RunFiles(run).require()
-    listener = bind(host, port)
+    listeners = bind(host, port, copies=workers)
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     service = Service.load(run, config)
@@ -51,7 +52,7 @@ def serve(
     # they are moved out of the collector's sight (and forked workers stop copying the pages it writes).
     gc.collect()
     gc.freeze()
-    bound_host, bound_port = listener.getsockname()[:2]
+    bound_host, bound_port = listeners[0].getsockname()[:2]
     log.info(
         "serving %s (%d items, %s index) on http://%s:%d in %d process(es), documentation at /docs%s",
         Path(run).name,
@@ -63,22 +64,28 @@ def serve(
         ", bearer token required" if token else "",
     )
     if workers == 1:
-        _run(service, token, listener, access_log)
+        _run(service, token, listeners[0], access_log)
         return
     # Loaded once, then forked: the workers share the model's and the index's memory, and each has its
     # own interpreter, so one's Python work (HTTP, JSON) never waits for another's GIL. This process only
     # supervises: it passes a stop on to the workers and waits for them.
     children = []
-    for _ in range(workers):
+    for worker in range(workers):
+        listener = listeners[worker % len(listeners)]
         pid = os.fork()
         if pid == 0:
             try:
+                for other in listeners:  # a worker that stops takes its socket with it
+                    if other is not listener:
+                        other.close()
                 _run(service, token, listener, access_log)
             except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has shut down
                 pass
             finally:
                 os._exit(0)
         children.append(pid)
+    for listener in listeners:
+        listener.close()
 
     def stop(signum: int, frame: object) -> None:
         # SIGTERM whatever came: a worker that already has Ctrl-C from the terminal takes a second
@@ -99,10 +106,37 @@ def _run(service: Service, token: str | None, listener: socket.socket, access_lo
     uvicorn.Server(config).run(sockets=[listener])
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port``; a clear error when the address is wrong or taken."""
+def bind(host: str, port: int, copies: int = 1) -> list[socket.socket]:
+    """TCP sockets bound to ``host:port``, one per worker; a clear error when the address is wrong or taken.
+
+    Workers sharing one socket take its connections as their event loops race to accept them, and the
+    first to start wins most: 47 of 64 keep-alive connections went to one of two workers in the load
+    benchmark, which then queued three quarters of the requests. On Linux each worker gets a socket of its
+    own with SO_REUSEPORT, and the kernel spreads new connections over them by a hash of their addresses.
+    Elsewhere (where SO_REUSEPORT does not balance) the workers share one socket.
+    """
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: a port is a number from 1 to 65535 (0 picks a free one).")
+    if copies == 1 or not sys.platform.startswith("linux"):
+        return [_bind_one(host, port, reuse_port=False)]
+    # A plain bind first: it fails on a port that another server holds, even one that shares it with
+    # SO_REUSEPORT (which would otherwise let this server join that one's traffic), and turns port 0
+    # into a free port for all the copies.
+    probe = _bind_one(host, port, reuse_port=False)
+    port = probe.getsockname()[1]
+    probe.close()
+    listeners: list[socket.socket] = []
+    try:
+        for _ in range(copies):
+            listeners.append(_bind_one(host, port, reuse_port=True))
+    except ConfigError:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
+def _bind_one(host: str, port: int, reuse_port: bool) -> socket.socket:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -111,6 +145,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         raise ConfigError(f"--host {host!r}: not an address this machine can listen on ({error}).") from None
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         listener.bind(address)
     except OSError as error:

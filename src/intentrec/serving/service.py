@@ -269,17 +269,17 @@ class Service:
         self, resolved: Resolved, items: np.ndarray, scores: np.ndarray, heads: np.ndarray | None = None
     ) -> dict[str, Any]:
         """The body of the response, as plain data (building the response models would cost ~1 ms)."""
-        catalogue = self.catalogue
+        ids, titles, categories = self.catalogue.item_ids, self.catalogue.titles, self.catalogue.categories
         names = self.heads.names if self.heads is not None else [DEFAULT_HEAD]
         if heads is None:
             heads = np.zeros(len(items), dtype=np.int64)
         entries = [
             {
                 "rank": rank,
-                "item": catalogue.item_ids[item],
+                "item": ids[item],
                 "score": score,
-                "title": catalogue.titles[item],
-                "categories": catalogue.categories[item],
+                "title": titles[item],
+                "categories": categories[item],
                 "head": names[head],
             }
             for rank, (item, score, head) in enumerate(
