@@ -208,7 +208,7 @@ def load(
         # uvloop: a third less client work per request than asyncio's own loop, on cores the server needs.
         # The generator's garbage collector is off while it drives: its full collections walk the tens
         # of thousands of request tasks it keeps, stalling the loop that times the requests (a 150 ms
-        # p99 spike in one 10 s window of every 60 s run while it was on). The server's is untouched.
+        # p99 spike in one 10 s window of both 60 s runs while it was on). The server's is untouched.
         gc.disable()
         try:
             result = uvloop.run(_drive(port, users, rate, seconds, warmup, k, connections))
