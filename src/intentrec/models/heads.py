@@ -278,6 +278,10 @@ class PriorHeads(nn.Module):
         outer = _residual(hidden, self.weight[first], self.bias[first])
         return self._finish(_residual(outer + self.value_embedding[second], self.weight[-1], self.bias[-1]))
 
+    def group(self, head: int) -> torch.Tensor:
+        """Model indices (ascending) of the items ``head`` may give."""
+        return self.allowed[:, head].nonzero().squeeze(1)
+
     def _finish(self, queries: torch.Tensor) -> torch.Tensor:
         return F.normalize(queries, dim=-1) if self.config.cosine else queries
 
@@ -393,7 +397,7 @@ def prior_heads_loss(
         queries = heads.query(hidden[unique], head) if head_queries is None else head_queries[head][unique]
         if config.objective == "softmax" and config.in_group_negatives:
             # only the items the head may give are scored: its group, not the whole catalogue
-            group = heads.allowed[:, head].nonzero().squeeze(1)  # model indices, ascending
+            group = heads.group(head)
             assert heads.allowed[target, head].all(), "a head trains only on targets it may give"
             logits = heads.scale() * queries @ items[group].T  # (U, group size)
             nll = torch.logsumexp(logits, dim=1)[pair] - logits[pair, torch.searchsorted(group, target)]
@@ -401,7 +405,7 @@ def prior_heads_loss(
             logits = heads.scale() * queries @ items[1:].T  # (U, n_items)
             nll = torch.logsumexp(logits, dim=1)[pair] - logits[pair, target - 1]
         else:
-            pool = heads.allowed[:, head].nonzero().squeeze(1) if config.in_group_negatives else None
+            pool = heads.group(head) if config.in_group_negatives else None
             nll = _info_nce(queries[pair], target, items, pool, config.negatives, heads)
         losses.append((nll * weight).sum() / weight.sum())
         totals.append(weight.sum())
@@ -425,8 +429,7 @@ def merged_softmax_loss(
     """
     queries = heads.scale() * queries
     pairs = [
-        head_queries @ items[heads.allowed[:, head].nonzero().squeeze(1)].T
-        for head, head_queries in enumerate(queries.unbind(1))
+        head_queries @ items[heads.group(head)].T for head, head_queries in enumerate(queries.unbind(1))
     ]  # only the items a head may give: the pairs are a few times n_items, not H times
     log_partition = torch.logsumexp(torch.cat(pairs, dim=1), dim=1)
     target_logits = torch.einsum("phd,pd->ph", queries, items[next_items])
