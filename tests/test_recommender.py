@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from intentrec.config import RunConfig
 from intentrec.errors import IntentRecError
@@ -92,6 +93,35 @@ def test_evaluate_repeats_the_fit_time_metrics(fitted) -> None:
 def test_config_json_of_the_run_reloads_to_the_same_config(fitted) -> None:
     recommender, out = fitted
     assert RunConfig.from_file(out / "config.json") == recommender.config
+
+
+# --- devices -----------------------------------------------------------------------------------------------
+
+
+def test_a_device_torch_does_not_know_or_this_machine_lacks_is_a_clear_error(cyclic, tmp_path) -> None:
+    with pytest.raises(IntentRecError, match=r"train\.device: .*not a torch device.*'gpu0'"):
+        tiny_config(device="gpu0")
+    # cuda:63 exists on no machine; the error comes before any file of the run is written
+    with pytest.raises(IntentRecError, match=r"train\.device 'cuda:63'.*no such device"):
+        Recommender(tiny_config(device="cuda:63")).fit(cyclic, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("priors", [[], ["taxonomy", "horizon"]])
+def test_fit_on_a_gpu_then_rank_and_serve_from_the_cpu(make_dataset, tmp_path, priors) -> None:
+    parity = [["even"] if i % 2 == 0 else ["odd"] for i in range(N_ITEMS)]
+    dataset = make_dataset(cyclic_rows(), categories=parity)
+    config = tiny_config(device="cuda").model_dump()
+    config["heads"]["priors"] = priors
+    recommender = Recommender(RunConfig.model_validate(config)).fit(dataset, out=tmp_path / "gpu")
+    assert recommender.metrics["test"]["hr@10"] > 0.9
+    assert recommender.item_vectors().device.type == "cpu"
+    on_gpu = recommender.recommend(["u1", "u42"], k=5)
+    loaded = Recommender.load(tmp_path / "gpu")  # weights load on the CPU
+    assert next(loaded.model.parameters()).device.type == "cpu"
+    assert loaded.recommend(["u1", "u42"], k=5)["item"].equals(on_gpu["item"])
+    assert loaded.evaluate("test")["hr@10"] == pytest.approx(recommender.metrics["test"]["hr@10"], abs=0.02)
 
 
 # --- recommend ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def ranked_chunks(
     same way.
     """
     disallowed = torch.from_numpy(~allowed) if allowed is not None else None
+    # scores may live on the model's device (a GPU); the lists come back on the CPU
     by_length = np.argsort(np.minimum(histories.lengths, max_len), kind="stable")
     for start in range(0, len(histories), chunk_size):
         rows = by_length[start : start + chunk_size]
@@ -45,9 +46,9 @@ def ranked_chunks(
         if filter_seen:
             mask_seen(scores, histories, rows)
         if disallowed is not None:
-            scores[:, disallowed] = float("-inf")
+            scores[:, disallowed.to(scores.device)] = float("-inf")
         top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        yield rows, top_items, top_scores
+        yield rows, top_items.cpu(), top_scores.cpu()
 
 
 def mask_seen(scores: torch.Tensor, histories: Sequences, rows: np.ndarray) -> None:
@@ -55,7 +56,9 @@ def mask_seen(scores: torch.Tensor, histories: Sequences, rows: np.ndarray) -> N
     lengths = histories.lengths[rows]
     batch_index = np.repeat(np.arange(len(rows)), lengths)
     items = histories.subset(rows).items
-    scores[torch.from_numpy(batch_index), torch.from_numpy(items.astype(np.int64))] = float("-inf")
+    rows_index = torch.from_numpy(batch_index).to(scores.device)
+    items_index = torch.from_numpy(items.astype(np.int64)).to(scores.device)
+    scores[rows_index, items_index] = float("-inf")
 
 
 def padded_targets(targets: Sequences, rows: np.ndarray) -> torch.Tensor:

@@ -47,7 +47,7 @@ from intentrec.run import (
     write_metrics,
 )
 from intentrec.storage import write_json
-from intentrec.training.trainer import StateDict, TrainResult, train
+from intentrec.training.trainer import StateDict, TrainResult, train, usable_device
 
 log = logging.getLogger("intentrec")
 
@@ -100,6 +100,7 @@ class Recommender:
         """
         config = self.config
         started = time.perf_counter()
+        usable_device(config.train.device)  # before loading anything: a machine without it fails at once
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
         self._catalogue, self._history, self._features = None, None, None
         self.split = split_dataset(self.dataset, config.split)
@@ -302,7 +303,8 @@ class Recommender:
         """``(B, D)``: the backbone's state after the last event of each history (the heads read it)."""
         model, _ = self._fitted()
         with torch.inference_mode():
-            return model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps), last_only=True)
+            states = model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps), last_only=True)
+        return states.cpu()
 
     def user_queries(self, states: torch.Tensor) -> torch.Tensor:
         """``(B, D)`` states -> the vectors of :meth:`user_vectors`: the states, or the heads' queries."""
@@ -310,15 +312,16 @@ class Recommender:
         if model.heads is None:
             return states
         with torch.inference_mode():
-            return model.heads.scale() * model.heads(states)
+            queries = model.heads.scale() * model.heads(states.to(model.item_embedding.weight.device))
+        return queries.cpu()
 
     def item_vectors(self) -> torch.Tensor:
         """``(n_items, D)``: row ``i`` is dataset item ``i``; score = ``<user vector, item vector>``."""
         model, _ = self._fitted()
         with torch.inference_mode():
             if model.heads is not None:
-                return model.heads.items(model.item_embedding.weight)[1:].clone()
-            return model.output_embeddings()[1:].clone()
+                return model.heads.items(model.item_embedding.weight)[1:].to("cpu", copy=True)
+            return model.output_embeddings()[1:].to("cpu", copy=True)
 
     # --- persistence ---------------------------------------------------------------------------------------
 
@@ -421,7 +424,11 @@ class Recommender:
         ):
             n, width = items.shape
             chunk_heads = heads_of_chunk[0]
-            head = chunk_heads.gather(1, items) if chunk_heads is not None else torch.zeros_like(items)
+            head = (
+                chunk_heads.gather(1, items.to(chunk_heads.device)).cpu()
+                if chunk_heads is not None
+                else torch.zeros_like(items)
+            )
             parts.append(
                 pl.DataFrame(
                     {

@@ -52,7 +52,7 @@ class RunFiles:
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
-    tensors = {name: tensor.detach().contiguous() for name, tensor in state.items()}
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
     write_with(path, lambda tmp: save_file(tensors, str(tmp)))
 
 

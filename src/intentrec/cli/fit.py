@@ -24,13 +24,19 @@ def fit(
     priors: str | None = typer.Option(
         None, help="Prior heads, one or two of taxonomy, clusters, events, horizon: e.g. taxonomy,horizon."
     ),
+    device: str | None = typer.Option(None, help="Train and rank on this torch device: cpu, cuda, cuda:1."),
     config: str | None = typer.Option(None, help="A .json or .toml config file (see config.json of a run)."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, e.g. --set train.lr=0.0005."),
     out: str = typer.Option(..., help="Run folder to write (config, dataset, weights, metrics, log)."),
 ) -> None:
     """Train, early-stop on validation NDCG@10, then measure the test set; artefacts go to --out."""
     values = RunConfig.from_file(config).to_json() if config else {}
-    flags: dict[str, object] = {"data.path": data, "data.format": format, "model.name": model}
+    flags: dict[str, object] = {
+        "data.path": data,
+        "data.format": format,
+        "model.name": model,
+        "train.device": device,
+    }
     if priors is not None:
         flags["heads.priors"] = [name.strip() for name in priors.split(",") if name.strip()]
     overrides = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]

@@ -222,7 +222,8 @@ class PriorHeads(nn.Module):
         self.priors = priors
         self.config = config
         # (H, T): head h carries value values[h, t] of prior t, -1 where it ignores prior t (additive)
-        self.values = _layout(priors, config.composition)
+        # (H, T): the value of every head on each prior (-1: any); a buffer, so it moves with the model
+        self.register_buffer("values", _layout(priors, config.composition), persistent=False)
         self.names = [
             " · ".join(prior.names[v] for prior, v in zip(priors, row, strict=True) if v >= 0)
             for row in self.values.tolist()
@@ -318,7 +319,9 @@ class PriorHeads(nn.Module):
         if merge == "mix" and own_scores is None:
             raise ValueError("merge='mix' needs the backbone's own next-item scores")
         queries, items = self(hidden), self.items(items[1:])  # (B, H, D), (n_items, D)
-        log_weights = torch.zeros(len(self.names)) if head_weights is None else torch.log(head_weights)
+        log_weights = (
+            hidden.new_zeros(len(self.names)) if head_weights is None else torch.log(head_weights.to(hidden))
+        )
         own_log_probs = torch.log_softmax(own_scores, dim=1) if merge == "mix" else None
         total = hidden.new_full((len(hidden), len(items)), float("-inf"))
         best = total.clone()
@@ -409,7 +412,7 @@ def prior_heads_loss(
             nll = _info_nce(queries[pair], target, items, pool, config.negatives, heads)
         losses.append((nll * weight).sum() / weight.sum())
         totals.append(weight.sum())
-    weights = torch.stack(totals) if config.frequency_weights else torch.ones(len(totals))
+    weights = torch.stack(totals) if config.frequency_weights else hidden.new_ones(len(totals))
     loss = (torch.stack(losses) * weights).sum() / weights.sum()
     if every_query is not None:
         loss = loss + config.merged_weight * merged_softmax_loss(heads, every_query, targets[:, 0], items)

@@ -38,6 +38,8 @@ class SequentialModel(nn.Module):
     def forward(self, items: torch.Tensor, timestamps: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """``(B, L)`` model item indices (0 = padding) and timestamps -> hidden states ``(B, L, D)``, or
         with ``last_only`` the state after the most recent event ``(B, D)``."""
+        device = self.item_embedding.weight.device  # callers pass CPU tensors; the model may be elsewhere
+        items, timestamps = items.to(device), timestamps.to(device)
         mask = items != 0
         hidden = self.backbone(self.item_embedding(items), timestamps, mask, last_only=last_only)
         if last_only:

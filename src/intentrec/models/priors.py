@@ -62,14 +62,17 @@ class Prior:
         (P, K)`` their rows in the interactions table (-1 = none; needed by the events prior only).
         """
         if self._by_model_item is not None:
+            self._by_model_item = self._by_model_item.to(targets.device)  # moved once, at the first batch
             return self._by_model_item[targets]
         present = (targets != PAD)[..., None]
         if self.codes is not None:
             if target_rows is None:
                 raise ValueError("the events prior needs the targets' interaction rows")
+            self.codes = self.codes.to(targets.device)
             code = self.codes[target_rows.clamp(min=0)]
         else:
             assert self.segment is not None
+            self.segment = self.segment.to(targets.device)
             code = self.segment[: targets.shape[1]].expand_as(targets)
         return F.one_hot(code, len(self.names)).bool() & present
 

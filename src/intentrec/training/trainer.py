@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from intentrec.data.sequences import PAD, Sequences, training_batch
+from intentrec.errors import ConfigError
 from intentrec.models.heads import prior_heads_loss
 from intentrec.models.model import SequentialModel
 from intentrec.training.losses import LossConfig, next_item_loss
@@ -56,6 +57,20 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seeds weights, batch order and negative sampling.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default).")
     max_minutes: float | None = Field(None, gt=0, description="Stop after this wall time.")
+    device: str = Field(
+        "cpu", description="Where the model trains and ranks: 'cpu', 'cuda', 'cuda:1', 'mps'."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise ValueError(
+                f"not a torch device; expected e.g. 'cpu', 'cuda' or 'cuda:1', got {device!r}"
+            ) from None
+        return device
 
 
 @dataclass
@@ -70,6 +85,19 @@ class TrainResult:
 def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
+
+
+def usable_device(name: str) -> torch.device:
+    """``torch.device(name)``, or a ConfigError when this machine has no such device."""
+    device = torch.device(name)
+    usable = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }.get(device.type, False)
+    if not usable:
+        raise ConfigError(f"train.device {name!r}: this machine has no such device; use 'cpu'.")
+    return device
 
 
 def length_bucketed_batches(
@@ -108,6 +136,7 @@ def train(
     set_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
+    model.to(usable_device(config.device))
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
@@ -222,15 +251,15 @@ def train_step(
     batch = training_batch(sequences, rows, max_len, horizon)
     inputs = batch.inputs
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
-    targets = torch.from_numpy(batch.targets)  # (B, L, K)
+    targets = torch.from_numpy(batch.targets).to(hidden.device)  # (B, L, K)
     supervised = targets[..., 0] != PAD  # a position with no next item has none further ahead either
-    loss = torch.zeros(())
+    loss = hidden.new_zeros(())
     next_item_weight = 1.0
     if model.heads is not None:  # the heads bring their own objective (one cross-entropy per prior value)
         target_rows = None
         if sequences.rows is not None:
-            target_rows = torch.from_numpy(np.where(batch.sources >= 0, sequences.rows[batch.sources], -1))
-            target_rows = target_rows[supervised]
+            rows_ahead = np.where(batch.sources >= 0, sequences.rows[batch.sources], -1)
+            target_rows = torch.from_numpy(rows_ahead).to(hidden.device)[supervised]
         loss = prior_heads_loss(
             model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight, target_rows
         )
