@@ -107,6 +107,14 @@ def test_a_device_torch_does_not_know_or_this_machine_lacks_is_a_clear_error(cyc
     assert not (tmp_path / "run").exists()
 
 
+def test_load_ranks_on_the_device_asked_for_and_names_a_wrong_one(fitted) -> None:
+    _, out = fitted
+    with pytest.raises(IntentRecError, match=r"^device 'gpu0': not a torch device"):
+        Recommender.load(out, device="gpu0")
+    with pytest.raises(IntentRecError, match=r"^device 'cuda:63': this machine has no such device"):
+        Recommender.load(out, device="cuda:63")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("priors", [[], ["taxonomy", "horizon"]])
 def test_fit_on_a_gpu_then_rank_and_serve_from_the_cpu(make_dataset, tmp_path, priors) -> None:

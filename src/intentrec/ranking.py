@@ -35,10 +35,9 @@ def ranked_chunks(
     user's history (not only the last ``max_len`` the model reads) is excluded: its score is ``-inf``, so
     it only fills the tail of a row when fewer than ``k`` items are left, and callers drop those ranks.
     ``allowed`` (``(n_items,)`` bool, e.g. a category filter) excludes the items where it is False the
-    same way.
+    same way. ``score`` may return its scores on a GPU; the lists always come back on the CPU.
     """
     disallowed = torch.from_numpy(~allowed) if allowed is not None else None
-    # scores may live on the model's device (a GPU); the lists come back on the CPU
     by_length = np.argsort(np.minimum(histories.lengths, max_len), kind="stable")
     for start in range(0, len(histories), chunk_size):
         rows = by_length[start : start + chunk_size]

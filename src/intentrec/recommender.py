@@ -338,8 +338,9 @@ class Recommender:
         return files.root
 
     @classmethod
-    def load(cls, run: str | Path) -> Recommender:
-        """Load a run folder written by ``fit(out=...)`` or ``save``: the same model on the same data."""
+    def load(cls, run: str | Path, device: str = "cpu") -> Recommender:
+        """Load a run folder written by ``fit(out=...)`` or ``save``: the same model on the same data,
+        ranking on ``device`` (a run trained on a GPU loads on a CPU and the other way round)."""
         files = RunFiles(Path(run)).require()
         recommender = cls(RunConfig.from_file(files.config))
         recommender.dataset = Dataset.load(files.dataset)
@@ -348,7 +349,7 @@ class Recommender:
         priors = build_priors(config.heads, dataset, recommender.split.train, config.train.seed)
         recommender.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
         recommender.model.load_state_dict(load_weights(files.best_weights))
-        recommender.model.eval()
+        recommender.model.to(usable_device(device, setting="device")).eval()
         if files.metrics.is_file():
             recommender.metrics = read_metrics(files.metrics)
         return recommender

@@ -68,6 +68,14 @@ def test_fit_then_evaluate_gives_the_same_test_metrics(intentrec, run) -> None:
     assert evaluated["valid"] == stored["valid"]
 
 
+def test_a_device_this_machine_lacks_is_a_one_line_error(intentrec, csv, run, tmp_path) -> None:
+    done = intentrec("fit", "--data", csv, "--device", "cuda:63", "--out", tmp_path / "run", expect=2)
+    assert done.stderr.strip() == "error: train.device 'cuda:63': this machine has no such device; use 'cpu'."
+    assert not (tmp_path / "run").exists()
+    done = intentrec("evaluate", run[0], "--device", "gpu0", expect=2)
+    assert "device 'gpu0': not a torch device" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_data_info(intentrec, csv) -> None:
     summary = json.loads(intentrec("data", "info", csv, "--json").stdout)
     assert summary["users"] == 40 and summary["items"] == 20

@@ -15,9 +15,10 @@ from intentrec.recommender import Recommender
 def evaluate(
     run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
     as_json: bool = typer.Option(False, "--json", help='Print {"valid": {...}, "test": {...}} as JSON.'),
+    device: str = typer.Option("cpu", help="Rank on this torch device: cpu, cuda, cuda:1."),
 ) -> None:
     """Recompute validation and test metrics from the saved weights and data; they equal those of fit."""
-    recommender = Recommender.load(run)
+    recommender = Recommender.load(run, device)
     metrics = {"valid": recommender.evaluate("valid"), "test": recommender.evaluate("test")}
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))

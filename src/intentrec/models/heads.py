@@ -221,8 +221,8 @@ class PriorHeads(nn.Module):
         super().__init__()
         self.priors = priors
         self.config = config
-        # (H, T): head h carries value values[h, t] of prior t, -1 where it ignores prior t (additive)
-        # (H, T): the value of every head on each prior (-1: any); a buffer, so it moves with the model
+        # (H, T): head h carries value values[h, t] of prior t, -1 where it ignores prior t (additive);
+        # a buffer, so that it moves with the model to its device
         self.register_buffer("values", _layout(priors, config.composition), persistent=False)
         self.names = [
             " · ".join(prior.names[v] for prior, v in zip(priors, row, strict=True) if v >= 0)

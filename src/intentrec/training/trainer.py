@@ -32,6 +32,8 @@ log = logging.getLogger("intentrec")
 #: Tensors of the model (name -> tensor), as written to a checkpoint.
 StateDict = dict[str, torch.Tensor]
 
+_NOT_A_DEVICE = "not a torch device; expected e.g. 'cpu', 'cuda' or 'cuda:1'"
+
 
 class TrainConfig(BaseModel):
     """Optimisation and stopping."""
@@ -67,9 +69,7 @@ class TrainConfig(BaseModel):
         try:
             torch.device(device)
         except RuntimeError:
-            raise ValueError(
-                f"not a torch device; expected e.g. 'cpu', 'cuda' or 'cuda:1', got {device!r}"
-            ) from None
+            raise ValueError(_NOT_A_DEVICE) from None
         return device
 
 
@@ -87,16 +87,20 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
 
 
-def usable_device(name: str) -> torch.device:
-    """``torch.device(name)``, or a ConfigError when this machine has no such device."""
-    device = torch.device(name)
+def usable_device(name: str, setting: str = "train.device") -> torch.device:
+    """``torch.device(name)``, or a ConfigError naming ``setting`` when torch does not know the name or
+    this machine has no such device."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{setting} {name!r}: {_NOT_A_DEVICE}.") from None
     usable = {
         "cpu": True,
         "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
         "mps": torch.backends.mps.is_available(),
     }.get(device.type, False)
     if not usable:
-        raise ConfigError(f"train.device {name!r}: this machine has no such device; use 'cpu'.")
+        raise ConfigError(f"{setting} {name!r}: this machine has no such device; use 'cpu'.")
     return device
 
 
