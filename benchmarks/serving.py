@@ -234,11 +234,15 @@ async def _drive(
         pool.put_nowait(await _Connection.open(port))
     latencies: list[float] = []
     sent_at: list[float] = []  # when each counted request was due, for the latency over time
+    # how late the generator itself started each request: a stall of this process (or of the machine)
+    # shows here, one of the server only in the latencies
+    start_lags: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
 
     async def one(due: float, body: bytes, counted: bool) -> None:
         nonlocal errors
+        start_lag = time.perf_counter() - due
         connection = await pool.get()
         try:
             status, payload = await connection.post("/recommend", body)
@@ -250,6 +254,7 @@ async def _drive(
         if counted:
             latencies.append(time.perf_counter() - due)
             sent_at.append(due)
+            start_lags.append(start_lag)
             statuses[status] = statuses.get(status, 0) + 1
             errors += not ok
 
@@ -277,6 +282,9 @@ async def _drive(
         "p99.9_ms": round(float(ms[3]), 2),
         "max_ms": round(1000 * max(latencies), 2),
         "p99_ms_per_10s": _p99_per_window(np.array(sent_at) - (start + warmup), np.array(latencies), 10.0),
+        "generator_start_lag_p99_ms_per_10s": _p99_per_window(
+            np.array(sent_at) - (start + warmup), np.array(start_lags), 10.0
+        ),
         "k": k,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
