@@ -52,11 +52,14 @@ def dot(a: torch.Tensor, b: torch.Tensor) -> float:
 # --- slow references ---------------------------------------------------------------------------------------
 
 
-def reference_full_softmax(hidden, targets, items, temperature) -> float:
+def reference_full_softmax(hidden, targets, items, temperature, smoothing=0.0) -> float:
+    """Cross-entropy against (1 - smoothing) on the target + smoothing spread evenly over every item."""
     losses = []
     for h, target in zip(hidden, targets.tolist(), strict=True):
         logits = {i: dot(h, items[i]) / temperature for i in range(1, len(items))}  # never padding
-        losses.append(math.log(sum(math.exp(v) for v in logits.values())) - logits[target])
+        log_partition = math.log(sum(math.exp(v) for v in logits.values()))
+        mean_nll = sum(log_partition - v for v in logits.values()) / len(logits)
+        losses.append((1 - smoothing) * (log_partition - logits[target]) + smoothing * mean_nll)
     return sum(losses) / len(losses)
 
 
@@ -89,6 +92,21 @@ def test_full_softmax_is_cross_entropy_over_every_item_but_padding(case, tempera
     hidden, targets, items = case
     loss = full_softmax_loss(hidden, targets, items, temperature)
     assert loss.item() == pytest.approx(reference_full_softmax(hidden, targets, items, temperature), rel=1e-9)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.5])
+def test_label_smoothing_spreads_part_of_the_target_over_every_item(case, smoothing) -> None:
+    hidden, targets, items = case
+    loss = full_softmax_loss(hidden, targets, items, 0.5, smoothing)
+    expected = reference_full_softmax(hidden, targets, items, 0.5, smoothing)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+    assert expected != pytest.approx(reference_full_softmax(hidden, targets, items, 0.5), rel=1e-3)
+
+
+def test_label_smoothing_is_refused_where_there_is_no_full_softmax() -> None:
+    with pytest.raises(ValueError, match=r"label_smoothing.*needs kind 'softmax'"):
+        LossConfig(kind="sampled_softmax", label_smoothing=0.1)
+    assert LossConfig(label_smoothing=0.1).label_smoothing == 0.1
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.5])

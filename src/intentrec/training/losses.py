@@ -3,7 +3,8 @@
 All take ``hidden (N, D)`` (one row per supervised position), ``targets (N,)`` model item indices (never
 padding) and the output item table ``items (n_items + 1, D)`` whose row 0 is padding.
 
-``softmax``          full cross-entropy over the whole catalogue (Klenitskiy & Vasilev, RecSys 2023).
+``softmax``          full cross-entropy over the whole catalogue (Klenitskiy & Vasilev, RecSys 2023),
+                     optionally label-smoothed: ``label_smoothing`` of the target's mass spread evenly.
 ``sampled_softmax``  cross-entropy of the target against negatives drawn uniformly, either shared by the
                      batch (cheap: one (N, M) matmul) or drawn for every position (as HSTU's code does:
                      far more distinct negatives per step); a negative equal to the target (an
@@ -20,7 +21,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class LossConfig(BaseModel):
@@ -35,6 +36,17 @@ class LossConfig(BaseModel):
     )
     temperature: float = Field(1.0, gt=0, description="Logits are divided by this.")
     normalize: bool = Field(False, description="L2-normalise user and item vectors (cosine scores).")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="'softmax': share of the target's probability spread over all items."
+    )
+
+    @model_validator(mode="after")
+    def _smoothing_needs_the_full_softmax(self) -> LossConfig:
+        if self.label_smoothing and self.kind != "softmax":
+            raise ValueError(
+                f"label_smoothing spreads over every item: it needs kind 'softmax', not {self.kind!r}"
+            )
+        return self
 
 
 def next_item_loss(
@@ -42,7 +54,7 @@ def next_item_loss(
 ) -> torch.Tensor:
     """Mean loss over the ``N`` supervised positions, as ``config.kind`` says."""
     if config.kind == "softmax":
-        return full_softmax_loss(hidden, targets, items, config.temperature)
+        return full_softmax_loss(hidden, targets, items, config.temperature, config.label_smoothing)
     if config.kind == "sampled_softmax":
         return sampled_softmax_loss(
             hidden, targets, items, config.negatives, config.temperature, config.shared_negatives
@@ -51,11 +63,15 @@ def next_item_loss(
 
 
 def full_softmax_loss(
-    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, temperature: float
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    temperature: float,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     # dividing the (N, D) queries is cheaper than dividing the (N, n_items) logits
     logits = (hidden / temperature) @ items[1:].T  # (N, n_items): the padding row is never an answer
-    return F.cross_entropy(logits, targets - 1)
+    return F.cross_entropy(logits, targets - 1, label_smoothing=label_smoothing)
 
 
 def sampled_softmax_loss(
