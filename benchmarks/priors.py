@@ -13,10 +13,14 @@ so an interrupted benchmark resumes); the table gives test mean ± std over the 
     clusters         one head per community of the item co-occurrence graph
     taxonomy+horizon the two composed hierarchically
 
-``--steer RUN`` instead sweeps the head weights of one trained run with prior heads and prints the test
-accuracy / diversity trade-off (and writes ``RUN/steering.png``): with weights ``w_h = share_h^-alpha``,
-where ``share_h`` is the share of the top-10 slots head ``h`` fills unsteered, alpha > 0 lifts the heads
-the model uses least.
+``--steer RUN [RUN ...]`` instead sweeps the head weights of trained runs with prior heads (one run per
+seed) and prints each run's accuracy / diversity trade-off on validation and test (and writes
+``RUN/steering.png``): with weights ``w_h = share_h^-alpha``, where ``share_h`` is the share of the
+validation users' top-10 slots head ``h`` fills unsteered, alpha > 0 lifts the heads the model uses least.
+Each run's operating point is chosen on validation alone: the alpha with the highest validation
+entropy@10 among those whose validation NDCG@10 is at least the unsteered one's ("keep accuracy, add
+variety"); the test metrics at that alpha are then tabulated over the runs, next to ``--against RUN ...``
+(the same backbone without heads, evaluated here on test so that older runs get every column).
 """
 
 from __future__ import annotations
@@ -51,10 +55,13 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["none", "taxonomy"], choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], help="config override section.key=value")
-    parser.add_argument("--steer", help="a run with prior heads: print its steering trade-off instead")
+    parser.add_argument("--steer", nargs="+", type=Path, help="runs with prior heads: steer them instead")
+    parser.add_argument(
+        "--against", nargs="+", type=Path, default=[], help="with --steer: runs without heads"
+    )
     args = parser.parse_args()
     if args.steer:
-        steer(Path(args.steer))
+        steer(args.steer, args.against)
         return
     if not args.data or not args.out:
         parser.error("--data and --out are required (or --steer RUN)")
@@ -64,41 +71,75 @@ def main() -> None:
     print_table(f"variant ({len(args.seeds)} seeds, test)", results, COLUMNS)
 
 
-def steer(run: Path) -> None:
+def steer(runs: list[Path], against: list[Path]) -> None:
+    results: dict[str, list[dict[str, float]]] = {
+        "heads steered, alpha chosen on validation": [],
+        "heads unsteered": [],
+    }
+    for run in runs:
+        curve = steering_curve(run)
+        alpha = choose_alpha(curve)
+        results["heads steered, alpha chosen on validation"].append(curve[alpha]["test"])
+        results["heads unsteered"].append(curve[0.0]["test"])
+        print(f"\n{run}: alpha chosen on validation = {alpha}\n")
+        header = [f"valid {c}" for c in COLUMNS[:3]] + list(COLUMNS)
+        print("| alpha | " + " | ".join(header) + " |")
+        print("|---" * (len(COLUMNS) + 4) + "|")
+        for a, metrics in curve.items():
+            valid = " | ".join(f"{metrics['valid'][c]:.4f}" for c in COLUMNS[:3])
+            test = " | ".join(f"{metrics['test'][c]:.4f}" for c in COLUMNS)
+            print(f"| {a}{' (chosen)' if a == alpha else ''} | {valid} | {test} |")
+        plot_curve(run, curve, alpha)
+
+    if against:
+        results["no heads"] = [Recommender.load(run).evaluate("test") for run in against]
+    print_table(f"test, {len(runs)} runs", results, COLUMNS)
+
+
+def steering_curve(run: Path) -> dict[float, dict[str, dict[str, float]]]:
+    """Validation and test metrics of ``run`` at every alpha of ``ALPHAS``."""
     recommender = Recommender.load(run)
     assert recommender.model is not None
     if recommender.model.heads is None:
         raise SystemExit(f"{run}: this run has no prior heads to steer")
-    shares = recommender.breakdown("test")["heads"]
-    names = recommender.model.heads.names
-    rows = []
+    shares = recommender.breakdown("valid")["heads"]
+    curve = {}
     for alpha in ALPHAS:
         # a head that never reached a top 10 counts as having filled one slot in 10,000
-        weights = {name: max(shares.get(name, 0.0), 1e-4) ** -alpha for name in names}
-        metrics = recommender.evaluate("test", steering=Steering(heads=weights))
-        rows.append((alpha, metrics))
-        print(f"alpha {alpha:4.2f}  " + "  ".join(f"{c} {metrics[c]:.4f}" for c in COLUMNS), flush=True)
+        weights = {name: max(shares.get(name, 0.0), 1e-4) ** -alpha for name in recommender.model.heads.names}
+        steering = Steering(heads=weights)
+        curve[alpha] = {on: recommender.evaluate(on, steering=steering) for on in ("valid", "test")}
+        print(f"{run} alpha {alpha:4.2f}  valid ndcg@10 {curve[alpha]['valid']['ndcg@10']:.4f}", flush=True)
+    return curve
 
-    print("\n| alpha | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
-    for alpha, metrics in rows:
-        print(f"| {alpha} | " + " | ".join(f"{metrics[c]:.4f}" for c in COLUMNS) + " |")
 
+def choose_alpha(curve: dict[float, dict[str, dict[str, float]]]) -> float:
+    """The alpha with the most validation entropy@10 that keeps the unsteered validation NDCG@10."""
+    floor = curve[0.0]["valid"]["ndcg@10"]
+    keeping = [alpha for alpha, metrics in curve.items() if metrics["valid"]["ndcg@10"] >= floor]
+    return max(keeping, key=lambda alpha: curve[alpha]["valid"]["entropy@10"])
+
+
+def plot_curve(run: Path, curve: dict[float, dict[str, dict[str, float]]], chosen: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(5, 3.6))
-    axes.plot([m["entropy@10"] for _, m in rows], [m["ndcg@10"] for _, m in rows], marker="o")
-    for alpha, metrics in rows:
-        axes.annotate(f"α={alpha}", (metrics["entropy@10"], metrics["ndcg@10"]), fontsize=8)
+    for on, style in (("valid", "s--"), ("test", "o-")):
+        points = [(m[on]["entropy@10"], m[on]["ndcg@10"]) for m in curve.values()]
+        axes.plot(*zip(*points, strict=True), style, label=on)
+    for alpha, metrics in curve.items():
+        label = f"α={alpha}" + (" (chosen)" if alpha == chosen else "")
+        axes.annotate(label, (metrics["test"]["entropy@10"], metrics["test"]["ndcg@10"]), fontsize=8)
     axes.set_xlabel("category entropy@10 (bits)")
     axes.set_ylabel("NDCG@10")
     axes.set_title(f"Steering the heads of {run.name}")
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(run / "steering.png", dpi=120)
-    print(f"\nwrote {run / 'steering.png'}")
+    print(f"wrote {run / 'steering.png'}")
 
 
 if __name__ == "__main__":

@@ -322,23 +322,31 @@ class PriorHeads(nn.Module):
         log_weights = (
             hidden.new_zeros(len(self.names)) if head_weights is None else torch.log(head_weights.to(hidden))
         )
-        own_log_probs = torch.log_softmax(own_scores, dim=1) if merge == "mix" else None
-        total = hidden.new_full((len(hidden), len(items)), float("-inf"))
+        # item-major (n_items, B): a head's items are then whole rows, gathered and written back in
+        # contiguous runs (its columns of a (B, n_items) table would be B scattered runs each)
+        own_log_probs = torch.log_softmax(own_scores, dim=1).T.contiguous() if merge == "mix" else None
+        total = hidden.new_full((len(items), len(hidden)), float("-inf"))
         best = total.clone()
         best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
-        # head by head, so memory stays (B, n_items) however many heads there are
+        # head by head, so memory stays (n_items, B) however many heads there are, and each head scores
+        # only the items it may give: with disjoint categories all heads together cost one head's work
+        dropped = [False] * len(self.names) if head_weights is None else (head_weights == 0).tolist()
         for head in range(len(self.names)):
-            outside = ~self.allowed[1:, head][None]
-            logits = (self.scale() * queries[:, head] @ items.T).masked_fill(outside, float("-inf"))
+            if dropped[head]:
+                continue  # a dropped head adds nothing to the sum and never wins the max
+            group = self.group(head) - 1  # rows of the item-major scores
+            rows = slice(None) if len(group) == len(items) else group
+            logits = self.scale() * items[rows] @ queries[:, head].T  # (group size, B)
             if own_log_probs is not None:
-                head_log_prob = torch.logsumexp(own_log_probs.masked_fill(outside, float("-inf")), 1, True)
-                logits = head_log_prob + torch.log_softmax(logits, dim=1)
+                head_log_prob = torch.logsumexp(own_log_probs[rows], dim=0, keepdim=True)
+                logits = head_log_prob + torch.log_softmax(logits, dim=0)
             logits = logits + log_weights[head]
-            total = torch.logaddexp(total, logits)
-            better = logits > best
-            best = torch.where(better, logits, best)
-            best_head = torch.where(better, head, best_head)
-        return (best if merge == "max" else total), best_head
+            total[rows] = torch.logaddexp(total[rows], logits)
+            best_so_far = best[rows]
+            better = logits > best_so_far
+            best[rows] = torch.where(better, logits, best_so_far)
+            best_head[rows] = torch.where(better, head, best_head[rows])
+        return (best if merge == "max" else total).T.contiguous(), best_head.T.contiguous()
 
     def head_weights(self, steering: Steering) -> torch.Tensor:
         """``(H,)`` weights from a :class:`Steering`; unknown head or value names are a ConfigError."""
