@@ -33,6 +33,7 @@ from grid import fit_seeds, print_table
 
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
+from intentrec.storage import write_json
 
 VARIANTS = {
     "none": [],
@@ -97,7 +98,16 @@ def steer(runs: list[Path], against: list[Path]) -> None:
 
 
 def steering_curve(run: Path) -> dict[float, dict[str, dict[str, float]]]:
-    """Validation and test metrics of ``run`` at every alpha of ``ALPHAS``."""
+    """Validation and test metrics of ``run`` at every alpha of ``ALPHAS``.
+
+    Kept in ``RUN/steering.json`` and reused from there, so that runs can be swept side by side (one
+    process each) and tabulated together afterwards.
+    """
+    saved = run / "steering.json"
+    if saved.is_file():
+        curve = {float(alpha): metrics for alpha, metrics in json.loads(saved.read_text()).items()}
+        if set(curve) == set(ALPHAS):
+            return curve
     recommender = Recommender.load(run)
     assert recommender.model is not None
     if recommender.model.heads is None:
@@ -110,6 +120,7 @@ def steering_curve(run: Path) -> dict[float, dict[str, dict[str, float]]]:
         steering = Steering(heads=weights)
         curve[alpha] = {on: recommender.evaluate(on, steering=steering) for on in ("valid", "test")}
         print(f"{run} alpha {alpha:4.2f}  valid ndcg@10 {curve[alpha]['valid']['ndcg@10']:.4f}", flush=True)
+    write_json(saved, curve)
     return curve
 
 
