@@ -15,12 +15,13 @@ so an interrupted benchmark resumes); the table gives test mean ± std over the 
 
 ``--steer RUN [RUN ...]`` instead sweeps the head weights of trained runs with prior heads (one run per
 seed) and prints each run's accuracy / diversity trade-off on validation and test (and writes
-``RUN/steering.png``): with weights ``w_h = share_h^-alpha``, where ``share_h`` is the share of the
-validation users' top-10 slots head ``h`` fills unsteered, alpha > 0 lifts the heads the model uses least.
-Each run's operating point is chosen on validation alone: the alpha with the highest validation
-entropy@10 among those whose validation NDCG@10 is at least the unsteered one's ("keep accuracy, add
-variety"); the test metrics at that alpha are then tabulated over the runs, next to ``--against RUN ...``
-(the same backbone without heads, evaluated here on test so that older runs get every column).
+``RUN/steering.png``, and ``RUN/steering.json``, which the next call reuses): with weights
+``w_h = share_h^-alpha``, where ``share_h`` is the share of the validation users' top-10 slots head ``h``
+fills unsteered, alpha > 0 lifts the heads the model uses least. Each run's operating point is chosen on
+validation alone: the alpha with the highest validation entropy@10 among those whose validation NDCG@10
+is at least the unsteered one's ("keep accuracy, add variety"); the test metrics at that alpha are then
+tabulated over the runs, next to ``--against RUN ...`` (the same backbone without heads, evaluated here
+on test so that older runs get every column).
 """
 
 from __future__ import annotations
