@@ -6,6 +6,7 @@ from cosine search.
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -70,6 +71,18 @@ def test_hnsw_finds_the_largest_inner_products(vectors, queries) -> None:
     assert np.mean(recalls) >= 0.95
 
 
+def test_renumbering_the_graph_changes_no_result(vectors, queries) -> None:
+    config = IndexConfig(kind="hnsw", m=8, ef_search=40)
+    graph = index_module._build_hnsw(vectors, config, threads=1)
+    params = faiss.SearchParametersHNSW(efSearch=config.ef_search)
+    _, expected = graph.search(index_module._augment_queries(queries), 40, params=params)
+    index = ItemIndex(vectors, graph, "hnsw", config)  # renumbers the same graph in place
+    assert sorted(index._items.tolist()) == list(range(N_ITEMS))
+    assert not np.array_equal(index._items, np.arange(N_ITEMS))
+    for query, items in zip(queries, expected, strict=True):
+        assert sorted(index._candidates(query, 40).tolist()) == sorted(items.tolist())
+
+
 def test_excluded_items_are_never_returned_and_k_are_still_found(index, vectors, queries) -> None:
     for query in queries[:5]:
         best = reference(vectors, query, 30)[0]
@@ -125,7 +138,7 @@ def test_an_hnsw_index_is_saved_in_the_run_and_reused_while_it_matches(
         raise AssertionError("the saved index should have been read")
 
     with monkeypatch.context() as patched:
-        patched.setattr(ItemIndex, "build", no_build)
+        patched.setattr(index_module, "_build_hnsw", no_build)
         loaded = ItemIndex.open(vectors, config, path)
     assert loaded.search(queries[0], 10)[0].tolist() == built.search(queries[0], 10)[0].tolist()
 

@@ -17,10 +17,12 @@ by scoring just those items, exactly, which is cheaper than searching past every
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +36,8 @@ log = logging.getLogger("intentrec")
 
 #: Multiply-adds below which filtered items are scored exactly instead of searched (~1 ms on one core).
 _EXACT_SUBSET_BUDGET = 2**23
+
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # linux/mman.h
 
 
 class IndexConfig(BaseModel):
@@ -58,10 +62,13 @@ class ItemIndex:
     """Searches ``vectors (n_items, D)`` (row ``i`` = dataset item ``i``) for the largest inner products."""
 
     def __init__(self, vectors: np.ndarray, index: faiss.Index, kind: str, config: IndexConfig) -> None:
+        """``index`` answers for ``vectors``; an HNSW one is renumbered in place for speed (``_lay_out``)."""
         self.vectors = vectors
         self.kind = kind
         self.config = config
         self._index = index
+        # (n_items,): the item each HNSW node stands for once the nodes are renumbered
+        self._items = _lay_out(index) if kind == "hnsw" else None
 
     @property
     def n_items(self) -> int:
@@ -77,15 +84,7 @@ class ItemIndex:
             index = faiss.IndexFlatIP(vectors.shape[1])
             index.add(vectors)
             return cls(vectors, index, kind, config)
-        index = faiss.IndexHNSWFlat(vectors.shape[1] + 1, config.m)
-        index.hnsw.efConstruction = config.ef_construction
-        previous = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
-        try:
-            index.add(_augment_items(vectors))
-        finally:
-            faiss.omp_set_num_threads(previous)
-        return cls(vectors, index, kind, config)
+        return cls(vectors, _build_hnsw(vectors, config, threads), kind, config)
 
     @classmethod
     def open(cls, vectors: np.ndarray, config: IndexConfig, path: Path | None = None) -> ItemIndex:
@@ -103,13 +102,13 @@ class ItemIndex:
             log.info("reading the HNSW index from %s", path)
             return cls(vectors, faiss.read_index(str(path)), kind, config)
         log.info("building an HNSW index over %d items, saved as %s for the next start", len(vectors), path)
-        built = cls.build(vectors, config)
-        try:
-            write_with(path, lambda tmp: faiss.write_index(built._index, str(tmp)))
+        built = _build_hnsw(vectors, config)
+        try:  # saved before ItemIndex renumbers its nodes, so the saved node i is item i
+            write_with(path, lambda tmp: faiss.write_index(built, str(tmp)))
             write_json(card_path, card)
         except OSError as error:  # a read-only run folder: serve anyway, build again next time
             log.warning("could not save the index as %s: %s", path, error)
-        return built
+        return cls(vectors, built, kind, config)
 
     # --- search --------------------------------------------------------------------------------------------
 
@@ -155,7 +154,8 @@ class ItemIndex:
             params = faiss.SearchParametersHNSW(efSearch=max(self.config.ef_search, fetch))
             _, items = self._index.search(_augment_queries(query[None]), fetch, params=params)
         items = items[0]
-        return items[items >= 0]  # faiss pads with -1 when it finds fewer
+        items = items[items >= 0]  # faiss pads with -1 when it finds fewer
+        return items if self._items is None else self._items[items]
 
     def _exact(self, query: np.ndarray, k: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best of ``items`` by exact score, best first."""
@@ -173,6 +173,67 @@ def _member(items: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
         return np.zeros(len(items), dtype=bool)
     at = np.searchsorted(sorted_set, items).clip(max=len(sorted_set) - 1)
     return sorted_set[at] == items
+
+
+def _build_hnsw(vectors: np.ndarray, config: IndexConfig, threads: int | None = None) -> faiss.IndexHNSWFlat:
+    """The HNSW graph of ``vectors`` reduced to nearest neighbours, node ``i`` = item ``i``."""
+    index = faiss.IndexHNSWFlat(vectors.shape[1] + 1, config.m)
+    index.hnsw.efConstruction = config.ef_construction
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        index.add(_augment_items(vectors))
+    finally:
+        faiss.omp_set_num_threads(previous)
+    return index
+
+
+def _lay_out(index: faiss.IndexHNSWFlat) -> np.ndarray:
+    """Renumber ``index``'s nodes breadth-first from its entry point and back its arrays with 2 MB pages,
+    in place; returns ``(n,)`` the old number (the item) of each new node.
+
+    A search is a chain of memory misses: each hop reads a node's neighbour list, then the vectors of its
+    neighbours, scattered over a gigabyte for a million items. Numbered breadth-first, a node's
+    neighbours lie near each other and near it, and with 2 MB pages the hops stop missing the address
+    translation cache too: 1.66x faster search on the 1M-item benchmark (BENCHMARKS.md), same results.
+    """
+    hnsw, n = index.hnsw, index.ntotal
+    neighbours = faiss.rev_swig_ptr(hnsw.neighbors.data(), hnsw.neighbors.size())  # a view, -1 = none
+    starts = faiss.vector_to_array(hnsw.offsets)[:-1].astype(np.int64)
+    level0 = np.arange(hnsw.nb_neighbors(0))  # a node's bottom-layer links come first in its range
+    order, seen = [], np.zeros(n, dtype=bool)
+    frontier = np.array([max(hnsw.entry_point, 0)])
+    seen[frontier] = True
+    while len(frontier):
+        order.append(frontier)
+        linked = neighbours[starts[frontier][:, None] + level0].ravel()
+        linked = linked[linked >= 0]
+        linked = linked[~seen[linked]]
+        _, first = np.unique(linked, return_index=True)
+        frontier = linked[np.sort(first)]  # each once, in the order they were reached
+        seen[frontier] = True
+    order.append(np.flatnonzero(~seen))  # nodes the bottom layer does not reach from the entry point
+    order = np.concatenate(order).astype(np.int64)
+    index.permute_entries(order)
+    storage = faiss.downcast_index(index.storage).codes
+    _huge_pages(int(storage.data()), storage.size())
+    _huge_pages(int(hnsw.neighbors.data()), hnsw.neighbors.size() * 4)
+    return order
+
+
+def _huge_pages(address: int, size: int) -> None:
+    """Back the 2 MB pages inside ``[address, address + size)`` with huge pages now, where Linux can
+    (``MADV_COLLAPSE``, Linux >= 6.1, even when transparent huge pages are only on request); else nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    huge = 1 << 21
+    start, end = -(-address // huge) * huge, (address + size) // huge * huge
+    if end <= start:
+        return
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise(start, end - start, _MADV_HUGEPAGE)  # later faults in the range get huge pages too
+    madvise(start, end - start, _MADV_COLLAPSE)  # fails harmlessly on older kernels
 
 
 def _resolve_kind(config: IndexConfig, n_items: int) -> str:
