@@ -77,8 +77,8 @@ def test_renumbering_the_graph_changes_no_result(vectors, queries) -> None:
     params = faiss.SearchParametersHNSW(efSearch=config.ef_search)
     _, expected = graph.search(index_module._augment_queries(queries), 40, params=params)
     index = ItemIndex(vectors, graph, "hnsw", config)  # renumbers the same graph in place
-    assert sorted(index._items.tolist()) == list(range(N_ITEMS))
-    assert not np.array_equal(index._items, np.arange(N_ITEMS))
+    assert sorted(index._node_items.tolist()) == list(range(N_ITEMS))
+    assert not np.array_equal(index._node_items, np.arange(N_ITEMS))
     for query, items in zip(queries, expected, strict=True):
         assert sorted(index._candidates(query, 40).tolist()) == sorted(items.tolist())
 

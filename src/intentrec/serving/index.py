@@ -68,7 +68,7 @@ class ItemIndex:
         self.config = config
         self._index = index
         # (n_items,): the item each HNSW node stands for once the nodes are renumbered
-        self._items = _lay_out(index) if kind == "hnsw" else None
+        self._node_items = _lay_out(index) if kind == "hnsw" else None
 
     @property
     def n_items(self) -> int:
@@ -155,7 +155,7 @@ class ItemIndex:
             _, items = self._index.search(_augment_queries(query[None]), fetch, params=params)
         items = items[0]
         items = items[items >= 0]  # faiss pads with -1 when it finds fewer
-        return items if self._items is None else self._items[items]
+        return items if self._node_items is None else self._node_items[items]
 
     def _exact(self, query: np.ndarray, k: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best of ``items`` by exact score, best first."""
