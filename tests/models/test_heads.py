@@ -121,6 +121,18 @@ def test_the_merged_loss_is_cross_entropy_of_what_the_sum_merge_ranks_by(cosine:
     torch.testing.assert_close(together, alone + 0.5 * loss)
 
 
+def test_a_head_no_item_belongs_to_changes_no_loss() -> None:
+    items, hidden, targets = torch.randn(4, DIM), torch.randn(3, DIM), torch.tensor([[1], [2], [3]])
+    with_empty = heads_for(["a", "(other)"], [[True, False]] * 3)
+    alone = heads_for(["a"], [[True]] * 3)
+    with torch.no_grad():
+        alone.weight.copy_(with_empty.weight[:1])
+    loss = prior_heads_loss(with_empty, hidden, targets, items)
+    torch.testing.assert_close(loss, prior_heads_loss(alone, hidden, targets, items))
+    loss.backward()
+    assert torch.isfinite(with_empty.weight.grad).all()
+
+
 @pytest.mark.parametrize(("objective", "cosine"), [("softmax", False), ("sampled", True)])
 def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bool) -> None:
     heads = heads_for(
