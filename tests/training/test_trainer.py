@@ -10,7 +10,9 @@ import torch
 
 from intentrec.data.split import split_dataset
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
+from intentrec.models.heads import HeadsConfig, PriorHeads
 from intentrec.models.model import SequentialModel
+from intentrec.models.priors import Prior
 from intentrec.models.sasrec import SASRec, SASRecConfig
 from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig, TrainResult, length_bucketed_batches, train
@@ -116,6 +118,36 @@ def test_training_learns_the_cycle(split) -> None:
     )
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert result.best_valid["hr@1"] > max(0.8, before + 0.3)
+
+
+@pytest.mark.parametrize("end_to_end", [False, True])
+def test_heads_not_trained_end_to_end_leave_the_backbone_as_the_next_item_loss_trains_it(
+    split, end_to_end: bool
+) -> None:
+    """``heads.end_to_end=false``: the heads learn, and the backbone and items train exactly as they would
+    without heads (end to end they do not, so the comparison is not vacuous)."""
+    n_items = catalogue(split)
+    plain = new_model(n_items)
+    with_heads = new_model(n_items)
+    parity = [[i % 2 == 0, i % 2 == 1] for i in range(n_items)]
+    with_heads.heads = PriorHeads(
+        8,
+        n_items,
+        [Prior("taxonomy", ["even", "odd"], membership=torch.tensor(parity))],
+        HeadsConfig(priors=["taxonomy"], end_to_end=end_to_end),
+    )
+    for model in (plain, with_heads):
+        train(model, split.train, LossConfig(), config(epochs=2), MAX_LEN, scripted([0.1, 0.2]))
+    assert with_heads.heads.weight.abs().sum() > 0  # the heads started at zero and learned
+    heads_state = with_heads.state_dict()
+    same = [torch.allclose(tensor, heads_state[name]) for name, tensor in plain.state_dict().items()]
+    assert all(same) if not end_to_end else not any(same)
+
+
+def test_heads_not_trained_end_to_end_need_the_next_item_loss() -> None:
+    with pytest.raises(ValueError, match="next_item_loss must be > 0"):
+        HeadsConfig(priors=["taxonomy"], end_to_end=False, next_item_loss=0)
+    assert HeadsConfig(priors=["horizon"], end_to_end=False).next_item_weight == 1.0
 
 
 def test_early_stopping_after_patience_restores_the_best_weights(split) -> None:

@@ -26,6 +26,10 @@ the whole catalogue are therefore added by default: the plain next-item loss on 
 which is what the "sum" merge ranks by. It is one softmax over every (head, item) pair, whose positives are
 the target's pairs: a few times the cost of the next-item loss, plus every head's query at every position.
 
+By default the heads' losses train the backbone and the item table with the heads, end to end, as in the
+paper. With ``end_to_end=False`` the heads are adapters only: their losses stop at the heads, the backbone and
+the items learn from the next-item loss alone, and the backbone is the one a run without heads would train.
+
 Two priors compose in one of three ways (first prior ``A``, second ``B``):
 
     additive        |A| + |B| heads: a target trains its A head and its B head
@@ -120,8 +124,13 @@ class HeadsConfig(BaseModel):
         None,
         ge=0,
         description="Weight of the plain next-item loss on the backbone output, added to the heads' loss "
-        "(0: the heads' loss alone, as in the paper); None: 1 when heads train against in-group negatives, "
-        "else 0.",
+        "(0: the heads' loss alone, as in the paper); None: 1 when heads train against in-group negatives "
+        "or not end to end, else 0.",
+    )
+    end_to_end: bool = Field(
+        True,
+        description="The heads' losses train the backbone and the item table too (the paper's); false: the "
+        "heads learn on top of a backbone and items that the next-item loss alone trains.",
     )
 
     @model_validator(mode="before")
@@ -143,6 +152,14 @@ class HeadsConfig(BaseModel):
             raise ValueError("taxonomy and clusters are both item groupings; choose one of them.")
         return priors
 
+    @model_validator(mode="after")
+    def _backbone_has_a_loss(self) -> HeadsConfig:
+        if not self.end_to_end and self.next_item_loss == 0:
+            raise ValueError(
+                "end_to_end=false leaves the backbone only the next-item loss; next_item_loss must be > 0."
+            )
+        return self
+
     @property
     def horizon(self) -> int:
         """How many next items each position is trained to predict."""
@@ -158,7 +175,7 @@ class HeadsConfig(BaseModel):
         """The weight of the backbone's plain next-item loss next to the heads' (see ``next_item_loss``)."""
         if self.next_item_loss is not None:
             return self.next_item_loss
-        return 1.0 if self.in_group else 0.0
+        return 1.0 if self.in_group or not self.end_to_end else 0.0
 
     @property
     def merged_weight(self) -> float:

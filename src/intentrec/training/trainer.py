@@ -255,9 +255,10 @@ def train_step(
         if sequences.rows is not None:
             rows_ahead = np.where(batch.sources >= 0, sequences.rows[batch.sources], -1)
             target_rows = torch.from_numpy(rows_ahead).to(hidden.device)[supervised]
-        loss = prior_heads_loss(
-            model.heads, hidden[supervised], targets[supervised], model.item_embedding.weight, target_rows
-        )
+        head_inputs, item_table = hidden[supervised], model.item_embedding.weight
+        if not model.heads.config.end_to_end:  # adapters only: the next-item loss alone shapes what they read
+            head_inputs, item_table = head_inputs.detach(), item_table.detach()
+        loss = prior_heads_loss(model.heads, head_inputs, targets[supervised], item_table, target_rows)
         next_item_weight = model.heads.config.next_item_weight
     if next_item_weight:
         next_items = targets[..., 0][supervised]
