@@ -22,6 +22,10 @@ validation alone: the alpha with the highest validation entropy@10 among those w
 is at least the unsteered one's ("keep accuracy, add variety"); the test metrics at that alpha are then
 tabulated over the runs, next to ``--against RUN ...`` (the same backbone without heads, evaluated here
 on test so that older runs get every column).
+
+``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
+rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
+merged list beat the backbone that the heads were trained on?
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import get_args
 
 from grid import fit_seeds, print_table
 
-from intentrec.models.heads import Steering
+from intentrec.models.heads import Merge, Steering
 from intentrec.recommender import Recommender
 from intentrec.storage import write_json
 
@@ -61,12 +66,16 @@ def main() -> None:
     parser.add_argument(
         "--against", nargs="+", type=Path, default=[], help="with --steer: runs without heads"
     )
+    parser.add_argument("--merges", nargs="+", type=Path, help="runs with prior heads: compare merges")
     args = parser.parse_args()
     if args.steer:
         steer(args.steer, args.against)
         return
+    if args.merges:
+        compare_merges(args.merges)
+        return
     if not args.data or not args.out:
-        parser.error("--data and --out are required (or --steer RUN)")
+        parser.error("--data and --out are required (or --steer RUN, or --merges RUN)")
 
     variants = {name: [f"heads.priors={json.dumps(VARIANTS[name])}"] for name in args.variants}
     results = fit_seeds(Path(args.out), args.data, variants, args.seeds, args.set, COLUMNS)
@@ -98,6 +107,27 @@ def steer(runs: list[Path], against: list[Path]) -> None:
     print_table(f"test, {len(runs)} runs", results, COLUMNS)
 
 
+def compare_merges(runs: list[Path]) -> None:
+    results: dict[str, list[dict[str, float]]] = {}
+    for run in runs:
+        recommender = heads_run(run)
+        for merge in get_args(Merge):
+            steering = Steering(merge=merge)
+            results.setdefault(f"heads, {merge} merge", []).append(recommender.evaluate(steering=steering))
+        # the backbone's output, trained by the next-item loss next to the heads, ranks items on its own
+        recommender.model.heads = None
+        results.setdefault("backbone alone (heads off)", []).append(recommender.evaluate())
+    print_table(f"test, {len(runs)} runs", results, COLUMNS)
+
+
+def heads_run(run: Path) -> Recommender:
+    """The trained run at ``run``; exits with a message if it has no prior heads."""
+    recommender = Recommender.load(run)
+    if recommender.model is None or recommender.model.heads is None:
+        raise SystemExit(f"{run}: this run has no prior heads")
+    return recommender
+
+
 def steering_curve(run: Path) -> dict[float, dict[str, dict[str, float]]]:
     """Validation and test metrics of ``run`` at every alpha of ``ALPHAS``.
 
@@ -109,10 +139,7 @@ def steering_curve(run: Path) -> dict[float, dict[str, dict[str, float]]]:
         curve = {float(alpha): metrics for alpha, metrics in json.loads(saved.read_text()).items()}
         if set(curve) == set(ALPHAS):
             return curve
-    recommender = Recommender.load(run)
-    assert recommender.model is not None
-    if recommender.model.heads is None:
-        raise SystemExit(f"{run}: this run has no prior heads to steer")
+    recommender = heads_run(run)
     shares = recommender.breakdown("valid")["heads"]
     curve = {}
     for alpha in ALPHAS:
