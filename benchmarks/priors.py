@@ -23,6 +23,11 @@ is at least the unsteered one's ("keep accuracy, add variety"); the test metrics
 tabulated over the runs, next to ``--against RUN ...`` (the same backbone without heads, evaluated here
 on test so that older runs get every column).
 
+``--blend RUN [RUN ...]`` sweeps the weight ``w`` of the backbone's own head ("next") in the same way:
+the list is ``log(P_heads + w P_backbone)``, from the heads' alone (w = 0) to the backbone's alone
+(w = 1e6); the operating point is the w with the most validation entropy@10 among those whose validation
+NDCG@10 is at least the backbone's alone (``RUN/blend.json``, ``RUN/blend.png``).
+
 ``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
 rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
 merged list beat the backbone that the heads were trained on?
@@ -37,7 +42,7 @@ from typing import get_args
 
 from grid import fit_seeds, print_table
 
-from intentrec.models.heads import Merge, Steering
+from intentrec.models.heads import NEXT_ITEM_HEAD, Merge, Steering
 from intentrec.recommender import Recommender
 from intentrec.storage import write_json
 
@@ -51,6 +56,8 @@ VARIANTS = {
 }
 COLUMNS = ("ndcg@10", "recall@10", "entropy@10", "coverage@10", "explore_recall@10", "novelty@10")
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
+#: Weights of the backbone's own head; the last ranks as the backbone alone.
+BACKBONE_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 1e6)
 
 
 def main() -> None:
@@ -63,13 +70,17 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], help="config override section.key=value")
     parser.add_argument("--steer", nargs="+", type=Path, help="runs with prior heads: steer them instead")
+    parser.add_argument("--blend", nargs="+", type=Path, help="runs with prior heads: weigh the backbone in")
     parser.add_argument(
-        "--against", nargs="+", type=Path, default=[], help="with --steer: runs without heads"
+        "--against", nargs="+", type=Path, default=[], help="with --steer/--blend: runs without heads"
     )
     parser.add_argument("--merges", nargs="+", type=Path, help="runs with prior heads: compare merges")
     args = parser.parse_args()
     if args.steer:
-        steer(args.steer, args.against)
+        sweep_runs(args.steer, args.against, "steering")
+        return
+    if args.blend:
+        sweep_runs(args.blend, args.against, "blend")
         return
     if args.merges:
         compare_merges(args.merges)
@@ -82,25 +93,28 @@ def main() -> None:
     print_table(f"variant ({len(args.seeds)} seeds, test)", results, COLUMNS)
 
 
-def steer(runs: list[Path], against: list[Path]) -> None:
-    results: dict[str, list[dict[str, float]]] = {
-        "heads steered, alpha chosen on validation": [],
-        "heads unsteered": [],
-    }
+#: A sweep: its knob's name, the points, and the point whose validation NDCG@10 the choice must keep.
+SWEEPS = {"steering": ("alpha", ALPHAS, 0.0), "blend": ("backbone weight", BACKBONE_WEIGHTS, 1e6)}
+
+
+def sweep_runs(runs: list[Path], against: list[Path], sweep: str) -> None:
+    knob, _, reference = SWEEPS[sweep]
+    chosen_label = f"heads, {knob} chosen on validation"
+    results: dict[str, list[dict[str, float]]] = {chosen_label: [], f"heads, {knob} {reference:g}": []}
     for run in runs:
-        curve = steering_curve(run)
-        alpha = choose_alpha(curve)
-        results["heads steered, alpha chosen on validation"].append(curve[alpha]["test"])
-        results["heads unsteered"].append(curve[0.0]["test"])
-        print(f"\n{run}: alpha chosen on validation = {alpha}\n")
+        curve = sweep_curve(run, sweep)
+        point = choose(curve, reference)
+        results[chosen_label].append(curve[point]["test"])
+        results[f"heads, {knob} {reference:g}"].append(curve[reference]["test"])
+        print(f"\n{run}: {knob} chosen on validation = {point:g}\n")
         header = [f"valid {c}" for c in COLUMNS[:3]] + list(COLUMNS)
-        print("| alpha | " + " | ".join(header) + " |")
+        print(f"| {knob} | " + " | ".join(header) + " |")
         print("|---" * (len(COLUMNS) + 4) + "|")
-        for a, metrics in curve.items():
+        for at, metrics in curve.items():
             valid = " | ".join(f"{metrics['valid'][c]:.4f}" for c in COLUMNS[:3])
             test = " | ".join(f"{metrics['test'][c]:.4f}" for c in COLUMNS)
-            print(f"| {a}{' (chosen)' if a == alpha else ''} | {valid} | {test} |")
-        plot_curve(run, curve, alpha)
+            print(f"| {at:g}{' (chosen)' if at == point else ''} | {valid} | {test} |")
+        plot_curve(run, curve, point, sweep)
 
     if against:
         results["no heads"] = [Recommender.load(run).evaluate("test") for run in against]
@@ -128,38 +142,42 @@ def heads_run(run: Path) -> Recommender:
     return recommender
 
 
-def steering_curve(run: Path) -> dict[float, dict[str, dict[str, float]]]:
-    """Validation and test metrics of ``run`` at every alpha of ``ALPHAS``.
+def sweep_curve(run: Path, sweep: str) -> dict[float, dict[str, dict[str, float]]]:
+    """Validation and test metrics of ``run`` at every point of the sweep (see the module docstring).
 
-    Kept in ``RUN/steering.json`` and reused from there, so that runs can be swept side by side (one
+    Kept in ``RUN/<sweep>.json`` and reused from there, so that runs can be swept side by side (one
     process each) and tabulated together afterwards.
     """
-    saved = run / "steering.json"
+    _, points, _ = SWEEPS[sweep]
+    saved = run / f"{sweep}.json"
     if saved.is_file():
-        curve = {float(alpha): metrics for alpha, metrics in json.loads(saved.read_text()).items()}
-        if set(curve) == set(ALPHAS):
+        curve = {float(at): metrics for at, metrics in json.loads(saved.read_text()).items()}
+        if set(curve) == set(points):
             return curve
     recommender = heads_run(run)
     shares = recommender.breakdown("valid")["heads"]
     curve = {}
-    for alpha in ALPHAS:
-        # a head that never reached a top 10 counts as having filled one slot in 10,000
-        weights = {name: max(shares.get(name, 0.0), 1e-4) ** -alpha for name in recommender.model.heads.names}
-        steering = Steering(heads=weights)
-        curve[alpha] = {on: recommender.evaluate(on, steering=steering) for on in ("valid", "test")}
-        print(f"{run} alpha {alpha:4.2f}  valid ndcg@10 {curve[alpha]['valid']['ndcg@10']:.4f}", flush=True)
+    for at in points:
+        if sweep == "blend":
+            steering = Steering(heads={NEXT_ITEM_HEAD: at})
+        else:
+            # a head that never reached a top 10 counts as having filled one slot in 10,000
+            names = recommender.model.heads.names
+            steering = Steering(heads={name: max(shares.get(name, 0.0), 1e-4) ** -at for name in names})
+        curve[at] = {on: recommender.evaluate(on, steering=steering) for on in ("valid", "test")}
+        print(f"{run} {sweep} {at:g}  valid ndcg@10 {curve[at]['valid']['ndcg@10']:.4f}", flush=True)
     write_json(saved, curve)
     return curve
 
 
-def choose_alpha(curve: dict[float, dict[str, dict[str, float]]]) -> float:
-    """The alpha with the most validation entropy@10 that keeps the unsteered validation NDCG@10."""
-    floor = curve[0.0]["valid"]["ndcg@10"]
-    keeping = [alpha for alpha, metrics in curve.items() if metrics["valid"]["ndcg@10"] >= floor]
-    return max(keeping, key=lambda alpha: curve[alpha]["valid"]["entropy@10"])
+def choose(curve: dict[float, dict[str, dict[str, float]]], reference: float) -> float:
+    """The point with the most validation entropy@10 that keeps the reference's validation NDCG@10."""
+    floor = curve[reference]["valid"]["ndcg@10"]
+    keeping = [at for at, metrics in curve.items() if metrics["valid"]["ndcg@10"] >= floor]
+    return max(keeping, key=lambda at: curve[at]["valid"]["entropy@10"])
 
 
-def plot_curve(run: Path, curve: dict[float, dict[str, dict[str, float]]], chosen: float) -> None:
+def plot_curve(run: Path, curve: dict[float, dict[str, dict[str, float]]], chosen: float, sweep: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,16 +187,19 @@ def plot_curve(run: Path, curve: dict[float, dict[str, dict[str, float]]], chose
     for on, style in (("valid", "s--"), ("test", "o-")):
         points = [(m[on]["entropy@10"], m[on]["ndcg@10"]) for m in curve.values()]
         axes.plot(*zip(*points, strict=True), style, label=on)
-    for alpha, metrics in curve.items():
-        label = f"α={alpha}" + (" (chosen)" if alpha == chosen else "")
+    symbol = "α" if sweep == "steering" else "w"
+    for at, metrics in curve.items():
+        label = f"{symbol}={at:g}" + (" (chosen)" if at == chosen else "")
         axes.annotate(label, (metrics["test"]["entropy@10"], metrics["test"]["ndcg@10"]), fontsize=8)
     axes.set_xlabel("category entropy@10 (bits)")
     axes.set_ylabel("NDCG@10")
-    axes.set_title(f"Steering the heads of {run.name}")
+    axes.set_title(
+        f"{'Steering the heads' if sweep == 'steering' else 'Weighing in the backbone'} of {run.name}"
+    )
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(run / "steering.png", dpi=120)
-    print(f"wrote {run / 'steering.png'}")
+    figure.savefig(run / f"{sweep}.png", dpi=120)
+    print(f"wrote {run / f'{sweep}.png'}")
 
 
 if __name__ == "__main__":

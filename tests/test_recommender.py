@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from intentrec.config import RunConfig
-from intentrec.errors import IntentRecError
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.recommender import NotFittedError, Recommender
 from intentrec.run import RunFiles
 
@@ -130,6 +130,49 @@ def test_fit_on_a_gpu_then_rank_and_serve_from_the_cpu(make_dataset, tmp_path, p
     assert next(loaded.model.parameters()).device.type == "cpu"
     assert loaded.recommend(["u1", "u42"], k=5)["item"].equals(on_gpu["item"])
     assert loaded.evaluate("test")["hr@10"] == pytest.approx(recommender.metrics["test"]["hr@10"], abs=0.02)
+
+
+def heads_on(backbone_run: Path | str, **model) -> RunConfig:
+    """Parity heads fitted on the frozen backbone of ``backbone_run`` (``model``: settings changed)."""
+    config = tiny_config(epochs=3).model_dump(mode="json")
+    config["model"].update(model)
+    config["heads"].update(priors=["taxonomy"], backbone_from=str(backbone_run))
+    return RunConfig.from_dict(config)
+
+
+def parity_dataset(make_dataset, rows=None):
+    """The cyclic log with the categories "even" and "odd" on its items."""
+    parity = [["even"] if i % 2 == 0 else ["odd"] for i in range(N_ITEMS)]
+    return make_dataset(rows or cyclic_rows(), categories=parity)
+
+
+def test_heads_fitted_on_a_trained_backbone_leave_it_as_it_was(fitted, make_dataset, tmp_path) -> None:
+    """``heads.backbone_from``: only the heads learn; the backbone and items are the source run's, bit for
+    bit, and the run loads on its own."""
+    source, source_out = fitted
+    recommender = Recommender(heads_on(source_out)).fit(parity_dataset(make_dataset), out=tmp_path / "heads")
+    assert recommender.model.heads.weight.abs().sum() > 0  # the heads start at zero: they learned
+    state = recommender.model.state_dict()
+    for name, tensor in source.model.state_dict().items():
+        assert torch.equal(state[name], tensor), name
+    assert recommender.metrics["test"]["hr@10"] > 0.9
+    loaded = Recommender.load(tmp_path / "heads")
+    assert loaded.evaluate("test") == recommender.metrics["test"]
+
+
+def test_heads_on_a_backbone_trained_otherwise_are_refused_with_what_differs(
+    fitted, make_dataset, tmp_path
+) -> None:
+    _, source_out = fitted
+    with pytest.raises(ConfigError, match=r"model\.dim: 16 there, 8 here"):
+        Recommender(heads_on(source_out, dim=8)).fit(parity_dataset(make_dataset))
+    other_log = parity_dataset(make_dataset, cyclic_rows(seed=1))
+    with pytest.raises(ConfigError, match="differs from this one in the dataset"):
+        Recommender(heads_on(source_out)).fit(other_log)
+    with pytest.raises(ConfigError, match="not a trained IntentRec run"):
+        Recommender(heads_on(tmp_path)).fit(parity_dataset(make_dataset))
+    with pytest.raises(ConfigError, match="name them in priors"):
+        RunConfig.from_dict({"heads": {"backbone_from": str(source_out)}})
 
 
 # --- recommend ---------------------------------------------------------------------------------------------

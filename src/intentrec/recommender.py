@@ -110,6 +110,8 @@ class Recommender:
             self.dataset.card.timestamp_kind,
             build_priors(config.heads, self.dataset, self.split.train, config.train.seed),
         )
+        if config.heads.backbone_from is not None:
+            load_backbone(self.model, config, self.dataset)
         files = RunFiles(Path(out)) if out is not None else None
         if files:
             files.root.mkdir(parents=True, exist_ok=True)
@@ -371,7 +373,8 @@ class Recommender:
         model, _ = self._fitted()
         items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
         merge = steering.merge if steering is not None else None
-        return model.score_last(items, timestamps, self._head_weights(steering), merge)
+        backbone_weight = model.heads.backbone_weight(steering) if model.heads and steering else None
+        return model.score_last(items, timestamps, self._head_weights(steering), merge, backbone_weight)
 
     def _item_features(self) -> ItemFeatures:
         """Categories and training popularity of every item (built on first use)."""
@@ -444,7 +447,7 @@ class Recommender:
             )
         # chunks come in order of history length: put the rows back in the order they were asked for
         table = pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")
-        head_names = model.heads.names if model.heads is not None else [NEXT_ITEM_HEAD]
+        head_names = [*model.heads.names, NEXT_ITEM_HEAD] if model.heads is not None else [NEXT_ITEM_HEAD]
         return table.join(
             dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left"
         ).with_columns(head=pl.col("head_idx").replace_strict(range(len(head_names)), head_names))
@@ -473,7 +476,64 @@ def build_model(
     else:
         backbone = SASRec(config.model)
     heads = PriorHeads(backbone.dim, n_items, list(priors), config.heads) if priors else None
-    return SequentialModel(backbone, n_items, normalize=config.loss.normalize, heads=heads)
+    return SequentialModel(
+        backbone, n_items, normalize=config.loss.normalize, heads=heads, temperature=config.loss.temperature
+    )
+
+
+def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -> None:
+    """Copy the backbone and item table of the run ``config.heads.backbone_from`` into ``model``.
+
+    That run must have been trained on the same dataset, split and model settings: its backbone is then
+    exactly what this run would train without heads, and its training never saw this split's validation
+    or test targets. Anything else is a ConfigError naming what differs.
+    """
+    assert config.heads.backbone_from is not None
+    source = RunFiles(config.heads.backbone_from)
+    if not source.config.is_file() or not source.best_weights.is_file():
+        raise ConfigError(
+            f"heads.backbone_from {source.root}: not a trained IntentRec run (config.json and "
+            "model.safetensors expected)."
+        )
+    theirs = RunConfig.from_file(source.config)
+    differences = [
+        f"{name}: {value!r} there, {ours!r} here"
+        for section in ("model", "split", "loss.normalize")
+        for name, value, ours in _differences(section, theirs, config)
+    ]
+    card = Dataset.load(source.dataset)
+    if card.card.fingerprint != dataset.card.fingerprint or not card.items["item"].equals(
+        dataset.items["item"]
+    ):
+        differences.append("the dataset (its interactions or item IDs)")
+    if differences:
+        raise ConfigError(
+            f"heads.backbone_from {source.root}: that run differs from this one in "
+            + "; ".join(differences)
+            + ". Its backbone must be trained on the same data, split and model settings."
+        )
+    weights = load_weights(source.best_weights)
+    shared = {name: tensor for name, tensor in weights.items() if not name.startswith("heads.")}
+    model.load_state_dict(shared, strict=False)
+    log.info("prior heads fitted on the frozen backbone of %s", source.root)
+
+
+def _differences(section: str, theirs: RunConfig, ours: RunConfig) -> list[tuple[str, Any, Any]]:
+    """``(dotted name, their value, our value)`` of the settings under ``section`` that differ."""
+
+    def at(config: RunConfig) -> Any:
+        node: Any = config.to_json()
+        for part in section.split("."):
+            node = node[part]
+        return node
+
+    mine, other = at(ours), at(theirs)
+    if not isinstance(mine, dict):
+        return [] if mine == other else [(section, other, mine)]
+    keys = sorted(set(mine) | set(other))
+    return [
+        (f"{section}.{key}", other.get(key), mine.get(key)) for key in keys if mine.get(key) != other.get(key)
+    ]
 
 
 def _parameter_counts(model: SequentialModel) -> dict[str, int]:

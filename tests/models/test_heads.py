@@ -16,7 +16,9 @@ from intentrec.models.heads import (
     merged_softmax_loss,
     prior_heads_loss,
 )
+from intentrec.models.model import SequentialModel
 from intentrec.models.priors import Prior
+from intentrec.models.sasrec import SASRec, SASRecConfig
 from intentrec.recommender import Recommender
 from intentrec.serving.index import IndexConfig
 from intentrec.serving.schemas import RecommendRequest
@@ -104,6 +106,56 @@ def test_the_sum_merge_adds_up_the_weighted_heads_that_may_give_an_item(cosine: 
     torch.testing.assert_close(scores[:, 1], per_head[:, :, 1].sum(1).log())
     torch.testing.assert_close(scores[:, 2], per_head[:, 1, 2].log())
     assert (head[:, 1] == per_head[:, :, 1].argmax(1)).all()  # the larger term is the reason
+
+
+@pytest.mark.parametrize("merge", ["max", "sum", "mix"])
+def test_the_backbone_head_mixes_the_backbones_distribution_into_the_heads_list(merge: str) -> None:
+    heads = heads_for(["a", "b"], [[True, False], [True, True], [False, True]])
+    hidden, items, own = torch.randn(2, DIM), torch.randn(4, DIM), torch.randn(2, 3)
+    weights = torch.tensor([1.0, 3.0])
+    alone, _ = heads.score(hidden, items, weights, merge=merge, own_scores=own)
+    scores, head = heads.score(hidden, items, weights, merge=merge, own_scores=own, backbone_weight=2.0)
+    heads_probs, own_probs = alone.softmax(dim=1), own.softmax(dim=1)
+    torch.testing.assert_close(scores, (heads_probs + 2.0 * own_probs).log())
+    backbone_wins = 2.0 * own_probs > heads_probs
+    assert backbone_wins.any() and not backbone_wins.all()  # both kinds of reason occur in this case
+    assert (head == 2)[backbone_wins].all() and (head < 2)[~backbone_wins].all()  # head 2: "next"
+    heavy, _ = heads.score(hidden, items, weights, merge=merge, own_scores=own, backbone_weight=1e6)
+    assert torch.equal(heavy.argsort(dim=1), own.argsort(dim=1))  # weighed heavily: the backbone's list
+    only, head = heads.score(hidden, items, torch.zeros(2), merge=merge, own_scores=own, backbone_weight=1.0)
+    torch.testing.assert_close(only, own.log_softmax(dim=1))
+    assert (head == 2).all()
+    with pytest.raises(ValueError, match="own next-item scores"):
+        heads.score(hidden, items, merge=merge, backbone_weight=1.0)
+
+
+def test_the_backbone_head_is_steered_by_its_name() -> None:
+    heads = heads_for(["a", "b"], [[True, False], [False, True]], backbone_weight=0.5)
+    assert heads.backbone_weight(Steering()) == 0.5  # the run's
+    assert heads.backbone_weight(Steering(heads={"next": 2.0})) == 2.0
+    assert heads.backbone_weight(Steering(only=["a"])) == 0.0
+    assert heads.backbone_weight(Steering(only=["next"])) == 0.5
+    assert heads.head_weights(Steering(only=["next"])).tolist() == [0.0, 0.0]
+    assert heads_for(["a"], [[True]]).backbone_weight(Steering(only=["next", "a"])) == 1.0
+
+
+def test_the_mix_merge_reads_the_backbones_probabilities_at_its_training_temperature() -> None:
+    """Identity cosine heads at the loss's temperature over disjoint categories: the mixture is the
+    backbone's own distribution, which needs P(c | u) at that temperature (not at 1)."""
+    temperature, n_items = 0.05, 6
+    torch.manual_seed(0)
+    backbone = SASRec(SASRecConfig(dim=DIM, n_blocks=1, max_len=5))
+    membership = [[i < 3, i >= 3] for i in range(n_items)]
+    config = HeadsConfig(priors=["taxonomy"], cosine=True, merge="mix")
+    heads = PriorHeads(DIM, n_items, [taxonomy(["low", "high"], membership)], config)
+    with torch.no_grad():
+        heads.log_scale.fill_(np.log(1 / temperature))
+    model = SequentialModel(backbone, n_items, normalize=True, heads=heads, temperature=temperature).eval()
+    items, timestamps = torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.zeros(2, 3, dtype=torch.int64)
+    scores, _ = model.score_last(items, timestamps)
+    user = model(items, timestamps, last_only=True)
+    own = (user @ model.output_embeddings()[1:].T / temperature).log_softmax(dim=1)
+    torch.testing.assert_close(scores, own)
 
 
 @pytest.mark.parametrize("cosine", [False, True])
@@ -313,6 +365,13 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
         service.prepare(RecommendRequest(user="u1", steering=Steering(merge="mix")))
     mixed = loaded.recommend(["u1"], k=3, steering=Steering(merge="mix"))  # offline, every item is scored
     assert mixed.height == 3 and mixed["score"].is_sorted(descending=True)
+    with pytest.raises(IntentRecError, match="head 'next' is not served"):
+        service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"next": 1.0})))
+    # offline, the backbone weighed heavily gives the backbone's own list, each item by head "next"
+    backbone = loaded.recommend(["u1", "u7"], k=5, steering=Steering(heads={"next": 1e6}))
+    assert backbone["head"].unique().to_list() == ["next"]
+    loaded.model.heads = None
+    assert backbone["item"].equals(loaded.recommend(["u1", "u7"], k=5)["item"])
     with pytest.raises(IntentRecError, match="no head or prior value 'evn'"):
         service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"evn": 2.0})))
 

@@ -20,7 +20,9 @@ def recommend(
     keep_seen: bool = typer.Option(False, "--keep-seen", help="Also recommend items the user has had."),
     include_category: list[str] = typer.Option([], help="Only items of this category (repeatable)."),
     exclude_category: list[str] = typer.Option([], help="No item of this category (repeatable)."),
-    head_weight: list[str] = typer.Option([], help="Prior heads: weigh a head, NAME=W (repeatable)."),
+    head_weight: list[str] = typer.Option(
+        [], help="Prior heads: weigh a head, NAME=W (repeatable; 'next': the backbone's own)."
+    ),
     value_weight: list[str] = typer.Option(
         [], help="Prior heads: weigh every head with a prior value, VALUE=W (repeatable)."
     ),

@@ -29,6 +29,8 @@ the target's pairs: a few times the cost of the next-item loss, plus every head'
 By default the heads' losses train the backbone and the item table with the heads, end to end, as in the
 paper. With ``end_to_end=False`` the heads are adapters only: their losses stop at the heads, the backbone and
 the items learn from the next-item loss alone, and the backbone is the one a run without heads would train.
+With ``backbone_from`` the heads are fitted afterwards on a trained run's backbone and items, which stay
+frozen: one backbone serves many sets of heads, each far cheaper to fit than a run.
 
 Two priors compose in one of three ways (first prior ``A``, second ``B``):
 
@@ -48,11 +50,21 @@ where ``s`` is the learned inverse temperature (1 with dot products) and ``w_c``
 can change at request time (:class:`Steering`) to move the list towards, or away from, some intents
 (``w_c = 0`` drops a head). The head that gives an item its score (the largest term of the sum) is the
 reason the item is recommended.
+
+The backbone's own next-item distribution can join the heads as one more head, ``"next"``, that may give
+any item. Its weight ``w_0`` (``backbone_weight``, 0 by default, steerable) mixes two distributions over the
+catalogue, the heads' merged list made a softmax over items and the backbone's softmax at its training
+temperature:
+
+    score(i) = log( P_heads(i | u) + w_0 P_own(i | u) )
+
+so that ``w_0`` slides the list from the heads' (0) to the backbone's alone (large ``w_0``).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -65,7 +77,8 @@ from intentrec.data.sequences import PAD, Sequences
 from intentrec.errors import ConfigError, did_you_mean
 from intentrec.models.priors import ITEM_PRIORS, Prior, PriorKind
 
-#: The one head of a model without prior heads: its own next-item scores.
+#: The backbone's own next-item scores: the one head of a model without prior heads, and with prior heads
+#: one more head that may give any item when weighed in (``backbone_weight``).
 NEXT_ITEM_HEAD = "next"
 
 Merge = Literal["max", "sum", "mix"]
@@ -132,6 +145,18 @@ class HeadsConfig(BaseModel):
         description="The heads' losses train the backbone and the item table too (the paper's); false: the "
         "heads learn on top of a backbone and items that the next-item loss alone trains.",
     )
+    backbone_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the backbone's own next-item distribution mixed into the heads' list as "
+        "one more head, 'next' (0: the heads alone; see the module docstring). Steerable per request.",
+    )
+    backbone_from: Path | None = Field(
+        None,
+        description="A trained run (folder) whose backbone and item table the heads are fitted on, frozen: "
+        "only the heads learn. Its dataset and its model, split and loss.normalize settings must be this "
+        "run's.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +183,8 @@ class HeadsConfig(BaseModel):
             raise ValueError(
                 "end_to_end=false leaves the backbone only the next-item loss; next_item_loss must be > 0."
             )
+        if self.backbone_from is not None and not self.priors:
+            raise ValueError("backbone_from fits prior heads on a trained run; name them in priors.")
         return self
 
     @property
@@ -173,6 +200,8 @@ class HeadsConfig(BaseModel):
     @property
     def next_item_weight(self) -> float:
         """The weight of the backbone's plain next-item loss next to the heads' (see ``next_item_loss``)."""
+        if self.backbone_from is not None:
+            return 0.0  # a frozen backbone: the next-item loss would train nothing
         if self.next_item_loss is not None:
             return self.next_item_loss
         return 1.0 if self.in_group or not self.end_to_end else 0.0
@@ -212,7 +241,8 @@ class Steering(BaseModel):
 
     ``heads`` weighs heads by name, ``values`` weighs every head that carries a prior value (weights
     multiply), ``only`` keeps just the heads named or carrying a value named (all others get 0).
-    Unnamed heads weigh 1.
+    Unnamed heads weigh 1, except the backbone's own head ``"next"``, which weighs the run's
+    ``heads.backbone_weight`` (1 when ``only`` names it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -319,6 +349,7 @@ class PriorHeads(nn.Module):
         head_weights: torch.Tensor | None = None,
         merge: Merge | None = None,
         own_scores: torch.Tensor | None = None,
+        backbone_weight: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of every dataset item and the head each score comes from.
 
@@ -330,18 +361,21 @@ class PriorHeads(nn.Module):
         ``log sum_c w_c exp(score_c)`` over its heads; ``"mix"`` the log of the mixture
         ``sum_c w_c P(c | u) P_c(i | u)``, where ``P_c`` is head c's softmax over its items and
         ``P(c | u)`` the backbone's own probability (``own_scores (B, n_items)``, its next-item logits) of
-        head c's items. The head reported is the largest term.
+        head c's items. The head reported is the largest term. ``backbone_weight > 0`` mixes in the
+        backbone's own distribution, reported as head ``H`` (see the module docstring).
         """
         merge = merge or self.config.merge_rule
-        if merge == "mix" and own_scores is None:
-            raise ValueError("merge='mix' needs the backbone's own next-item scores")
+        if (merge == "mix" or backbone_weight > 0) and own_scores is None:
+            raise ValueError("merge='mix' or a backbone weight needs the backbone's own next-item scores")
         queries, items = self(hidden), self.items(items[1:])  # (B, H, D), (n_items, D)
         log_weights = (
             hidden.new_zeros(len(self.names)) if head_weights is None else torch.log(head_weights.to(hidden))
         )
         # item-major (n_items, B): a head's items are then whole rows, gathered and written back in
         # contiguous runs (its columns of a (B, n_items) table would be B scattered runs each)
-        own_log_probs = torch.log_softmax(own_scores, dim=1).T.contiguous() if merge == "mix" else None
+        own_log_probs = (
+            torch.log_softmax(own_scores, dim=1).T.contiguous() if own_scores is not None else None
+        )
         total = hidden.new_full((len(items), len(hidden)), float("-inf"))
         best = total.clone()
         best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
@@ -354,7 +388,8 @@ class PriorHeads(nn.Module):
             group = self.group(head) - 1  # rows of the item-major scores
             rows = slice(None) if len(group) == len(items) else group
             logits = self.scale() * items[rows] @ queries[:, head].T  # (group size, B)
-            if own_log_probs is not None:
+            if merge == "mix":
+                assert own_log_probs is not None
                 head_log_prob = torch.logsumexp(own_log_probs[rows], dim=0, keepdim=True)
                 logits = head_log_prob + torch.log_softmax(logits, dim=0)
             logits = logits + log_weights[head]
@@ -363,15 +398,26 @@ class PriorHeads(nn.Module):
             better = logits > best_so_far
             best[rows] = torch.where(better, logits, best_so_far)
             best_head[rows] = torch.where(better, head, best_head[rows])
-        return (best if merge == "max" else total).T.contiguous(), best_head.T.contiguous()
+        merged = best if merge == "max" else total
+        if backbone_weight > 0:
+            assert own_log_probs is not None
+            own = own_log_probs + math.log(backbone_weight)
+            if all(dropped):
+                merged, best_head = own, torch.full_like(best_head, len(self.names))
+            else:
+                # the heads' list as a distribution over the catalogue, log P_heads(i | u)
+                heads_log_probs = merged - torch.logsumexp(merged, dim=0, keepdim=True)
+                best_head = torch.where(own > heads_log_probs, len(self.names), best_head)
+                merged = torch.logaddexp(heads_log_probs, own)
+        return merged.T.contiguous(), best_head.T.contiguous()
 
     def head_weights(self, steering: Steering) -> torch.Tensor:
         """``(H,)`` weights from a :class:`Steering`; unknown head or value names are a ConfigError."""
         values = {name for prior in self.priors for name in prior.names}
         for field, known, asked in (
-            ("heads", self.names, steering.heads),
+            ("heads", [*self.names, NEXT_ITEM_HEAD], steering.heads),
             ("values", values, steering.values),
-            ("only", set(self.names) | values, steering.only or []),
+            ("only", {*self.names, NEXT_ITEM_HEAD} | values, steering.only or []),
         ):
             for name in asked:
                 if name not in known:
@@ -388,6 +434,14 @@ class PriorHeads(nn.Module):
             if steering.only is not None and not ({self.names[h]} | carried) & set(steering.only):
                 weights[h] = 0.0
         return weights
+
+    def backbone_weight(self, steering: Steering) -> float:
+        """The weight of the backbone's own head ``"next"`` under ``steering`` (see :class:`Steering`)."""
+        if steering.only is None:
+            return steering.heads.get(NEXT_ITEM_HEAD, self.config.backbone_weight)
+        if NEXT_ITEM_HEAD not in steering.only:
+            return 0.0
+        return steering.heads.get(NEXT_ITEM_HEAD, self.config.backbone_weight or 1.0)
 
     def parameter_count(self) -> int:
         return sum(parameter.numel() for parameter in self.parameters())

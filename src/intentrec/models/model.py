@@ -22,13 +22,20 @@ from intentrec.models.heads import Merge, PriorHeads
 
 class SequentialModel(nn.Module):
     def __init__(
-        self, backbone: Backbone, n_items: int, normalize: bool = False, heads: PriorHeads | None = None
+        self,
+        backbone: Backbone,
+        n_items: int,
+        normalize: bool = False,
+        heads: PriorHeads | None = None,
+        temperature: float = 1.0,
     ):
         super().__init__()
         self.backbone = backbone
         self.heads = heads
         self.n_items = n_items
         self.normalize = normalize
+        # the training loss's: the backbone's own probabilities, where heads mix them in, are at this scale
+        self.temperature = temperature
         self.item_embedding = nn.Embedding(n_items + 1, backbone.dim, padding_idx=0)
         # unit-scale inputs after the backbone's sqrt(D) scaling
         nn.init.normal_(self.item_embedding.weight, std=backbone.dim**-0.5)
@@ -58,17 +65,20 @@ class SequentialModel(nn.Module):
         timestamps: torch.Tensor,
         head_weights: torch.Tensor | None = None,
         merge: Merge | None = None,
+        backbone_weight: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history, and
         the prior head each score comes from ``(B, n_items)`` int64 (None without prior heads).
 
         With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights (H,)``
-        steer them; see :mod:`intentrec.models.heads`).
+        and ``backbone_weight``, default the config's, steer them; see :mod:`intentrec.models.heads`).
         """
         user = self.forward(items, timestamps, last_only=True)
         if self.heads is None:
             return user @ self.output_embeddings()[1:].T, None
-        # the backbone's own scores weigh the heads in a mixture; the max-merge never reads them
-        mixing = (merge or self.heads.config.merge_rule) == "mix"
-        own = user @ self.output_embeddings()[1:].T if mixing else None
-        return self.heads.score(user, self.item_embedding.weight, head_weights, merge, own)
+        if backbone_weight is None:
+            backbone_weight = self.heads.config.backbone_weight
+        # the backbone's own probabilities weigh the heads in a mixture, or join them; else unread
+        mixing = (merge or self.heads.config.merge_rule) == "mix" or backbone_weight > 0
+        own = (user / self.temperature) @ self.output_embeddings()[1:].T if mixing else None
+        return self.heads.score(user, self.item_embedding.weight, head_weights, merge, own, backbone_weight)

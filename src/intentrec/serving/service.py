@@ -120,11 +120,17 @@ class Service:
             steering = request.steering or Steering()
             weights = self.heads.head_weights(steering).numpy()
             merge = steering.merge or self.heads.config.merge_rule
+            # a mixture needs each head's softmax over all its items, which one index search never sees
             if merge == "mix":
-                # a mixture needs each head's softmax over all its items, which one index search never sees
                 raise ConfigError(
                     "steering merge 'mix' is not served (it needs every item's score); use 'max' or "
                     "'sum', or Recommender.recommend / `intentrec recommend`, which score every item."
+                )
+            if self.heads.backbone_weight(steering) > 0:
+                raise ConfigError(
+                    f"the backbone's own head '{DEFAULT_HEAD}' is not served (mixing in its softmax needs "
+                    f"every item's score); weigh it 0 (steering heads {{'{DEFAULT_HEAD}': 0}}), or use "
+                    "Recommender.recommend / `intentrec recommend`, which score every item."
                 )
         elif request.steering is not None:
             raise ConfigError("'steering' weighs prior heads, but this run has none.")

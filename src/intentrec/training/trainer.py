@@ -133,8 +133,16 @@ def train(
         torch.set_num_threads(config.threads)
     model.to(usable_device(config.device))
     rng = np.random.default_rng(config.seed)
+    # heads fitted on a trained run's backbone (heads.backbone_from) leave it and the item table as they are
+    frozen = model.heads is not None and model.heads.config.backbone_from is not None
+    if frozen:
+        model.backbone.requires_grad_(False)
+        model.item_embedding.requires_grad_(False)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        [parameter for parameter in model.parameters() if parameter.requires_grad],
+        lr=config.lr,
+        betas=config.betas,
+        weight_decay=config.weight_decay,
     )
     # ReduceLROnPlateau reduces once the epochs without gain exceed its patience, hence the - 1
     plateau = (
@@ -163,6 +171,8 @@ def train(
                 task = progress.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 epoch_start = time.perf_counter()
                 model.train()
+                if frozen:  # the heads learn from the states they will read at inference: no dropout
+                    model.backbone.eval()
                 total_loss = 0.0
                 for step, batch_rows in enumerate(batches, 1):
                     loss = train_step(
