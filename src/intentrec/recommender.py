@@ -373,7 +373,9 @@ class Recommender:
         model, _ = self._fitted()
         items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
         merge = steering.merge if steering is not None else None
-        backbone_weight = model.heads.backbone_weight(steering) if model.heads and steering else None
+        backbone_weight = None  # the run's
+        if model.heads is not None and steering is not None:
+            backbone_weight = model.heads.backbone_weight(steering)
         return model.score_last(items, timestamps, self._head_weights(steering), merge, backbone_weight)
 
     def _item_features(self) -> ItemFeatures:
@@ -501,10 +503,9 @@ def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -
         for section in ("model", "split", "loss.normalize")
         for name, value, ours in _differences(section, theirs, config)
     ]
-    card = Dataset.load(source.dataset)
-    if card.card.fingerprint != dataset.card.fingerprint or not card.items["item"].equals(
-        dataset.items["item"]
-    ):
+    their_data = Dataset.load(source.dataset)
+    same_log = their_data.card.fingerprint == dataset.card.fingerprint
+    if not same_log or not their_data.items["item"].equals(dataset.items["item"]):
         differences.append("the dataset (its interactions or item IDs)")
     if differences:
         raise ConfigError(
