@@ -155,7 +155,7 @@ def sweep_curve(run: Path, sweep: str) -> dict[float, dict[str, dict[str, float]
         if set(curve) == set(points):
             return curve
     recommender = heads_run(run)
-    shares = recommender.breakdown("valid")["heads"]
+    shares = recommender.breakdown("valid")["heads"] if sweep == "steering" else {}
     curve = {}
     for at in points:
         if sweep == "blend":
