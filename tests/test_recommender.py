@@ -166,6 +166,8 @@ def test_heads_on_a_backbone_trained_otherwise_are_refused_with_what_differs(
     _, source_out = fitted
     with pytest.raises(ConfigError, match=r"model\.dim: 16 there, 8 here"):
         Recommender(heads_on(source_out, dim=8)).fit(parity_dataset(make_dataset))
+    with pytest.raises(ConfigError, match=r"in model\.name: 'sasrec' there, 'hstu' here\. "):
+        Recommender(heads_on(source_out, name="hstu")).fit(parity_dataset(make_dataset))
     other_log = parity_dataset(make_dataset, cyclic_rows(seed=1))
     with pytest.raises(ConfigError, match="differs from this one in the dataset"):
         Recommender(heads_on(source_out)).fit(other_log)

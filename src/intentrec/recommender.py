@@ -531,7 +531,8 @@ def _differences(section: str, theirs: RunConfig, ours: RunConfig) -> list[tuple
     mine, other = at(ours), at(theirs)
     if not isinstance(mine, dict):
         return [] if mine == other else [(section, other, mine)]
-    keys = sorted(set(mine) | set(other))
+    # another backbone differs in every setting; its name says it all
+    keys = ["name"] if mine.get("name") != other.get("name") else sorted(set(mine) | set(other))
     return [
         (f"{section}.{key}", other.get(key), mine.get(key)) for key in keys if mine.get(key) != other.get(key)
     ]
