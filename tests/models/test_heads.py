@@ -367,13 +367,13 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     assert mixed.height == 3 and mixed["score"].is_sorted(descending=True)
     with pytest.raises(IntentRecError, match="head 'next' is not served"):
         service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"next": 1.0})))
+    with pytest.raises(IntentRecError, match="no head or prior value 'evn'"):
+        service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"evn": 2.0})))
     # offline, the backbone weighed heavily gives the backbone's own list, each item by head "next"
     backbone = loaded.recommend(["u1", "u7"], k=5, steering=Steering(heads={"next": 1e6}))
     assert backbone["head"].unique().to_list() == ["next"]
     loaded.model.heads = None
     assert backbone["item"].equals(loaded.recommend(["u1", "u7"], k=5)["item"])
-    with pytest.raises(IntentRecError, match="no head or prior value 'evn'"):
-        service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"evn": 2.0})))
 
 
 def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -> None:
