@@ -491,12 +491,10 @@ def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -
     or test targets. Anything else is a ConfigError naming what differs.
     """
     assert config.heads.backbone_from is not None
-    source = RunFiles(config.heads.backbone_from)
-    if not source.config.is_file() or not source.best_weights.is_file():
-        raise ConfigError(
-            f"heads.backbone_from {source.root}: not a trained IntentRec run (config.json and "
-            "model.safetensors expected)."
-        )
+    try:
+        source = RunFiles(config.heads.backbone_from).require()
+    except IntentRecError as error:
+        raise ConfigError(f"heads.backbone_from: {error}") from None
     theirs = RunConfig.from_file(source.config)
     differences = [
         f"{name}: {value!r} there, {ours!r} here"
