@@ -501,9 +501,9 @@ def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -
         for section in ("model", "split", "loss.normalize")
         for name, value, ours in _differences(section, theirs, config)
     ]
-    their_data = Dataset.load(source.dataset)
-    same_log = their_data.card.fingerprint == dataset.card.fingerprint
-    if not same_log or not their_data.items["item"].equals(dataset.items["item"]):
+    # the card's fingerprint stands for the interactions: a large log is not read a second time
+    same_log = Dataset.load_card(source.dataset).fingerprint == dataset.card.fingerprint
+    if not same_log or not Dataset.load_item_ids(source.dataset).equals(dataset.items["item"]):
         differences.append("the dataset (its interactions or item IDs)")
     if differences:
         raise ConfigError(

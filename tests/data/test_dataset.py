@@ -201,10 +201,12 @@ def test_empty_log_is_refused(make_dataset) -> None:
 
 def test_save_load_round_trip(make_dataset, tmp_path: Path) -> None:
     original = make_dataset(SMALL_LOG, items=METADATA, filters=FilterConfig(min_rating=1.0))
-    loaded = Dataset.load(original.save(tmp_path / "ds"))
+    directory = original.save(tmp_path / "ds")
+    loaded = Dataset.load(directory)
     for table in ("interactions", "users", "items"):
         assert_frame_equal(getattr(loaded, table), getattr(original, table))
-    assert loaded.card == original.card
+    assert loaded.card == original.card == Dataset.load_card(directory)
+    assert Dataset.load_item_ids(directory).equals(original.items["item"])
 
 
 def test_save_replaces_an_existing_dataset_as_a_whole(make_dataset, tmp_path: Path) -> None:

@@ -151,13 +151,22 @@ class Dataset:
     @classmethod
     def load(cls, directory: str | Path) -> Dataset:
         """Read a Dataset written by :meth:`save`."""
-        directory = Path(directory)
-        card_path = directory / CARD_FILE
+        card = cls.load_card(directory)
+        tables = {table: pl.read_parquet(Path(directory) / f"{table}.parquet") for table in TABLES}
+        return cls(card=card, **tables)
+
+    @staticmethod
+    def load_card(directory: str | Path) -> DatasetCard:
+        """The card of a Dataset written by :meth:`save`, without reading its tables."""
+        card_path = Path(directory) / CARD_FILE
         if not card_path.is_file():
             raise DataError(f"{directory}: not a saved IntentRec dataset (no {CARD_FILE}).")
-        card = DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
-        tables = {table: pl.read_parquet(directory / f"{table}.parquet") for table in TABLES}
-        return cls(card=card, **tables)
+        return DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+
+    @staticmethod
+    def load_item_ids(directory: str | Path) -> pl.Series:
+        """The raw item IDs, in index order, of a Dataset written by :meth:`save`; nothing else is read."""
+        return pl.read_parquet(Path(directory) / "items.parquet", columns=["item"])["item"]
 
     def item_ids(self, item_idx: Any) -> pl.Series:
         """Raw item IDs for an array of item indices."""
