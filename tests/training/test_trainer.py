@@ -47,7 +47,7 @@ def new_model(n_items: int, seed: int = 0, dropout: float = 0.2) -> SequentialMo
 
 
 def config(**values) -> TrainConfig:
-    return TrainConfig(**{"batch_size": 8, "lr": 0.01, "threads": 1, **values})
+    return TrainConfig(**{"batch_size": 8, "lr": 0.01, "threads": 1, "min_epochs": 1, **values})
 
 
 def scripted(values: list[float]):
@@ -183,6 +183,27 @@ def test_learning_rate_drops_after_a_plateau_and_not_before(split) -> None:
     )
     # the lr logged for an epoch is the one it trained with; epochs 3 and 4 bring no gain over epoch 2
     assert [record["lr"] for record in result.history] == [1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4]
+
+
+def test_no_learning_rate_cut_and_no_stop_before_min_epochs(split) -> None:
+    def run(min_epochs: int, patience: int) -> TrainResult:
+        settings = dict(epochs=8, lr=1e-3, lr_decay_patience=1, lr_decay_factor=0.5)
+        return train(
+            new_model(catalogue(split)),
+            split.train,
+            LossConfig(),
+            config(min_epochs=min_epochs, patience=patience, **settings),
+            MAX_LEN,
+            validate=scripted([0.3] + [0.1] * 7),  # the popularity peak, then a dip
+        )
+
+    assert [record["lr"] for record in run(min_epochs=1, patience=4).history] == [
+        1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4
+    ]  # fmt: skip
+    # epochs 2-3 without gain are ignored; epoch 4 is the first counted, so the lr drops after it
+    assert [record["lr"] for record in run(min_epochs=4, patience=4).history] == [1e-3] * 4 + [5e-4]
+    assert len(run(min_epochs=1, patience=2).history) == 3
+    assert len(run(min_epochs=6, patience=2).history) == 6
 
 
 def test_learning_rate_is_constant_without_decay(split) -> None:

@@ -5,7 +5,10 @@ windows of ``max_len + 1`` events (``all_windows``; the SASRec paper kept only t
 every position is supervised with the next event. Batches group sequences of similar length so that
 padding costs little; the order of batches is shuffled. After each epoch the model is evaluated on the
 validation set; the learning rate drops on a plateau, the best weights are kept, and training stops after
-``patience`` epochs without improvement.
+``patience`` epochs without improvement. Neither happens before ``min_epochs``: a model's first epoch
+often learns item popularity, and validation then dips for a few epochs while it learns from the
+sequences; counting that dip as a plateau cut the learning rate and stopped training at the popularity
+level (SASRec on MovieLens latest-small, BENCHMARKS.md).
 Ctrl-C stops training cleanly: the best and the last weights stay usable.
 """
 
@@ -44,6 +47,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
     patience: int = Field(5, ge=1, description="Stop after this many epochs without validation gain.")
+    min_epochs: int = Field(
+        10, ge=1, description="No early stop and no learning-rate cut before the end of this epoch."
+    )
     lr_decay_patience: int | None = Field(
         2,
         ge=1,
@@ -152,6 +158,8 @@ def train(
         if config.lr_decay_patience
         else None
     )
+    if plateau:  # its cooldown ignores epochs without gain (and tracks the best) until min_epochs
+        plateau.cooldown_counter = config.min_epochs - 1
     horizon = model.heads.horizon if model.heads is not None else 1
     sequences, trainable, lengths = training_windows(sequences, max_len, horizon, config.all_windows)
     result = TrainResult()
@@ -211,7 +219,7 @@ def train(
                     plateau.step(valid[config.monitor])
                 if on_epoch_end:
                     on_epoch_end(result, model.state_dict())
-                if epoch - result.best_epoch >= config.patience:
+                if epoch >= config.min_epochs and epoch - result.best_epoch >= config.patience:
                     result.stopped = "early_stopping"
                     break
                 if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
