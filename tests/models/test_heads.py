@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from intentrec.config import RunConfig
 from intentrec.errors import IntentRecError
@@ -20,6 +21,7 @@ from intentrec.models.model import SequentialModel
 from intentrec.models.priors import Prior
 from intentrec.models.sasrec import SASRec, SASRecConfig
 from intentrec.recommender import Recommender
+from intentrec.serving.app import create_app
 from intentrec.serving.index import IndexConfig
 from intentrec.serving.schemas import RecommendRequest
 from intentrec.serving.service import ServeConfig, Service
@@ -354,19 +356,36 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
             Steering(values={"even": 3.0}),
             Steering(merge="sum"),
             Steering(merge="sum", values={"third": 0.5}),
+            Steering(merge="mix"),  # needs every item's score: the server scores the whole catalogue
+            Steering(heads={"next": 1.0}, values={"odd": 2.0}),
+            Steering(merge="mix", heads={"next": 0.5}, only=["even", "next"]),
         ):
             offline = loaded.recommend([user], k=5, steering=steering)
             served = service.recommend(RecommendRequest(user=user, k=5, steering=steering))
             assert [entry["item"] for entry in served["items"]] == offline["item"].to_list()
             assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
             np.testing.assert_allclose([e["score"] for e in served["items"]], offline["score"], rtol=1e-5)
-    assert [head.name for head in service.metadata().heads] == loaded.model.heads.names
-    with pytest.raises(IntentRecError, match="merge 'mix' is not served"):
-        service.prepare(RecommendRequest(user="u1", steering=Steering(merge="mix")))
-    mixed = loaded.recommend(["u1"], k=3, steering=Steering(merge="mix"))  # offline, every item is scored
-    assert mixed.height == 3 and mixed["score"].is_sorted(descending=True)
-    with pytest.raises(IntentRecError, match="head 'next' is not served"):
-        service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"next": 1.0})))
+    assert [head.name for head in service.metadata().heads] == [*loaded.model.heads.names, "next"]
+    # over HTTP: a known user's cached state, and a history brought in the request (the batched model)
+    steering = Steering(heads={"next": 2.0})
+    offline_user = loaded.recommend(["u1"], k=4, steering=steering)
+    offline_history = loaded.recommend_history(["i3", "i4", "i5"], k=4, steering=steering)
+    assert "next" in offline_history["head"].to_list()  # so the backbone's head is reported by its name
+    body = {"k": 4, "steering": {"heads": {"next": 2.0}}}
+    with TestClient(create_app(service)) as client:
+        for request, offline in (
+            ({"user": "u1", **body}, offline_user),
+            ({"history": [{"item": item} for item in ["i3", "i4", "i5"]], **body}, offline_history),
+        ):
+            response = client.post("/recommend", json=request)
+            assert response.status_code == 200, response.text
+            entries = response.json()["items"]
+            assert [entry["item"] for entry in entries] == offline["item"].to_list()
+            assert [entry["head"] for entry in entries] == offline["head"].to_list()
+    small = Service(loaded, ServeConfig(index=IndexConfig(kind="exact"), exact_max_items=11))
+    with pytest.raises(IntentRecError, match=r"12 items, over the server's exact_max_items \(11\)"):
+        small.prepare(RecommendRequest(user="u1", steering=Steering(merge="mix")))
+    small.prepare(RecommendRequest(user="u1", steering=Steering(merge="sum")))  # searched: no limit
     with pytest.raises(IntentRecError, match="no head or prior value 'evn'"):
         service.prepare(RecommendRequest(user="u1", steering=Steering(heads={"evn": 2.0})))
     # offline, the backbone weighed heavily gives the backbone's own list, each item by head "next"

@@ -73,7 +73,19 @@ class SequentialModel(nn.Module):
         With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights (H,)``
         and ``backbone_weight``, default the config's, steer them; see :mod:`intentrec.models.heads`).
         """
-        user = self.forward(items, timestamps, last_only=True)
+        return self.score_states(
+            self.forward(items, timestamps, last_only=True), head_weights, merge, backbone_weight
+        )
+
+    @torch.no_grad()
+    def score_states(
+        self,
+        user: torch.Tensor,
+        head_weights: torch.Tensor | None = None,
+        merge: Merge | None = None,
+        backbone_weight: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`score_last` from the states ``(B, D)`` that ``forward(..., last_only=True)`` gives."""
         if self.heads is None:
             return user @ self.output_embeddings()[1:].T, None
         if backbone_weight is None:

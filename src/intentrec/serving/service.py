@@ -8,7 +8,9 @@ the vector index. A request goes through three steps:
               does not exist), which the app turns into a 4xx
     rank      the model's state after the last event of each history, for many requests in one forward
               pass (vectors), then the index's best items under each request's filters (search); the
-              states of known users are computed once, at start, so their requests skip the model
+              states of known users are computed once, at start, so their requests skip the model;
+              a request that needs every item's score (the "mix" merge, or the backbone's own head
+              "next" weighed in) is scored over the whole catalogue instead of searched
     respond   raw IDs, scores, titles, categories and the head, as JSON-ready data
 
 The rankings are those of :meth:`Recommender.recommend` (exactly with the exact index; a test checks it).
@@ -60,6 +62,12 @@ class ServeConfig(BaseModel):
         description="Compute the state of every known user at start (D floats each) when there are at "
         "most this many; their requests then skip the model. 0: never.",
     )
+    exact_max_items: int = Field(
+        200_000,
+        ge=0,
+        description="Largest catalogue for which a request that needs every item's score (merge 'mix', or "
+        "the backbone's head 'next' weighed > 0) is scored item by item; above it such requests are a 422.",
+    )
     index: IndexConfig = Field(default_factory=IndexConfig)
 
 
@@ -76,7 +84,9 @@ class Resolved:
     skipped_events: int
     similar_to: Any = None  # the item of a similar-items request
     head_weights: np.ndarray | None = None  # (H,) with prior heads: the request's steering
-    merge: Merge = "max"  # with prior heads: how their scores combine ("max" or "sum" when served)
+    merge: Merge = "max"  # with prior heads: how their scores combine
+    backbone_weight: float = 0.0  # with prior heads: the weight of the backbone's own head "next"
+    exact: bool = False  # every item scored (merge "mix" or backbone_weight > 0) rather than searched
 
 
 class Service:
@@ -115,30 +125,32 @@ class Service:
     def prepare(self, request: RecommendRequest) -> Resolved:
         """Resolve a request against the run; every mistake in it is raised here, before any computing."""
         allowed = self.catalogue.allowed(request.include_categories, request.exclude_categories)
-        weights, merge = None, "max"
+        steered: dict[str, Any] = {}
         if self.heads is not None:
             steering = request.steering or Steering()
-            weights = self.heads.head_weights(steering).numpy()
             merge = steering.merge or self.heads.config.merge_rule
-            # a mixture needs each head's softmax over all its items, which one index search never sees
-            if merge == "mix":
+            backbone_weight = self.heads.backbone_weight(steering)
+            # softmaxes over whole head catalogues, which the index's top k of each head never sees
+            exact = merge == "mix" or backbone_weight > 0
+            if exact and self.catalogue.n_items > self.config.exact_max_items:
                 raise ConfigError(
-                    "steering merge 'mix' is not served (it needs every item's score); use 'max' or "
-                    "'sum', or Recommender.recommend / `intentrec recommend`, which score every item."
+                    f"this request (merge '{merge}', the backbone's head '{DEFAULT_HEAD}' weighed "
+                    f"{backbone_weight:g}) needs every item's score, and the catalogue has "
+                    f"{self.catalogue.n_items} items, over the server's exact_max_items "
+                    f"({self.config.exact_max_items}); use merge 'max' or 'sum' with '{DEFAULT_HEAD}' "
+                    "weighed 0, or raise the limit (--set exact_max_items=N)."
                 )
-            if self.heads.backbone_weight(steering) > 0:
-                raise ConfigError(
-                    f"the backbone's own head '{DEFAULT_HEAD}' is not served (mixing in its softmax needs "
-                    f"every item's score); weigh it 0 (steering heads {{'{DEFAULT_HEAD}': 0}}), or use "
-                    "Recommender.recommend / `intentrec recommend`, which score every item."
-                )
+            steered = dict(
+                head_weights=self.heads.head_weights(steering).numpy(),
+                merge=merge,
+                backbone_weight=backbone_weight,
+                exact=exact,
+            )
         elif request.steering is not None:
             raise ConfigError("'steering' weighs prior heads, but this run has none.")
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
-            return Resolved(
-                request, self.recommender.history, user, allowed, [], 0, head_weights=weights, merge=merge
-            )
+            return Resolved(request, self.recommender.history, user, allowed, [], 0, **steered)
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -154,8 +166,7 @@ class Service:
             allowed,
             encoded.unknown,
             encoded.skipped_events,
-            head_weights=weights,
-            merge=merge,
+            **steered,
         )
 
     def prepare_similar(
@@ -186,9 +197,10 @@ class Service:
             self.search(each, vector) for each, vector in zip(requests, self.vectors(requests), strict=True)
         ]
 
-    def vectors(self, requests: Sequence[Resolved]) -> np.ndarray:
-        """What each request's items are scored against: ``(B, D)``, or with prior heads one query per
-        head ``(B, H, D)``; the states of the histories not cached come from one forward pass."""
+    def vectors(self, requests: Sequence[Resolved]) -> list[np.ndarray]:
+        """What each request's items are scored against: ``(D,)``, or with prior heads one query per head
+        ``(H, D)``, or for an exact request the state itself ``(D,)``; the states of the histories not
+        cached come from one forward pass."""
         states = [self._cached_state(each) for each in requests]
         missing = [each for each, state in zip(requests, states, strict=True) if state is None]
         if missing:
@@ -196,12 +208,18 @@ class Service:
             batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in missing])
             computed = iter(self.recommender.user_states(batch))
             states = [next(computed) if state is None else state for state in states]
-        return self.recommender.user_queries(torch.stack(states)).numpy()
+        queries = self.recommender.user_queries(torch.stack(states)).numpy()
+        return [
+            state.numpy() if each.exact else query
+            for each, state, query in zip(requests, states, queries, strict=True)
+        ]
 
     def cached_vector(self, resolved: Resolved) -> np.ndarray | None:
-        """The vector (or head queries) of a known user's request without the model; None if not cached."""
+        """:meth:`vectors` of a known user's request without the model; None if not cached."""
         state = self._cached_state(resolved)
-        return None if state is None else self.recommender.user_queries(state[None])[0].numpy()
+        if state is None:
+            return None
+        return state.numpy() if resolved.exact else self.recommender.user_queries(state[None])[0].numpy()
 
     def _cached_state(self, resolved: Resolved) -> torch.Tensor | None:
         if self._user_states is None or resolved.history is not self.recommender.history:
@@ -234,6 +252,8 @@ class Service:
         """
         request = resolved.request
         seen = resolved.history.row(resolved.row) if request.exclude_seen else None
+        if resolved.exact:
+            return self._score_every_item(resolved, vector, seen)
         if vector.ndim == 1:
             return (*self.index.search(vector, request.k, seen, resolved.allowed), None)
         assert self.heads is not None and resolved.head_weights is not None
@@ -271,12 +291,34 @@ class Service:
         order = np.argsort(-scores, kind="stable")[:k]
         return items[order], scores[order].astype(np.float32), heads[order]
 
+    def _score_every_item(self, resolved: Resolved, state: np.ndarray, seen: np.ndarray | None) -> Ranked:
+        """The request's best items by the model's own scoring of the whole catalogue from ``state (D,)``,
+        as :meth:`Recommender.recommend` ranks them."""
+        model = self.recommender.model
+        assert model is not None and resolved.head_weights is not None
+        scores, heads = model.score_states(
+            torch.from_numpy(state)[None].to(model.item_embedding.weight.device),
+            torch.from_numpy(resolved.head_weights),
+            resolved.merge,
+            resolved.backbone_weight,
+        )
+        assert heads is not None  # a run with prior heads
+        scores, heads = scores[0].cpu(), heads[0].cpu()
+        if seen is not None:
+            scores[torch.from_numpy(seen.astype(np.int64))] = float("-inf")
+        if resolved.allowed is not None:
+            scores[torch.from_numpy(~resolved.allowed)] = float("-inf")
+        top_scores, top_items = torch.topk(scores, min(resolved.request.k, len(scores)))
+        found = torch.isfinite(top_scores)  # filtered items only fill a list longer than what is left
+        items = top_items[found].numpy()
+        return items, top_scores[found].numpy(), heads[items].numpy()
+
     def respond(
         self, resolved: Resolved, items: np.ndarray, scores: np.ndarray, heads: np.ndarray | None = None
     ) -> dict[str, Any]:
         """The body of the response, as plain data (building the response models would cost ~1 ms)."""
         ids, titles, categories = self.catalogue.item_ids, self.catalogue.titles, self.catalogue.categories
-        names = self.heads.names if self.heads is not None else [DEFAULT_HEAD]
+        names = [*self.heads.names, DEFAULT_HEAD] if self.heads is not None else [DEFAULT_HEAD]
         if heads is None:
             heads = np.zeros(len(items), dtype=np.int64)
         entries = [
@@ -337,7 +379,9 @@ class Service:
                 if v >= 0
             ]
             described.append(Head(name=name, description=", ".join(values)))
-        return described
+        weight = self.heads.config.backbone_weight
+        own = f"The backbone's own next-item distribution, weighed {weight:g} unless a request steers it."
+        return [*described, Head(name=DEFAULT_HEAD, description=own)]
 
 
 def _stack(batches: list[PaddedBatch]) -> PaddedBatch:
