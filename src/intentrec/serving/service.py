@@ -31,6 +31,7 @@ import intentrec
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Merge, Steering
+from intentrec.ranking import mask_seen
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
@@ -253,7 +254,7 @@ class Service:
         request = resolved.request
         seen = resolved.history.row(resolved.row) if request.exclude_seen else None
         if resolved.exact:
-            return self._score_every_item(resolved, vector, seen)
+            return self._score_every_item(resolved, vector)
         if vector.ndim == 1:
             return (*self.index.search(vector, request.k, seen, resolved.allowed), None)
         assert self.heads is not None and resolved.head_weights is not None
@@ -291,7 +292,7 @@ class Service:
         order = np.argsort(-scores, kind="stable")[:k]
         return items[order], scores[order].astype(np.float32), heads[order]
 
-    def _score_every_item(self, resolved: Resolved, state: np.ndarray, seen: np.ndarray | None) -> Ranked:
+    def _score_every_item(self, resolved: Resolved, state: np.ndarray) -> Ranked:
         """The request's best items by the model's own scoring of the whole catalogue from ``state (D,)``,
         as :meth:`Recommender.recommend` ranks them."""
         model = self.recommender.model
@@ -303,9 +304,10 @@ class Service:
             resolved.backbone_weight,
         )
         assert heads is not None  # a run with prior heads
-        scores, heads = scores[0].cpu(), heads[0].cpu()
-        if seen is not None:
-            scores[torch.from_numpy(seen.astype(np.int64))] = float("-inf")
+        scores, heads = scores.cpu(), heads[0].cpu()
+        if resolved.request.exclude_seen:
+            mask_seen(scores, resolved.history, np.array([resolved.row]))
+        scores = scores[0]
         if resolved.allowed is not None:
             scores[torch.from_numpy(~resolved.allowed)] = float("-inf")
         top_scores, top_items = torch.topk(scores, min(resolved.request.k, len(scores)))
