@@ -115,6 +115,18 @@ def test_load_ranks_on_the_device_asked_for_and_names_a_wrong_one(fitted) -> Non
         Recommender.load(out, device="cuda:63")
 
 
+def test_load_in_bfloat16_ranks_nearly_as_float32_and_names_a_wrong_precision(fitted) -> None:
+    recommender, out = fitted
+    low = Recommender.load(out, precision="bfloat16")
+    assert low.model.inference_dtype == "bfloat16"
+    for split in ("valid", "test"):
+        exact, approximate = recommender.metrics[split], low.evaluate(split)
+        assert approximate.keys() == exact.keys()
+        assert all(abs(approximate[name] - exact[name]) < 0.05 for name in exact), split
+    with pytest.raises(IntentRecError, match=r"^precision 'float16': expected one of float32, bfloat16"):
+        Recommender.load(out, precision="float16")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("priors", [[], ["taxonomy", "horizon"]])
 def test_fit_on_a_gpu_then_rank_and_serve_from_the_cpu(make_dataset, tmp_path, priors) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -34,7 +34,7 @@ from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.gru4rec import GRU4Rec, GRU4RecConfig
 from intentrec.models.heads import NEXT_ITEM_HEAD, PriorHeads, Steering, build_priors
 from intentrec.models.hstu import HSTU, HSTUConfig
-from intentrec.models.model import SequentialModel
+from intentrec.models.model import Precision, SequentialModel
 from intentrec.models.priors import Prior
 from intentrec.models.sasrec import SASRec
 from intentrec.ranking import ScoreFn, ranked_chunks
@@ -340,9 +340,16 @@ class Recommender:
         return files.root
 
     @classmethod
-    def load(cls, run: str | Path, device: str = "cpu") -> Recommender:
+    def load(cls, run: str | Path, device: str = "cpu", precision: Precision = "float32") -> Recommender:
         """Load a run folder written by ``fit(out=...)`` or ``save``: the same model on the same data,
-        ranking on ``device`` (a run trained on a GPU loads on a CPU and the other way round)."""
+        ranking on ``device`` (a run trained on a GPU loads on a CPU and the other way round).
+
+        ``precision="bfloat16"`` runs the backbone in bfloat16 when ranking: faster where the hardware has
+        bfloat16 arithmetic, with scores that differ from float32's in the third significant digit (so a
+        few near-ties swap places); metrics are then no longer exactly those recorded at fit time.
+        """
+        if precision not in get_args(Precision):
+            raise ConfigError(f"precision {precision!r}: expected one of {', '.join(get_args(Precision))}.")
         files = RunFiles(Path(run)).require()
         recommender = cls(RunConfig.from_file(files.config))
         recommender.dataset = Dataset.load(files.dataset)
@@ -352,6 +359,7 @@ class Recommender:
         recommender.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
         recommender.model.load_state_dict(load_weights(files.best_weights))
         recommender.model.to(usable_device(device, setting="device")).eval()
+        recommender.model.inference_dtype = precision
         if files.metrics.is_file():
             recommender.metrics = read_metrics(files.metrics)
         return recommender

@@ -66,6 +66,10 @@ def test_fit_then_evaluate_gives_the_same_test_metrics(intentrec, run) -> None:
     evaluated = json.loads(intentrec("evaluate", out, "--json").stdout)
     assert evaluated["test"] == stored["test"]  # exactly, not approximately
     assert evaluated["valid"] == stored["valid"]
+    approximate = json.loads(intentrec("evaluate", out, "--json", "--precision", "bfloat16").stdout)
+    assert approximate["test"].keys() == stored["test"].keys()
+    done = intentrec("evaluate", out, "--precision", "half", expect=2)
+    assert done.stderr.strip() == "error: precision 'half': expected one of float32, bfloat16."
 
 
 def test_a_device_this_machine_lacks_is_a_one_line_error(intentrec, csv, run, tmp_path) -> None:

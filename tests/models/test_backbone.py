@@ -175,3 +175,23 @@ def test_last_only_is_the_last_position_of_the_full_output(name: str) -> None:
     last = backbone(embeddings, timestamps, mask, last_only=True)
     assert last.shape == (5, 1, DIM)
     torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-5)
+
+
+@backbone_names
+def test_bfloat16_inference_is_close_to_float32_and_training_stays_float32(name: str) -> None:
+    torch.manual_seed(0)
+    model = SequentialModel(BACKBONES[name](DIM), n_items=11).eval()
+    items = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 11]])
+    timestamps = torch.arange(5).expand(2, 5) * 60
+    full = model(items, timestamps, last_only=True)
+    model.inference_dtype = "bfloat16"
+    low = model(items, timestamps, last_only=True)
+    assert low.dtype == torch.float32  # cast back before items are scored
+    assert not torch.equal(low, full)  # the backbone did run in bfloat16
+    torch.testing.assert_close(low, full, rtol=0.05, atol=0.05)
+    model.train()  # the setting is for ranking only: training always computes in float32
+    torch.manual_seed(1)
+    trained = model(items, timestamps, last_only=True)
+    model.inference_dtype = "float32"
+    torch.manual_seed(1)
+    torch.testing.assert_close(trained, model(items, timestamps, last_only=True), rtol=0, atol=0)

@@ -77,6 +77,16 @@ def test_the_hnsw_index_serves_the_exact_rankings_on_a_small_catalogue(run, clie
     assert (run / "index.faiss").is_file()  # built once, kept in the run for the next start
 
 
+def test_served_in_bfloat16_the_top_items_stay(run, client) -> None:
+    low = Service.load(run, ServeConfig(precision="bfloat16"))
+    assert low.recommender.model.inference_dtype == "bfloat16"
+    for user in ("u0", "u7", "u42"):
+        items, scores = served(TestClient(create_app(low)), {"user": user})
+        exact_items, exact_scores = served(client, {"user": user})
+        assert items[:3] == exact_items[:3]  # a trained cycle: its next items are far ahead of the rest
+        np.testing.assert_allclose(scores, exact_scores, rtol=0.05, atol=0.05)
+
+
 def test_a_batch_of_requests_ranks_as_each_request_alone(service) -> None:
     """The batched forward pass pads histories of different lengths together; nothing else changes."""
     requests = [

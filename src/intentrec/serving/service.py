@@ -31,6 +31,7 @@ import intentrec
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Merge, Steering
+from intentrec.models.model import Precision
 from intentrec.ranking import mask_seen
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
@@ -68,6 +69,9 @@ class ServeConfig(BaseModel):
         ge=0,
         description="Largest catalogue for which a request that needs every item's score (merge 'mix', or "
         "the backbone's head 'next' weighed > 0) is scored item by item; above it such requests are a 422.",
+    )
+    precision: Precision = Field(
+        "float32", description="The backbone's arithmetic: bfloat16 is faster on hardware that has it."
     )
     index: IndexConfig = Field(default_factory=IndexConfig)
 
@@ -113,7 +117,8 @@ class Service:
     @classmethod
     def load(cls, run: str | Path, config: ServeConfig | None = None) -> Service:
         """Serve the run folder ``run`` (see :meth:`Recommender.load`)."""
-        return cls(Recommender.load(run), config, run)
+        config = config or ServeConfig()
+        return cls(Recommender.load(run, precision=config.precision), config, run)
 
     # --- requests ------------------------------------------------------------------------------------------
 
@@ -209,11 +214,12 @@ class Service:
             batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in missing])
             computed = iter(self.recommender.user_states(batch))
             states = [next(computed) if state is None else state for state in states]
-        queries = self.recommender.user_queries(torch.stack(states)).numpy()
-        return [
-            state.numpy() if each.exact else query
-            for each, state, query in zip(requests, states, queries, strict=True)
-        ]
+        steered = [i for i, each in enumerate(requests) if not each.exact]
+        queries = self.recommender.user_queries(torch.stack([states[i] for i in steered])) if steered else []
+        vectors = [state.numpy() for state in states]
+        for i, query in zip(steered, queries, strict=True):
+            vectors[i] = query.numpy()
+        return vectors
 
     def cached_vector(self, resolved: Resolved) -> np.ndarray | None:
         """:meth:`vectors` of a known user's request without the model; None if not cached."""
