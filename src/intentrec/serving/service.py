@@ -257,10 +257,10 @@ class Service:
         "sum" merge rescores the pooled items by all their heads; an item outside every head's top k
         could in principle sum above the k-th, so it equals the offline ranking only almost always.
         """
-        request = resolved.request
-        seen = resolved.history.row(resolved.row) if request.exclude_seen else None
         if resolved.exact:
             return self._score_every_item(resolved, vector)
+        request = resolved.request
+        seen = resolved.history.row(resolved.row) if request.exclude_seen else None
         if vector.ndim == 1:
             return (*self.index.search(vector, request.k, seen, resolved.allowed), None)
         assert self.heads is not None and resolved.head_weights is not None
