@@ -4,6 +4,7 @@ throughput of POST /recommend on a real server on 127.0.0.1, driven by a load ge
     python benchmarks/serving.py build runs/bench-serving-1m            # the synthetic run (under a minute)
     python benchmarks/serving.py recall runs/bench-serving-1m           # recall@100 of HNSW vs exact search
     python benchmarks/serving.py load runs/bench-serving-1m --rate 300 --seconds 60 --serve --workers 2
+    python benchmarks/serving.py exact RUN --requests 256 --batch 32     # a trained run with prior heads
 
 (the first `recall` or `serve` builds the HNSW index and saves it in the run: tens of minutes on 2 cores)
 
@@ -22,6 +23,12 @@ measures: the run folder, `intentrec serve`, the HNSW index, the HTTP stack and 
   vector of the last item, and it ranks the catalogue with the heavy-tailed scores of a trained model.
   `--random-backbone` keeps every weight random: its queries score the items like Gaussian noise, a
   worst case for any index that no trained model produces.
+
+`exact` times, on a trained run with prior heads, the requests that score the whole catalogue instead of
+searching the index (merge "mix", or the backbone's head weighed in), in batches: one forward pass per
+batch, then the catalogue scored request by request (as before the server batched the scoring) or for the
+whole batch at once. The requests bring their histories, so the model runs for each; the script checks
+that both ways rank the same.
 
 `recall` works on any run folder, e.g. a trained one: `python benchmarks/serving.py recall RUN --users 2000`.
 """
@@ -340,6 +347,51 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def exact(run: Path, n_requests: int, batch: int, repeats: int) -> None:
+    from intentrec.models.heads import Steering
+    from intentrec.serving.schemas import RecommendRequest
+    from intentrec.serving.service import Service
+
+    service = Service.load(run)
+    if service.heads is None:
+        raise SystemExit(f"{run}: this run has no prior heads")
+    history, max_len = service.recommender.history, service.recommender.config.model.max_len
+    ids = service.catalogue.item_ids
+    rng = np.random.default_rng(0)
+    requests = []  # histories brought in the request: the model runs for each, as for a new user
+    for row in rng.choice(len(history), n_requests, replace=len(history) < n_requests):
+        events = [{"item": ids[item - 1]} for item in history.row(row)[-max_len:].tolist()]
+        requests.append(
+            service.prepare(RecommendRequest(history=events, k=100, steering=Steering(merge="mix")))
+        )
+    one_by_one, batched = [], []
+    for _ in range(repeats):
+        alone, together = [], []
+        start = time.perf_counter()
+        for at in range(0, n_requests, batch):  # as before: one forward pass, then scored one by one
+            chunk = requests[at : at + batch]
+            vectors = service.vectors(chunk)
+            alone += [service.search(each, vector) for each, vector in zip(chunk, vectors, strict=True)]
+        one_by_one.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for at in range(0, n_requests, batch):
+            together += service.rank(requests[at : at + batch])
+        batched.append(time.perf_counter() - start)
+    same = sum(a[0].tolist() == t[0].tolist() for a, t in zip(alone, together, strict=True))
+    # the same items may swap places where scores tie to float32 rounding (a batched matmul sums in
+    # another order than one row's)
+    gap = max(
+        float(np.abs(np.sort(a[1]) - np.sort(t[1])).max()) for a, t in zip(alone, together, strict=True)
+    )
+    first, second = float(np.median(one_by_one)), float(np.median(batched))
+    items, heads = service.catalogue.n_items, len(service.heads.names)
+    print(f"{run}: {n_requests} 'mix' requests in batches of {batch}, {items} items, {heads} heads")
+    print(f"scored one by one {n_requests / first:8.1f} requests/s  ({first:.3f} s, median of {repeats})")
+    speedup = first / second
+    print(f"scored together   {n_requests / second:8.1f} requests/s  ({second:.3f} s): {speedup:.2f}x")
+    print(f"identical top 100: {same} of {n_requests}; largest difference of a sorted score: {gap:.1e}")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -400,6 +452,11 @@ def main() -> None:
     load_args.add_argument(
         "--serve", nargs=argparse.REMAINDER, default=[], help="extra `intentrec serve` options"
     )
+    exact_args = commands.add_parser("exact", help="requests scoring the whole catalogue, batched or not")
+    exact_args.add_argument("run", type=Path)
+    exact_args.add_argument("--requests", type=int, default=256)
+    exact_args.add_argument("--batch", type=int, default=32)
+    exact_args.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.command == "build":
@@ -407,6 +464,8 @@ def main() -> None:
     elif args.command == "recall":
         config = IndexConfig(m=args.m, ef_construction=args.ef_construction)
         recall(args.run, args.users, args.k, args.ef_search, config, args.threads)
+    elif args.command == "exact":
+        exact(args.run, args.requests, args.batch, args.repeats)
     else:
         load(args.run, args.rate, args.seconds, args.warmup, args.k, args.connections, args.serve)
 

@@ -324,7 +324,7 @@ def test_steering_weights_heads_by_name_value_or_subset() -> None:
         Steering(values={"a": -1.0})
 
 
-def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_path) -> None:
+def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_path, monkeypatch) -> None:
     rng = np.random.default_rng(0)
     rows = []
     for user in range(60):
@@ -366,6 +366,32 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
             assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
             np.testing.assert_allclose([e["score"] for e in served["items"]], offline["score"], rtol=1e-5)
     assert [head.name for head in service.metadata().heads] == [*loaded.model.heads.names, "next"]
+    # exact requests ranked together: those that steer alike share one scoring of the catalogue, and each
+    # ranks as it does alone (other users, a brought history, other k, a filter, seen items kept)
+    mix, blend = Steering(merge="mix"), Steering(heads={"next": 1.0}, values={"odd": 2.0})
+    batch = [
+        RecommendRequest(user="u1", k=5, steering=mix),
+        RecommendRequest(user="u7", k=3, steering=blend),
+        RecommendRequest(history=[{"item": "i3"}, {"item": "i4"}], k=6, steering=mix),
+        RecommendRequest(user="u30", k=5, steering=mix, exclude_seen=False, include_categories=["odd"]),
+        RecommendRequest(user="u1", k=5),  # searched in the index
+    ]
+    resolved = [service.prepare(request) for request in batch]
+    scorings = []
+    score_states = loaded.model.score_states
+
+    def counted(states, *args):
+        scorings.append(len(states))
+        return score_states(states, *args)
+
+    monkeypatch.setattr(loaded.model, "score_states", counted)
+    together = service.rank(resolved)
+    assert sorted(scorings) == [1, 3]  # the three "mix" requests in one pass, the blend in another
+    for each, (items, scores, heads) in zip(resolved, together, strict=True):
+        alone_items, alone_scores, alone_heads = service.rank([each])[0]
+        assert items.tolist() == alone_items.tolist() and list(heads) == list(alone_heads)
+        np.testing.assert_allclose(scores, alone_scores, rtol=1e-5)
+    monkeypatch.undo()
     # over HTTP: a known user's cached state, and a history brought in the request (the batched model)
     steering = Steering(heads={"next": 2.0})
     offline_user = loaded.recommend(["u1"], k=4, steering=steering)

@@ -58,6 +58,7 @@ _ERRORS = {
 def create_app(service: Service, token: str | None = None) -> FastAPI:
     """The app serving ``service``; with ``token``, every route but /health and the docs requires it."""
     batcher = Batcher(lambda requests: list(service.vectors(requests)))
+    exact = Batcher(service.rank)  # requests that score the whole catalogue (see answer)
     # faiss' OpenMP thread count is per thread: left at its default, every one-query search of a new
     # thread starts a team of one thread per core whose idle members spin (2 ms of CPU per request here)
     cores = max(1, (os.cpu_count() or 1) // service.config.workers)  # the workers share the cores
@@ -76,6 +77,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
             faiss.omp_set_num_threads(1)
         yield
         batcher.close()
+        exact.close()
         if searchers is not None:
             searchers.shutdown()
 
@@ -96,18 +98,22 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     # The hot path, in three stages that overlap across requests: parsing and writing on the event loop,
     # the model on the batcher's thread (requests that queue up share a forward pass; a known user's
     # state was computed at start), the index on one thread per core (faiss releases the GIL), or on the
-    # event loop when the process has one core. The body is written by pydantic's serialiser without
-    # building the response models (4x faster than the json module for 100 items); the tests check it
-    # against the response schema.
+    # event loop when the process has one core. A request that needs every item's score skips the index:
+    # its state and its scoring of the catalogue are batched, on a batcher of their own. The body is
+    # written by pydantic's serialiser without building the response models (4x faster than the json
+    # module for 100 items); the tests check it against the response schema.
     async def answer(resolved: Resolved) -> Response:
-        vector = service.cached_vector(resolved)
-        if vector is None:
-            vector = await batcher.submit(resolved)
-        if searchers is None:
-            items, scores, heads = service.search(resolved, vector)
+        if resolved.exact:
+            items, scores, heads = await exact.submit(resolved)
         else:
-            loop = asyncio.get_running_loop()
-            items, scores, heads = await loop.run_in_executor(searchers, service.search, resolved, vector)
+            vector = service.cached_vector(resolved)
+            if vector is None:
+                vector = await batcher.submit(resolved)
+            if searchers is None:
+                items, scores, heads = service.search(resolved, vector)
+            else:
+                loop = asyncio.get_running_loop()
+                items, scores, heads = await loop.run_in_executor(searchers, service.search, resolved, vector)
         body = service.respond(resolved, items, scores, heads)
         return Response(to_json(body), media_type="application/json")
 

@@ -10,7 +10,8 @@ the vector index. A request goes through three steps:
               pass (vectors), then the index's best items under each request's filters (search); the
               states of known users are computed once, at start, so their requests skip the model;
               a request that needs every item's score (the "mix" merge, or the backbone's own head
-              "next" weighed in) is scored over the whole catalogue instead of searched
+              "next" weighed in) is scored over the whole catalogue instead of searched, in one pass
+              with the others of its batch that steer alike
     respond   raw IDs, scores, titles, categories and the head, as JSON-ready data
 
 The rankings are those of :meth:`Recommender.recommend` (exactly with the exact index; a test checks it).
@@ -198,10 +199,23 @@ class Service:
         return replace(self.prepare(request), similar_to=self.catalogue.item_ids[index])
 
     def rank(self, requests: Sequence[Resolved]) -> list[Ranked]:
-        """``(items, scores, heads)`` of each request, best first: one forward pass for all, then searches."""
-        return [
-            self.search(each, vector) for each, vector in zip(requests, self.vectors(requests), strict=True)
-        ]
+        """``(items, scores, heads)`` of each request, best first: one forward pass for all, then searches;
+        exact requests that steer alike score the whole catalogue together, in one pass."""
+        vectors = self.vectors(requests)
+        ranked: dict[int, Ranked] = {}
+        alike: dict[tuple[Any, ...], list[int]] = {}  # the exact requests, by their steering
+        for i, each in enumerate(requests):
+            if each.exact:
+                key = (each.merge, each.backbone_weight, np.asarray(each.head_weights).tobytes())
+                alike.setdefault(key, []).append(i)
+            else:
+                ranked[i] = self.search(each, vectors[i])
+        for group in alike.values():
+            states = np.stack([vectors[i] for i in group])
+            ranked.update(
+                zip(group, self._score_every_item([requests[i] for i in group], states), strict=True)
+            )
+        return [ranked[i] for i in range(len(requests))]
 
     def vectors(self, requests: Sequence[Resolved]) -> list[np.ndarray]:
         """What each request's items are scored against: ``(D,)``, or with prior heads one query per head
@@ -258,7 +272,7 @@ class Service:
         could in principle sum above the k-th, so it equals the offline ranking only almost always.
         """
         if resolved.exact:
-            return self._score_every_item(resolved, vector)
+            return self._score_every_item([resolved], vector[None])[0]
         request = resolved.request
         seen = resolved.history.row(resolved.row) if request.exclude_seen else None
         if vector.ndim == 1:
@@ -298,28 +312,35 @@ class Service:
         order = np.argsort(-scores, kind="stable")[:k]
         return items[order], scores[order].astype(np.float32), heads[order]
 
-    def _score_every_item(self, resolved: Resolved, state: np.ndarray) -> Ranked:
-        """The request's best items by the model's own scoring of the whole catalogue from ``state (D,)``,
-        as :meth:`Recommender.recommend` ranks them."""
-        model = self.recommender.model
-        assert model is not None and resolved.head_weights is not None
+    def _score_every_item(self, requests: Sequence[Resolved], states: np.ndarray) -> list[Ranked]:
+        """The best items of each of ``requests``, which steer alike (head weights, merge and backbone
+        weight), by the model's own scoring of the whole catalogue from their ``states (B, D)``, as
+        :meth:`Recommender.recommend` ranks them."""
+        model, steered = self.recommender.model, requests[0]
+        assert model is not None and steered.head_weights is not None
         scores, heads = model.score_states(
-            torch.from_numpy(state)[None].to(model.item_embedding.weight.device),
-            torch.from_numpy(resolved.head_weights),
-            resolved.merge,
-            resolved.backbone_weight,
+            torch.from_numpy(states).to(model.item_embedding.weight.device),
+            torch.from_numpy(steered.head_weights),
+            steered.merge,
+            steered.backbone_weight,
         )
         assert heads is not None  # a run with prior heads
-        scores, heads = scores.cpu(), heads[0].cpu()
-        if resolved.request.exclude_seen:
-            mask_seen(scores, resolved.history, np.array([resolved.row]))
-        scores = scores[0]
-        if resolved.allowed is not None:
-            scores[torch.from_numpy(~resolved.allowed)] = float("-inf")
-        top_scores, top_items = torch.topk(scores, min(resolved.request.k, len(scores)))
-        found = torch.isfinite(top_scores)  # filtered items only fill a list longer than what is left
-        items = top_items[found].numpy()
-        return items, top_scores[found].numpy(), heads[items].numpy()
+        scores, heads = scores.cpu(), heads.cpu()
+        for row, each in enumerate(requests):
+            if each.request.exclude_seen:
+                mask_seen(scores[row : row + 1], each.history, np.array([each.row]))
+            if each.allowed is not None:
+                scores[row, torch.from_numpy(~each.allowed)] = float("-inf")
+        top_scores, top_items = torch.topk(
+            scores, min(max(each.request.k for each in requests), scores.shape[1])
+        )
+        ranked = []
+        for row, each in enumerate(requests):
+            row_scores, row_items = top_scores[row, : each.request.k], top_items[row, : each.request.k]
+            found = torch.isfinite(row_scores)  # filtered items only fill a list longer than what is left
+            items = row_items[found].numpy()
+            ranked.append((items, row_scores[found].numpy(), heads[row, items].numpy()))
+        return ranked
 
     def respond(
         self, resolved: Resolved, items: np.ndarray, scores: np.ndarray, heads: np.ndarray | None = None
