@@ -31,6 +31,11 @@ NDCG@10 is at least the backbone's alone (``RUN/blend.json``, ``RUN/blend.png``)
 ``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
 rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
 merged list beat the backbone that the heads were trained on?
+
+``--queries RUN [RUN ...]`` measures how personal the vectors that rank the catalogue are: over the test
+users of each run, the mean pairwise cosine similarity of the backbone's states and, with prior heads,
+of each head's queries (1: every user gets the same query, so the same list). A head whose queries are
+much more alike than the states it reads has turned towards a list for everyone.
 """
 
 from __future__ import annotations
@@ -40,8 +45,12 @@ import json
 from pathlib import Path
 from typing import get_args
 
+import numpy as np
+import torch
+import torch.nn.functional as F
 from grid import fit_seeds, print_table
 
+from intentrec.data.sequences import pad_left
 from intentrec.models.heads import NEXT_ITEM_HEAD, Merge, Steering
 from intentrec.recommender import Recommender
 from intentrec.storage import write_json
@@ -75,6 +84,7 @@ def main() -> None:
         "--against", nargs="+", type=Path, default=[], help="with --steer/--blend: runs without heads"
     )
     parser.add_argument("--merges", nargs="+", type=Path, help="runs with prior heads: compare merges")
+    parser.add_argument("--queries", nargs="+", type=Path, help="runs: how alike users' queries are")
     args = parser.parse_args()
     if args.steer:
         sweep_runs(args.steer, args.against, "steering")
@@ -84,6 +94,9 @@ def main() -> None:
         return
     if args.merges:
         compare_merges(args.merges)
+        return
+    if args.queries:
+        compare_queries(args.queries)
         return
     if not args.data or not args.out:
         parser.error("--data and --out are required (or --steer RUN, or --merges RUN)")
@@ -132,6 +145,31 @@ def compare_merges(runs: list[Path]) -> None:
         recommender.model.heads = None
         results.setdefault("backbone alone (heads off)", []).append(recommender.evaluate())
     print_table(f"test, {len(runs)} runs", results, COLUMNS)
+
+
+def compare_queries(runs: list[Path]) -> None:
+    print("| run | test users | states | head queries: mean | min | max |")
+    print("|---|---|---|---|---|---|")
+    for run in runs:
+        recommender = Recommender.load(run)
+        inputs = recommender.split.test.history
+        batch = pad_left(inputs, np.arange(len(inputs)), recommender.config.model.max_len)
+        states = recommender.user_states(batch)
+        row = f"| {run} | {len(inputs)} | {mean_pairwise_cosine(states):.3f} |"
+        if recommender.model.heads is not None:
+            queries = recommender.user_queries(states)  # (users, H, D)
+            alike = [mean_pairwise_cosine(queries[:, head]) for head in range(queries.shape[1])]
+            row += f" {np.mean(alike):.3f} | {min(alike):.3f} | {max(alike):.3f} |"
+        else:
+            row += " | | |"
+        print(row)
+
+
+def mean_pairwise_cosine(vectors: torch.Tensor) -> float:
+    """Mean cosine similarity over the pairs of distinct rows of ``vectors (n, D)``."""
+    unit = F.normalize(vectors.double(), dim=-1)
+    n = len(unit)
+    return float((unit.sum(0).square().sum() - n) / (n * (n - 1)))
 
 
 def heads_run(run: Path) -> Recommender:
