@@ -34,8 +34,9 @@ merged list beat the backbone that the heads were trained on?
 
 ``--queries RUN [RUN ...]`` measures how personal the vectors that rank the catalogue are: over the test
 users of each run, the mean pairwise cosine similarity of the backbone's states and, with prior heads,
-of each head's queries (1: every user gets the same query, so the same list). A head whose queries are
-much more alike than the states it reads has turned towards a list for everyone.
+of each head's queries (1: every user gets the same query, so the same list), and the mean length of what
+each head's block adds to the state, ``|SiLU(W h + b)| / |h|``. A head whose queries are much more alike
+than the states it reads has turned towards a list for everyone.
 """
 
 from __future__ import annotations
@@ -148,20 +149,27 @@ def compare_merges(runs: list[Path]) -> None:
 
 
 def compare_queries(runs: list[Path]) -> None:
-    print("| run | test users | states | head queries: mean | min | max |")
-    print("|---|---|---|---|---|---|")
+    print("| run | test users | states | head queries: mean | min | max | residual / state |")
+    print("|---|---|---|---|---|---|---|")
     for run in runs:
         recommender = Recommender.load(run)
         inputs = recommender.split.test.history
         batch = pad_left(inputs, np.arange(len(inputs)), recommender.config.model.max_len)
         states = recommender.user_states(batch)
         row = f"| {run} | {len(inputs)} | {mean_pairwise_cosine(states):.3f} |"
-        if recommender.model.heads is not None:
+        heads = recommender.model.heads
+        if heads is not None:
             queries = recommender.user_queries(states)  # (users, H, D)
             alike = [mean_pairwise_cosine(queries[:, head]) for head in range(queries.shape[1])]
             row += f" {np.mean(alike):.3f} | {min(alike):.3f} | {max(alike):.3f} |"
+            if heads.hierarchical:
+                row += " – |"  # two blocks deep: no one block's step to measure
+            else:
+                with torch.no_grad():  # how far each head's block moves the state: |SiLU(W h + b)| / |h|
+                    moved = F.silu(torch.einsum("ud,hed->uhe", states, heads.weight) + heads.bias)
+                    row += f" {float((moved.norm(dim=-1) / states.norm(dim=-1, keepdim=True)).mean()):.2f} |"
         else:
-            row += " | | |"
+            row += " | | | |"
         print(row)
 
 
