@@ -149,7 +149,7 @@ def compare_merges(runs: list[Path]) -> None:
 
 
 def compare_queries(runs: list[Path]) -> None:
-    print("| run | test users | states | head queries: mean | min | max | residual / state |")
+    print("| run | test users | states | head queries: mean | min | max | step / state |")
     print("|---|---|---|---|---|---|---|")
     for run in runs:
         recommender = Recommender.load(run)

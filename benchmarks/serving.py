@@ -360,7 +360,7 @@ def exact(run: Path, n_requests: int, batch: int, repeats: int) -> None:
     rng = np.random.default_rng(0)
     requests = []  # histories brought in the request: the model runs for each, as for a new user
     for row in rng.choice(len(history), n_requests, replace=len(history) < n_requests):
-        events = [{"item": ids[item - 1]} for item in history.row(row)[-max_len:].tolist()]
+        events = [{"item": ids[item]} for item in history.row(row)[-max_len:].tolist()]
         requests.append(
             service.prepare(RecommendRequest(history=events, k=100, steering=Steering(merge="mix")))
         )
