@@ -15,6 +15,7 @@ the same number of threads. Nothing is trained to convergence: the speed of a st
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -72,16 +73,20 @@ def measure(config: RunConfig, steps: int, warmup: int) -> dict[str, float]:
     timed = [trainable[rows] for rows in batches[warmup : warmup + steps]]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, betas=config.train.betas)
     model.train()
+
+    def step(rows: np.ndarray) -> None:
+        train_step(model, optimizer, windows, rows, max_len, horizon, config.loss, config.train.precision)
+
     for rows in batches[:warmup]:
-        train_step(model, optimizer, windows, trainable[rows], max_len, horizon, config.loss)
+        step(trainable[rows])
     started = time.perf_counter()
     for rows in timed:
-        train_step(model, optimizer, windows, rows, max_len, horizon, config.loss)
+        step(rows)
     seconds = time.perf_counter() - started
     counter = FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)
     with counter:
         for rows in timed:
-            train_step(model, optimizer, windows, rows, max_len, horizon, config.loss)
+            step(rows)
     flops = counter.get_total_flops()
     return {
         "windows_per_second": sum(len(rows) for rows in timed) / seconds,
@@ -101,21 +106,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="config override section.key=value")
+    parser.add_argument(
+        "--precisions", nargs="+", default=["float32"], help="train.precision values, timed one after another"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops()
     print(f"matmul peak (float32, 2048 x 2048, {args.threads} threads): {peak:.1f} GFLOP/s")
-    print("\n| backbone | config | steps | windows/s | GFLOP per step | achieved GFLOP/s | share of peak |")
-    print("|---|---|---|---|---|---|---|")
-    for name in args.models:
+    print(
+        "\n| backbone | config | precision | steps | windows/s | GFLOP per step | achieved GFLOP/s "
+        "| share of float32 peak |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, precision in itertools.product(args.models, args.precisions):
         overrides = [f"data.path={json.dumps(args.data)}", f"model.name={json.dumps(name)}", *args.set]
+        overrides.append(f"train.precision={json.dumps(precision)}")
         config = RunConfig.from_dict(apply_overrides({}, overrides), "benchmark")
         result = measure(config, args.steps, args.warmup)
         depth = getattr(config.model, "n_blocks", None) or getattr(config.model, "n_layers", 1)
         shape = f"dim {config.model.dim}, depth {depth}, max_len {config.model.max_len}"
         print(
-            f"| {name} | {shape} | {result['steps']} | {result['windows_per_second']:.0f} | "
+            f"| {name} | {shape} | {precision} | {result['steps']} | {result['windows_per_second']:.0f} | "
             f"{result['gflop_per_step']:.2f} | {result['gflops']:.1f} | {result['gflops'] / peak:.0%} |",
             flush=True,
         )

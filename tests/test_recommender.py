@@ -6,6 +6,7 @@ determined by the last one: a working model must reach a near-perfect HR@10 (a r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -289,8 +290,8 @@ def test_a_run_killed_after_an_epoch_loads_from_its_checkpoint(cyclic, tmp_path,
 
     checkpoint = module._checkpoint
 
-    def checkpoint_then_die(files: RunFiles, result, state) -> None:
-        checkpoint(files, result, state)
+    def checkpoint_then_die(files: RunFiles, *epoch_end) -> None:
+        checkpoint(files, *epoch_end)
         raise RuntimeError("killed")  # the process dies right after the first checkpoint
 
     monkeypatch.setattr(module, "_checkpoint", checkpoint_then_die)
@@ -302,6 +303,49 @@ def test_a_run_killed_after_an_epoch_loads_from_its_checkpoint(cyclic, tmp_path,
     names = [f"{metric}@{k}" for metric in ("hr", "recall", "ndcg", "mrr") for k in (1, 10)]
     assert list(loaded.evaluate("test"))[: len(names)] == names  # then beyond-accuracy metrics
     assert loaded.recommend(["u3"], k=2).height == 2
+
+
+def test_a_killed_run_resumes_to_what_it_would_have_been(cyclic, tmp_path, monkeypatch) -> None:
+    import intentrec.recommender as module
+
+    checkpoint = module._checkpoint
+
+    def die_after_epoch_2(files: RunFiles, result, *epoch_end) -> None:
+        checkpoint(files, result, *epoch_end)
+        if len(result.history) == 2:
+            raise RuntimeError("killed")
+
+    straight = Recommender(tiny_config(epochs=5)).fit(cyclic, out=tmp_path / "straight")
+    monkeypatch.setattr(module, "_checkpoint", die_after_epoch_2)
+    with pytest.raises(RuntimeError, match="killed"):
+        Recommender(tiny_config(epochs=3)).fit(cyclic, out=tmp_path / "killed")
+    monkeypatch.undo()
+
+    resumed = Recommender.resume(tmp_path / "killed", ["train.epochs=5", "train.max_minutes=30"])
+    assert resumed.metrics["resumed_at"] == [2] and resumed.metrics["epochs"] == 5
+    assert resumed.metrics["test"] == straight.metrics["test"]
+    assert resumed.metrics["best_epoch"] == straight.metrics["best_epoch"]
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    saved = RunConfig.from_file(tmp_path / "killed" / "config.json").train
+    assert (saved.epochs, saved.max_minutes) == (5, 30)  # the config says how the run was trained
+    assert json.loads((tmp_path / "killed" / "metrics.json").read_text())["resumed_at"] == [2]
+    assert Recommender.load(tmp_path / "killed").evaluate("test") == straight.metrics["test"]
+
+
+def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp_path) -> None:
+    _, run = fitted  # trained to its end: 8 epochs or early stopping
+    stopped = json.loads((run / "metrics.json").read_text())["stopped"]
+    limit = "train.epochs" if stopped == "max_epochs" else "train.patience"
+    with pytest.raises(ConfigError, match=f"{run}: .*raise {limit}"):
+        Recommender.resume(run)
+    with pytest.raises(ConfigError, match=r"model\.dim is part of what was trained"):
+        Recommender.resume(run, ["model.dim=32"])
+    with pytest.raises(ConfigError, match=r"train\.lr is part of what was trained"):
+        Recommender.resume(run, ["train.lr=0.1"])
+    Recommender(tiny_config(epochs=1, resumable=False)).fit(cyclic, out=tmp_path / "plain")
+    with pytest.raises(IntentRecError, match=r"no resume\.safetensors"):
+        Recommender.resume(tmp_path / "plain", ["train.epochs=2"])
 
 
 def test_recommend_asks_for_at_least_one_item(fitted) -> None:

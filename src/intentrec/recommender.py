@@ -20,7 +20,7 @@ import polars as pl
 import torch
 
 from intentrec.catalogue import Catalogue, UnknownItems
-from intentrec.config import RunConfig
+from intentrec.config import RunConfig, apply_overrides
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
 from intentrec.data.raw import TimestampKind
@@ -40,14 +40,24 @@ from intentrec.models.sasrec import SASRec
 from intentrec.ranking import ScoreFn, ranked_chunks
 from intentrec.run import (
     RunFiles,
+    load_checkpoint,
     load_weights,
     read_metrics,
+    save_checkpoint,
     save_weights,
     write_history,
     write_metrics,
 )
 from intentrec.storage import write_json
-from intentrec.training.trainer import StateDict, TrainResult, train, usable_device
+from intentrec.training.trainer import (
+    RESUMABLE_SETTINGS,
+    Checkpoint,
+    StateDict,
+    TrainResult,
+    check_continuable,
+    train,
+    usable_device,
+)
 
 log = logging.getLogger("intentrec")
 
@@ -102,14 +112,7 @@ class Recommender:
         started = time.perf_counter()
         usable_device(config.train.device)  # before loading anything: a machine without it fails at once
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
-        self._catalogue, self._history, self._features = None, None, None
-        self.split = split_dataset(self.dataset, config.split)
-        self.model = build_model(
-            config,
-            self.dataset.n_items,
-            self.dataset.card.timestamp_kind,
-            build_priors(config.heads, self.dataset, self.split.train, config.train.seed),
-        )
+        self._build_model()
         if config.heads.backbone_from is not None:
             load_backbone(self.model, config, self.dataset)
         files = RunFiles(Path(out)) if out is not None else None
@@ -117,35 +120,91 @@ class Recommender:
             files.root.mkdir(parents=True, exist_ok=True)
             write_json(files.config, config.to_json())
             self.dataset.save(files.dataset)
+        return self._train(files, started)
 
+    @classmethod
+    def resume(cls, run: str | Path, changes: Sequence[str] = ()) -> Recommender:
+        """Continue training the run in folder ``run`` from its last whole epoch, as if it had never
+        stopped (same batches, negatives and dropout masks), then measure valid and test as ``fit`` does.
+
+        ``changes`` are ``train.key=value`` overrides of the settings in
+        :data:`~intentrec.training.trainer.RESUMABLE_SETTINGS` (e.g. a longer ``train.max_minutes``, a
+        larger ``train.epochs`` or ``train.patience``); they are saved in the run's config. The timings in
+        metrics.json are this session's; ``resumed_at`` lists the epochs training was resumed after.
+        """
+        started = time.perf_counter()
+        files = RunFiles(Path(run)).require()
+        if not files.checkpoint.is_file():
+            raise IntentRecError(
+                f"{files.root}: no resume.safetensors to continue from (the run was trained with "
+                "train.resumable = false, or by a version of IntentRec that did not write it)."
+            )
+        allowed = [f"train.{name}" for name in RESUMABLE_SETTINGS]
+        for change in changes:
+            key = change.partition("=")[0].strip()
+            if key not in allowed:
+                raise ConfigError(
+                    f"--set {change!r}: a resumed run can change only {', '.join(allowed)}; "
+                    f"{key} is part of what was trained (start a new run with `fit` to change it)."
+                )
+        config = RunConfig.from_dict(
+            apply_overrides(RunConfig.from_file(files.config).to_json(), list(changes)), "--set"
+        )
+        checkpoint = load_checkpoint(files.checkpoint)
+        try:
+            check_continuable(checkpoint, config.train)
+        except ConfigError as error:
+            raise ConfigError(f"{files.root}: {error}") from None
+        usable_device(config.train.device)
+        recommender = cls(config)
+        recommender.dataset = Dataset.load(files.dataset)
+        recommender._build_model()
+        write_json(files.config, config.to_json())
+        return recommender._train(files, started, checkpoint)
+
+    def _build_model(self) -> None:
+        """Split ``self.dataset`` and build the untrained model the config describes."""
+        config, dataset = self.config, self.dataset
+        assert dataset is not None
+        self._catalogue, self._history, self._features = None, None, None
+        self.split = split_dataset(dataset, config.split)
+        priors = build_priors(config.heads, dataset, self.split.train, config.train.seed)
+        self.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
+
+    def _train(self, files: RunFiles | None, started: float, resume: Checkpoint | None = None) -> Recommender:
+        """Train the built model (from ``resume`` when given), then measure valid and test."""
+        config, model, split = self.config, self.model, self.split
+        assert self.dataset is not None and model is not None and split is not None
         with _log_to(files.log if files else None):
             log.info(
-                "fit %s on %s: %d users, %d items, %d training sequences",
+                "%s %s on %s: %d users, %d items, %d training sequences",
+                f"resume after epoch {resume.epoch}:" if resume else "fit",
                 config.model.name,
                 self.dataset.card.name,
                 self.dataset.n_users,
                 self.dataset.n_items,
-                len(self.split.train),
+                len(split.train),
             )
-            parameters = _parameter_counts(self.model)
-            if self.model.heads is not None:
+            parameters = _parameter_counts(model)
+            if model.heads is not None:
                 log.info(
                     "%d prior heads (%s): %d parameters, %.1f%% of the backbone's %d",
-                    len(self.model.heads.names),
-                    ", ".join(self.model.heads.names),
+                    len(model.heads.names),
+                    ", ".join(model.heads.names),
                     parameters["heads"],
                     100 * parameters["heads"] / parameters["backbone"],
                     parameters["backbone"],
                 )
             result = train(
-                self.model,
-                self.split.train,
+                model,
+                split.train,
                 config.loss,
                 config.train,
                 config.model.max_len,
                 # early stopping reads accuracy only; the beyond-accuracy metrics come once, at the end
                 validate=lambda: self.evaluate("valid", beyond_accuracy=False),
-                on_epoch_end=(lambda result, state: _checkpoint(files, result, state)) if files else None,
+                on_epoch_end=(lambda *epoch_end: _checkpoint(files, *epoch_end)) if files else None,
+                resume=resume,
             )
             train_seconds = time.perf_counter() - started
             test_started = time.perf_counter()
@@ -157,17 +216,18 @@ class Recommender:
                 "best_epoch": result.best_epoch,
                 "epochs": len(result.history),
                 "stopped": result.stopped,
+                **({"resumed_at": result.resumed_at} if result.resumed_at else {}),
                 "parameters": parameters,
                 "timing": {
                     "fit_seconds": train_seconds,
                     "windows_per_second": _median(result, "windows_per_second"),
-                    "eval_users_per_second": len(self.split.test) / test_seconds,
+                    "eval_users_per_second": len(split.test) / test_seconds,
                     "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 },
             }
             breakdown = self.breakdown("test")
             self.metrics["test_by_category"] = breakdown["by_category"]
-            if self.model.heads is not None:
+            if model.heads is not None:
                 self.metrics["test_heads"] = breakdown["heads"]
             log.info("test %s", _format(test, config.train.monitor))
         if files:
@@ -558,11 +618,15 @@ def _check_k(k: int) -> None:
         raise ConfigError(f"k = {k}: ask for at least one item.")
 
 
-def _checkpoint(files: RunFiles, result: TrainResult, state: StateDict) -> None:
+def _checkpoint(
+    files: RunFiles, result: TrainResult, state: StateDict, checkpoint: Checkpoint | None
+) -> None:
     save_weights(files.last_weights, state)
     if result.best_state and result.best_epoch == len(result.history):
         save_weights(files.best_weights, result.best_state)
     write_history(files.history, result.history)
+    if checkpoint is not None:  # last: it must never be ahead of the best weights and history beside it
+        save_checkpoint(files.checkpoint, checkpoint)
 
 
 def _median(result: TrainResult, key: str) -> float:

@@ -4,6 +4,7 @@ config.json          the resolved RunConfig (reloads to the same model)
 dataset/             the encoded Dataset (Parquet + card.json), with the raw-ID vocabularies
 model.safetensors    the best weights (selected on validation)
 last.safetensors     the weights at the end of training, or when it was interrupted
+resume.safetensors   the last whole epoch, complete enough to continue training (`intentrec resume`)
 metrics.json         validation and test metrics, best epoch, why training stopped, timings
 history.jsonl        one JSON line per epoch (loss, throughput, validation metrics)
 train.log            the log of the run
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from intentrec.errors import IntentRecError
 from intentrec.storage import write_json, write_text, write_with
+from intentrec.training.trainer import Checkpoint
 
 
 class RunFiles:
@@ -33,6 +36,7 @@ class RunFiles:
         self.dataset = self.root / "dataset"
         self.best_weights = self.root / "model.safetensors"
         self.last_weights = self.root / "last.safetensors"
+        self.checkpoint = self.root / "resume.safetensors"
         self.metrics = self.root / "metrics.json"
         self.history = self.root / "history.jsonl"
         self.log = self.root / "train.log"
@@ -58,6 +62,21 @@ def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """One file, written atomically: the tensors, and the JSON part in the safetensors header."""
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in checkpoint.tensors.items()}
+    metadata = {"training": json.dumps(checkpoint.meta)}
+    write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    with safe_open(str(path), framework="pt") as file:
+        meta = (file.metadata() or {}).get("training")
+    if meta is None:
+        raise IntentRecError(f"{path}: not a training checkpoint of IntentRec (no 'training' metadata).")
+    return Checkpoint(load_file(str(path)), json.loads(meta))
 
 
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ Each call starts a Python process (a few seconds of imports), so the tiny run is
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,20 @@ def test_fit_then_evaluate_gives_the_same_test_metrics(intentrec, run) -> None:
     assert approximate["test"].keys() == stored["test"].keys()
     done = intentrec("evaluate", out, "--precision", "half", expect=2)
     assert done.stderr.strip() == "error: precision 'half': expected one of float32, bfloat16."
+
+
+def test_resume_a_finished_run_for_more_epochs(intentrec, run, tmp_path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(run[0], out)  # the module's run stays as the other tests expect it
+    done = intentrec("resume", out, expect=2)
+    assert done.stderr.strip() == (
+        f"error: {out}: the run has trained 2 epochs, train.epochs = 2; raise train.epochs to continue it."
+    )
+    printed = json.loads(intentrec("resume", out, "--set", "train.epochs=3").stdout)
+    stored = json.loads((out / "metrics.json").read_text())
+    assert printed == {"run": str(out), "test": stored["test"]}
+    assert stored["epochs"] == 3 and stored["resumed_at"] == [2]
+    assert len((out / "history.jsonl").read_text().splitlines()) == 3
 
 
 def test_a_device_this_machine_lacks_is_a_one_line_error(intentrec, csv, run, tmp_path) -> None:

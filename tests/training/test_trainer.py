@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
 
 from intentrec.data.split import split_dataset
+from intentrec.errors import ConfigError
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
 from intentrec.models.heads import HeadsConfig, PriorHeads
 from intentrec.models.model import SequentialModel
 from intentrec.models.priors import Prior
 from intentrec.models.sasrec import SASRec, SASRecConfig
 from intentrec.training.losses import LossConfig
-from intentrec.training.trainer import TrainConfig, TrainResult, length_bucketed_batches, train
+from intentrec.training.trainer import (
+    Checkpoint,
+    TrainConfig,
+    TrainResult,
+    check_continuable,
+    length_bucketed_batches,
+    train,
+)
 
 MAX_LEN = 8
 TIMING = {"train_seconds", "windows_per_second", "valid_seconds"}
@@ -57,15 +66,24 @@ def scripted(values: list[float]):
 
 
 class Checkpoints:
-    """An on_epoch_end that keeps a copy of the weights and result of every call."""
+    """An on_epoch_end that keeps a copy of the weights, result and checkpoint of every call."""
 
     def __init__(self) -> None:
         self.states: list[dict[str, torch.Tensor]] = []
         self.results: list[tuple[int, int, str]] = []  # (epochs so far, best epoch, stopped)
+        self.resumable: list[Checkpoint | None] = []
 
-    def __call__(self, result: TrainResult, state: dict[str, torch.Tensor]) -> None:
+    def __call__(
+        self, result: TrainResult, state: dict[str, torch.Tensor], checkpoint: Checkpoint | None
+    ) -> None:
         self.states.append({name: tensor.clone() for name, tensor in state.items()})
         self.results.append((len(result.history), result.best_epoch, result.stopped))
+        if checkpoint is not None:  # a deep copy: the tensors are the model's own, trained on after this
+            checkpoint = Checkpoint(
+                {name: tensor.clone() for name, tensor in checkpoint.tensors.items()},
+                json.loads(json.dumps(checkpoint.meta)),  # as it is saved
+            )
+        self.resumable.append(checkpoint)
 
 
 def assert_same_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -108,14 +126,21 @@ def model_scores(model: SequentialModel):
     return score
 
 
-def test_training_learns_the_cycle(split) -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_learns_the_cycle(split, precision: str) -> None:
     n_items = catalogue(split)
     model = new_model(n_items, dropout=0.0)
     validate = lambda: evaluate(model_scores(model), split.valid, MAX_LEN, EvalConfig(ks=[1, 5]))  # noqa: E731
     before = validate()["hr@1"]
-    result = train(
-        model, split.train, LossConfig(), config(epochs=6, monitor="hr@1"), MAX_LEN, validate=validate
+    trained_in = []  # the dtype of the backbone's first matrix product, at each training step
+    first_product = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Linear))
+    first_product.register_forward_hook(
+        lambda module, inputs, output: trained_in.append(output.dtype) if module.training else None
     )
+    settings = config(epochs=6, monitor="hr@1", precision=precision)
+    result = train(model, split.train, LossConfig(), settings, MAX_LEN, validate=validate)
+    assert set(trained_in) == {getattr(torch, precision)}
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert result.best_valid["hr@1"] > max(0.8, before + 0.3)
 
@@ -246,6 +271,68 @@ def test_keyboard_interrupt_keeps_the_best_weights_and_checkpoints(split) -> Non
     last = checkpoints.states[1]["item_embedding.weight"]
     assert not torch.equal(last, checkpoints.states[0]["item_embedding.weight"])
     assert not model.training
+
+
+def test_resuming_from_a_checkpoint_continues_as_if_training_never_stopped(split) -> None:
+    # dropout, sampled negatives, shuffled batches, a plateau cut of the lr and a best epoch before the
+    # checkpoint: everything the rest of training depends on must come back from the checkpoint
+    settings = config(epochs=5, patience=10, lr_decay_patience=2, lr_decay_factor=0.5, seed=3)
+    loss = LossConfig(kind="sampled_softmax", negatives=5)
+    scores = [0.5, 0.4, 0.3, 0.2, 0.1]
+    straight, straight_epochs = new_model(catalogue(split)), Checkpoints()
+    full = train(straight, split.train, loss, settings, MAX_LEN, scripted(scores), straight_epochs)
+
+    resumed, resumed_epochs = new_model(catalogue(split), seed=9), Checkpoints()  # other initial weights
+    checkpoint = straight_epochs.resumable[1]  # after epoch 2; the best epoch, 1, is stored beside it
+    assert checkpoint is not None and checkpoint.epoch == 2
+    result = train(
+        resumed, split.train, loss, settings, MAX_LEN, scripted(scores[2:]), resumed_epochs, checkpoint
+    )
+
+    untimed = [
+        [{k: v for k, v in r.items() if k not in TIMING} for r in run.history] for run in (full, result)
+    ]
+    assert untimed[0] == untimed[1] and len(untimed[1]) == 5
+    assert [record["lr"] for record in result.history] == [0.01, 0.01, 0.01, 0.005, 0.005]
+    assert result.best_epoch == 1 and result.resumed_at == [2] and full.resumed_at == []
+    assert_same_state(resumed, straight.state_dict())  # the best weights, restored from the checkpoint
+    for after_straight, after_resumed in zip(straight_epochs.states[2:], resumed_epochs.states, strict=True):
+        for name, tensor in after_straight.items():  # the weights after epochs 3, 4, 5
+            assert torch.equal(tensor, after_resumed[name]), name
+    # and the test can fail: another checkpoint's weights give other weights after epoch 5
+    other = new_model(catalogue(split), seed=9)
+    mixed = Checkpoint(dict(checkpoint.tensors), dict(checkpoint.meta))
+    mixed.tensors |= {f"model.{name}": t for name, t in straight_epochs.states[0].items()}
+    train(other, split.train, loss, settings, MAX_LEN, scripted(scores[2:]), resume=mixed)
+    assert not torch.equal(other.item_embedding.weight, resumed_epochs.states[-1]["item_embedding.weight"])
+
+
+def test_a_checkpoint_that_would_stop_at_once_is_refused_with_what_to_raise(split) -> None:
+    epochs = Checkpoints()
+    train(new_model(catalogue(split)), split.train, LossConfig(), config(epochs=3, patience=2), MAX_LEN,
+          scripted([0.3, 0.2, 0.1]), epochs)  # fmt: skip
+    last = epochs.resumable[-1]
+    assert last is not None and last.epoch == 3 and last.meta["best_epoch"] == 1
+    with pytest.raises(ConfigError, match=r"raise train\.epochs"):
+        check_continuable(last, config(epochs=3, patience=5))
+    with pytest.raises(ConfigError, match=r"2 epochs without gain.*train.patience = 2"):
+        check_continuable(last, config(epochs=10, patience=2))
+    check_continuable(last, config(epochs=10, patience=3))
+
+
+def test_no_checkpoint_when_not_resumable(split) -> None:
+    epochs = Checkpoints()
+    settings = config(epochs=2, resumable=False)
+    train(
+        new_model(catalogue(split)),
+        split.train,
+        LossConfig(),
+        settings,
+        MAX_LEN,
+        scripted([0.1, 0.2]),
+        epochs,
+    )
+    assert epochs.resumable == [None, None] and len(epochs.states) == 2
 
 
 def test_validate_runs_in_eval_mode_without_gradients(split) -> None:

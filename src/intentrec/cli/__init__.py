@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from intentrec.cli import data, evaluate, fit, recommend, report, serve
+from intentrec.cli import data, evaluate, fit, recommend, report, resume, serve
 from intentrec.errors import IntentRecError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("fit")(fit.fit)
+app.command("resume")(resume.resume)
 app.command("evaluate")(evaluate.evaluate)
 app.command("recommend")(recommend.recommend)
 app.command("serve")(serve.serve)

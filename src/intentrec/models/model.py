@@ -17,6 +17,7 @@ items are scored, so the ranking's last step keeps full precision.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Literal
 
 import torch
@@ -58,8 +59,9 @@ class SequentialModel(nn.Module):
         device = self.item_embedding.weight.device  # callers pass CPU tensors; the model may be elsewhere
         items, timestamps = items.to(device), timestamps.to(device)
         mask = items != 0
+        # in training, the caller's autocast (train.precision) decides; it must not be switched off here
         low_precision = not self.training and self.inference_dtype == "bfloat16"
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
+        with torch.autocast(device.type, dtype=torch.bfloat16) if low_precision else nullcontext():
             hidden = self.backbone(self.item_embedding(items), timestamps, mask, last_only=last_only)
         hidden = hidden.float()
         if last_only:

@@ -9,7 +9,10 @@ validation set; the learning rate drops on a plateau, the best weights are kept,
 often learns item popularity, and validation then dips for a few epochs while it learns from the
 sequences; counting that dip as a plateau cut the learning rate and stopped training at the popularity
 level (SASRec on MovieLens latest-small, BENCHMARKS.md).
-Ctrl-C stops training cleanly: the best and the last weights stay usable.
+Ctrl-C stops training cleanly: the best and the last weights stay usable. After every epoch a
+:class:`Checkpoint` holds everything the next epoch depends on (weights, optimiser moments, plateau
+counters, random generators), so a run cut by ``max_minutes``, Ctrl-C or a crash continues from its last
+whole epoch exactly as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from intentrec.data.sequences import PAD, Sequences, training_batch
 from intentrec.errors import ConfigError
 from intentrec.models.heads import prior_heads_loss
-from intentrec.models.model import SequentialModel
+from intentrec.models.model import Precision, SequentialModel
 from intentrec.training.losses import LossConfig, next_item_loss
 
 log = logging.getLogger("intentrec")
@@ -62,10 +66,26 @@ class TrainConfig(BaseModel):
     monitor: str = Field("ndcg@10", description="Validation metric that selects the best epoch.")
     seed: int = Field(0, description="Seeds weights, batch order and negative sampling.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default).")
-    max_minutes: float | None = Field(None, gt=0, description="Stop after this wall time.")
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop after this wall time (counted anew when a run is resumed)."
+    )
     device: str = Field(
         "cpu", description="Where the model trains and ranks: 'cpu', 'cuda', 'cuda:1', 'mps'."
     )
+    precision: Precision = Field(
+        "float32",
+        description="Arithmetic of the forward pass and the loss: 'bfloat16' runs them under torch's "
+        "autocast (weights, gradients and the optimiser stay float32).",
+    )
+    resumable: bool = Field(
+        True,
+        description="Keep a checkpoint of the last whole epoch (weights, optimiser moments, random state: "
+        "about 3-4x the weights on disk) so that the run can be resumed.",
+    )
+
+
+#: The settings a resumed run may change; the others are part of what was trained.
+RESUMABLE_SETTINGS = ("epochs", "max_minutes", "patience", "threads", "device")
 
 
 @dataclass
@@ -75,6 +95,25 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     stopped: str = "max_epochs"  # max_epochs | early_stopping | time_limit | interrupted
     best_state: StateDict = field(default_factory=dict)
+    resumed_at: list[int] = field(default_factory=list)  # the epochs after which training was resumed
+
+
+@dataclass
+class Checkpoint:
+    """The end of an epoch, complete enough to continue training from it.
+
+    ``tensors``: ``model.*`` the weights, ``best.*`` the best weights (only when an earlier epoch was
+    best), ``optimizer.<param>.<name>`` AdamW's moments and step, ``rng.*`` torch's generator states.
+    ``meta`` (JSON): the epoch, the record so far, the optimiser's groups (lr, betas), the plateau's
+    counters and the state of the generator that shuffles the batches.
+    """
+
+    tensors: StateDict
+    meta: dict[str, Any]
+
+    @property
+    def epoch(self) -> int:
+        return self.meta["epoch"]
 
 
 def set_seed(seed: int) -> None:
@@ -126,13 +165,16 @@ def train(
     config: TrainConfig,
     max_len: int,
     validate: Callable[[], dict[str, float]],
-    on_epoch_end: Callable[[TrainResult, StateDict], None] | None = None,
+    on_epoch_end: Callable[[TrainResult, StateDict, Checkpoint | None], None] | None = None,
+    resume: Checkpoint | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on next-item prediction over ``sequences``; return what happened.
 
     ``validate()`` returns validation metrics (it must contain ``config.monitor``); ``on_epoch_end`` is
-    called after every epoch with the result so far and the current weights (to write checkpoints).
-    On return the model holds the best weights.
+    called after every epoch with the result so far, the current weights and, with ``config.resumable``,
+    the checkpoint to continue from (None when Ctrl-C cut an epoch short: its weights are saved as the
+    last ones, but training resumes from the end of the epoch before). ``resume`` continues from such a
+    checkpoint (see :func:`check_continuable`). On return the model holds the best weights.
     """
     set_seed(config.seed)
     if config.threads:
@@ -163,6 +205,11 @@ def train(
     horizon = model.heads.horizon if model.heads is not None else 1
     sequences, trainable, lengths = training_windows(sequences, max_len, horizon, config.all_windows)
     result = TrainResult()
+    first_epoch = 1
+    if resume is not None:
+        check_continuable(resume, config)
+        _restore(resume, model, optimizer, plateau, rng, result)
+        first_epoch = resume.epoch + 1
     started = time.perf_counter()
     progress = Progress(
         TextColumn("epoch {task.fields[epoch]}"),
@@ -174,7 +221,7 @@ def train(
     )
     try:
         with progress:
-            for epoch in range(1, config.epochs + 1):
+            for epoch in range(first_epoch, config.epochs + 1):
                 batches = length_bucketed_batches(lengths, config.batch_size, rng)
                 task = progress.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 epoch_start = time.perf_counter()
@@ -184,7 +231,14 @@ def train(
                 total_loss = 0.0
                 for step, batch_rows in enumerate(batches, 1):
                     loss = train_step(
-                        model, optimizer, sequences, trainable[batch_rows], max_len, horizon, loss_config
+                        model,
+                        optimizer,
+                        sequences,
+                        trainable[batch_rows],
+                        max_len,
+                        horizon,
+                        loss_config,
+                        config.precision,
                     )
                     total_loss += loss
                     speed = step * config.batch_size / (time.perf_counter() - epoch_start)
@@ -218,7 +272,10 @@ def train(
                 if plateau:
                     plateau.step(valid[config.monitor])
                 if on_epoch_end:
-                    on_epoch_end(result, model.state_dict())
+                    checkpoint = (
+                        _checkpoint(model, optimizer, plateau, rng, result) if config.resumable else None
+                    )
+                    on_epoch_end(result, model.state_dict(), checkpoint)
                 if epoch >= config.min_epochs and epoch - result.best_epoch >= config.patience:
                     result.stopped = "early_stopping"
                     break
@@ -229,11 +286,92 @@ def train(
         result.stopped = "interrupted"
         log.warning("interrupted: keeping the best weights so far (epoch %d)", result.best_epoch)
         if on_epoch_end:
-            on_epoch_end(result, model.state_dict())
+            on_epoch_end(result, model.state_dict(), None)
     if result.best_state:
         model.load_state_dict(result.best_state)
     model.eval()
     return result
+
+
+def check_continuable(checkpoint: Checkpoint, config: TrainConfig) -> None:
+    """Raise a ConfigError saying what to raise when ``config`` would stop a run at once after the
+    checkpoint's epoch (it reached ``epochs``, or ``patience`` epochs without gain)."""
+    epoch, best = checkpoint.epoch, checkpoint.meta["best_epoch"]
+    if epoch >= config.epochs:
+        raise ConfigError(
+            f"the run has trained {epoch} epochs, train.epochs = {config.epochs}; "
+            "raise train.epochs to continue it."
+        )
+    if epoch >= config.min_epochs and epoch - best >= config.patience:
+        raise ConfigError(
+            f"the run stopped early: {epoch - best} epochs without gain after its best (epoch {best}), "
+            f"train.patience = {config.patience}; raise train.patience to continue it."
+        )
+
+
+def _checkpoint(
+    model: SequentialModel,
+    optimizer: torch.optim.Optimizer,
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+    rng: np.random.Generator,
+    result: TrainResult,
+) -> Checkpoint:
+    epoch = len(result.history)
+    tensors = {f"model.{name}": tensor for name, tensor in model.state_dict().items()}
+    if result.best_epoch != epoch:
+        tensors |= {f"best.{name}": tensor for name, tensor in result.best_state.items()}
+    optimizer_state = optimizer.state_dict()
+    for param, state in optimizer_state["state"].items():
+        tensors |= {f"optimizer.{param}.{name}": torch.as_tensor(value) for name, value in state.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    meta = {
+        "epoch": epoch,
+        "best_epoch": result.best_epoch,
+        "best_valid": result.best_valid,
+        "history": result.history,
+        "resumed_at": result.resumed_at,
+        "optimizer": optimizer_state["param_groups"],
+        "plateau": plateau.state_dict() if plateau else None,
+        "batch_order": rng.bit_generator.state,
+    }
+    return Checkpoint(tensors, meta)
+
+
+def _restore(
+    checkpoint: Checkpoint,
+    model: SequentialModel,
+    optimizer: torch.optim.Optimizer,
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+    rng: np.random.Generator,
+    result: TrainResult,
+) -> None:
+    tensors, meta = checkpoint.tensors, checkpoint.meta
+    weights = _with_prefix(tensors, "model.")
+    model.load_state_dict(weights)
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in _with_prefix(tensors, "optimizer.").items():
+        param, _, key = name.partition(".")
+        moments.setdefault(int(param), {})[key] = tensor
+    optimizer.load_state_dict({"state": moments, "param_groups": meta["optimizer"]})
+    if plateau:
+        plateau.load_state_dict(meta["plateau"])
+    rng.bit_generator.state = meta["batch_order"]
+    torch.set_rng_state(tensors["rng.torch"])
+    device = next(model.parameters()).device
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    result.history = list(meta["history"])
+    result.best_epoch, result.best_valid = meta["best_epoch"], meta["best_valid"]
+    best = _with_prefix(tensors, "best.") or weights
+    result.best_state = {name: tensor.to(device, copy=True) for name, tensor in best.items()}
+    result.resumed_at = [*meta["resumed_at"], checkpoint.epoch]
+
+
+def _with_prefix(tensors: StateDict, prefix: str) -> StateDict:
+    return {name[len(prefix) :]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
 
 
 def training_windows(
@@ -259,8 +397,26 @@ def train_step(
     max_len: int,
     horizon: int,
     loss_config: LossConfig,
+    precision: Precision = "float32",
 ) -> float:
     """One optimisation step on the windows ``rows`` of ``sequences``; returns the loss."""
+    device = model.item_embedding.weight.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        loss = _loss(model, sequences, rows, max_len, horizon, loss_config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _loss(
+    model: SequentialModel,
+    sequences: Sequences,
+    rows: np.ndarray,
+    max_len: int,
+    horizon: int,
+    loss_config: LossConfig,
+) -> torch.Tensor:
     batch = training_batch(sequences, rows, max_len, horizon)
     inputs = batch.inputs
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
@@ -283,10 +439,7 @@ def train_step(
         loss = loss + next_item_weight * next_item_loss(
             loss_config, hidden[supervised], next_items, model.output_embeddings()
         )
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    return loss
 
 
 def _evaluate(model: SequentialModel, validate: Callable[[], dict[str, float]]) -> dict[str, float]:

@@ -1,0 +1,24 @@
+"""``intentrec resume``: continue training a run from its last whole epoch."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from intentrec.recommender import Recommender
+
+
+def resume(
+    run: str = typer.Argument(..., help="Run folder written by `intentrec fit`."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Change a setting that may change: train.epochs, train.max_minutes, train.patience, "
+        "train.threads or train.device, e.g. --set train.max_minutes=60.",
+    ),
+) -> None:
+    """Continue a run cut short (time limit, Ctrl-C, a crash) as if it had never stopped; then measure
+    the test set and rewrite the run's metrics."""
+    recommender = Recommender.resume(run, set_)
+    typer.echo(json.dumps({"run": run, "test": recommender.metrics["test"]}, indent=2))
