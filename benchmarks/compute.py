@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.data.load import load_dataset
 from intentrec.data.split import split_dataset
+from intentrec.models.build import build_model
 from intentrec.models.heads import build_priors
-from intentrec.recommender import build_model
 from intentrec.training.trainer import length_bucketed_batches, train_step, training_windows
 
 

@@ -59,7 +59,8 @@ from intentrec.data.dataset import Dataset
 from intentrec.data.raw import RawLog
 from intentrec.data.sequences import pad_left
 from intentrec.data.split import split_dataset
-from intentrec.recommender import Recommender, build_model
+from intentrec.models.build import build_model
+from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
 

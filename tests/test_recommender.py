@@ -346,6 +346,9 @@ def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp
     Recommender(tiny_config(epochs=1, resumable=False)).fit(cyclic, out=tmp_path / "plain")
     with pytest.raises(IntentRecError, match=r"no resume\.safetensors"):
         Recommender.resume(tmp_path / "plain", ["train.epochs=2"])
+    (tmp_path / "plain" / "resume.safetensors").write_bytes(b"cut short")  # a file that is not one
+    with pytest.raises(IntentRecError, match=r"resume\.safetensors: unreadable checkpoint"):
+        Recommender.resume(tmp_path / "plain", ["train.epochs=2"])
 
 
 def test_recommend_asks_for_at_least_one_item(fitted) -> None:

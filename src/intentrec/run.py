@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from intentrec.errors import IntentRecError
@@ -72,11 +72,15 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    with safe_open(str(path), framework="pt") as file:
-        meta = (file.metadata() or {}).get("training")
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            meta = (file.metadata() or {}).get("training")
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as error:
+        raise IntentRecError(f"{path}: unreadable checkpoint ({error}).") from None
     if meta is None:
         raise IntentRecError(f"{path}: not a training checkpoint of IntentRec (no 'training' metadata).")
-    return Checkpoint(load_file(str(path)), json.loads(meta))
+    return Checkpoint(tensors, json.loads(meta))
 
 
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ import json
 import typer
 
 from intentrec.recommender import Recommender
+from intentrec.training.trainer import RESUMABLE_SETTINGS
 
 
 def resume(
@@ -14,8 +15,9 @@ def resume(
     set_: list[str] = typer.Option(
         [],
         "--set",
-        help="Change a setting that may change: train.epochs, train.max_minutes, train.patience, "
-        "train.threads or train.device, e.g. --set train.max_minutes=60.",
+        help="Change one of "
+        + ", ".join(f"train.{name}" for name in RESUMABLE_SETTINGS)
+        + ", e.g. --set train.max_minutes=60.",
     ),
 ) -> None:
     """Continue a run cut short (time limit, Ctrl-C, a crash) as if it had never stopped; then measure
