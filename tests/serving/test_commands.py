@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,17 +56,22 @@ def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []  # read while it runs: both workers must be up before Ctrl-C is asked of them
+
+    def read_output() -> None:
+        for line in server.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
     try:
+        deadline = time.monotonic() + 60
+        while sum("Application startup complete" in line for line in lines) < 2:
+            assert server.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the workers did not start within a minute\n" + "".join(lines)
+            time.sleep(0.2)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, server.communicate()[0]
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the server did not start within a minute"
-                    time.sleep(0.2)
+            assert client.get("/health").status_code == 200
             body = {"user": "u3", "k": 5, "exclude_categories": ["three"]}
             assert client.post("/recommend", json=body).status_code == 401
             response = client.post("/recommend", json=body, headers={"Authorization": f"Bearer {token}"})
@@ -74,7 +80,9 @@ def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service
             assert response.json() == expected
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C
-        output = server.communicate(timeout=30)[0]
+        server.wait(timeout=30)
+        reader.join(timeout=30)
+    output = "".join(lines)
     # the supervisor passes the stop on and waits: both workers shut down cleanly
     assert server.returncode == 0 and output.count("Application shutdown complete") == 2, output
     assert f"on http://127.0.0.1:{port} in 2 process(es)" in output and "bearer token required" in output
