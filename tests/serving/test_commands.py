@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,29 +48,50 @@ def free_port() -> int:
 # --- serve -------------------------------------------------------------------------------------------------
 
 
+class Server:
+    """``intentrec serve`` in a process of its own, its output read as it comes."""
+
+    def __init__(self, *args: str | Path, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [str(INTENTREC), "serve", *map(str, args)],
+            env={**ENV, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, times: int = 1) -> None:
+        deadline = time.monotonic() + 60
+        while self.output.count(text) < times:
+            assert self.process.poll() is None, self.output
+            assert time.monotonic() < deadline, f"no {text!r} {times} times within a minute\n{self.output}"
+            time.sleep(0.1)
+
+    def interrupt(self) -> int:
+        """Ctrl-C; the exit status once it has stopped."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=30)
+        self.reader.join(timeout=30)
+        return self.process.returncode
+
+
 def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service) -> None:
     port, token = free_port(), "t0ken"
-    server = subprocess.Popen(
-        [str(INTENTREC), "serve", str(run), "--port", str(port), "--workers", "2"],
-        env={**ENV, "INTENTREC_TOKEN": token},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []  # read while it runs: both workers must be up before Ctrl-C is asked of them
-
-    def read_output() -> None:
-        for line in server.stdout:
-            lines.append(line)
-
-    reader = threading.Thread(target=read_output, daemon=True)
-    reader.start()
+    server = Server(run, "--port", port, "--workers", 2, env={"INTENTREC_TOKEN": token})
     try:
-        deadline = time.monotonic() + 60
-        while sum("Application startup complete" in line for line in lines) < 2:
-            assert server.poll() is None, "".join(lines)
-            assert time.monotonic() < deadline, "the workers did not start within a minute\n" + "".join(lines)
-            time.sleep(0.2)
+        server.wait_for("Application startup complete", times=2)  # both workers, before Ctrl-C
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             assert client.get("/health").status_code == 200
             body = {"user": "u3", "k": 5, "exclude_categories": ["three"]}
@@ -79,13 +101,26 @@ def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service
             expected = service.recommend(RecommendRequest.model_validate(body))
             assert response.json() == expected
     finally:
-        server.send_signal(signal.SIGINT)  # Ctrl-C
-        server.wait(timeout=30)
-        reader.join(timeout=30)
-    output = "".join(lines)
+        status = server.interrupt()
     # the supervisor passes the stop on and waits: both workers shut down cleanly
-    assert server.returncode == 0 and output.count("Application shutdown complete") == 2, output
+    assert status == 0 and server.output.count("Application shutdown complete") == 2, server.output
+    output = server.output
     assert f"on http://127.0.0.1:{port} in 2 process(es)" in output and "bearer token required" in output
+
+
+def test_a_worker_that_dies_is_reported_and_the_other_serves_on(run) -> None:
+    port = free_port()
+    server = Server(run, "--port", port, "--workers", 2)
+    try:
+        server.wait_for("Application startup complete", times=2)
+        victim = int(re.search(r"worker (\d+): catalogue objects copied", server.output)[1])
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for(f"worker {victim} stopped by signal 9; 1 still serving")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            assert all(client.get("/health").status_code == 200 for _ in range(5))
+    finally:
+        status = server.interrupt()
+    assert status == 1 and server.output.count("Application shutdown complete") == 1, server.output
 
 
 def test_a_bad_port_is_a_one_line_error(run) -> None:

@@ -41,7 +41,8 @@ def serve(
     overrides = list(set_) + [
         f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None
     ]
-    run_server(run, host, port, token, parse_serve_config(overrides), access_log)
+    if not run_server(run, host, port, token, parse_serve_config(overrides), access_log):
+        raise typer.Exit(1)  # a worker died unasked: said in the log when it happened
 
 
 def parse_serve_config(overrides: list[str]) -> ServeConfig:

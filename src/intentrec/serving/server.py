@@ -36,8 +36,11 @@ def serve(
     token: str | None = None,
     config: ServeConfig | None = None,
     access_log: bool = False,
-) -> None:
-    """Serve ``run`` over HTTP in ``config.workers`` processes until interrupted (Ctrl-C stops cleanly)."""
+) -> bool:
+    """Serve ``run`` over HTTP in ``config.workers`` processes until interrupted (Ctrl-C stops cleanly).
+
+    Returns False when a worker process ended without being asked to (the others served on).
+    """
     if token is not None and not token.strip():
         raise ConfigError("--token is empty: give a secret, or leave the option out to serve without one.")
     workers = (config or ServeConfig()).workers
@@ -66,7 +69,7 @@ def serve(
     )
     if workers == 1:
         _run(service, token, listeners[0], access_log)
-        return
+        return True
     # Loaded once, then forked: the workers share the model's and the index's memory, and each has its
     # own interpreter, so one's Python work (HTTP, JSON) never waits for another's GIL. This process only
     # supervises: it passes a stop on to the workers and waits for them.
@@ -88,8 +91,20 @@ def serve(
         children.append(pid)
     for listener in listeners:
         listener.close()
+    return _supervise(children)
+
+
+def _supervise(children: list[int]) -> bool:
+    """Pass a stop (Ctrl-C, SIGTERM) on to the workers and wait for them all; False if one ended unasked.
+
+    A worker that dies while the others serve (killed, out of memory) is reported when it dies; the
+    others go on serving what they can.
+    """
+    stopping = False
 
     def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         # SIGTERM whatever came: a worker that already has Ctrl-C from the terminal takes a second
         # SIGINT as "stop now, do not finish the requests in flight"
         for pid in children:
@@ -98,8 +113,16 @@ def serve(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for pid in children:
-        os.waitpid(pid, 0)
+    clean = True
+    for waited in range(1, len(children) + 1):
+        pid, status = os.wait()
+        code = os.waitstatus_to_exitcode(status)
+        # a worker stopped while still starting (before uvicorn took the signals) ends by SIGTERM itself
+        if code != 0 and not stopping:
+            clean = False
+            died = f"by signal {-code}" if code < 0 else f"with exit status {code}"
+            log.error("worker %d stopped %s; %d still serving", pid, died, len(children) - waited)
+    return clean
 
 
 def _copy_catalogue_objects(service: Service) -> None:
