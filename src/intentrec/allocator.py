@@ -4,9 +4,9 @@ A CPU tensor's memory comes from the C library's ``malloc``. glibc serves a bloc
 threshold (at most 32 MiB, however it adapts) with a fresh ``mmap`` and unmaps it on ``free``, and gives
 the top of its heap back to the system once more than its trim threshold is free there. Training and
 ranking allocate the same large activations over and over, so every step paid to fault fresh zeroed pages
-in: on MovieLens-100K a third of an epoch's time went to page faults in the kernel (BENCHMARKS.md,
-"Keeping freed memory"). Raising both thresholds to 1 GiB makes ``free`` keep the memory and the next
-tensor of that size reuse it, without a fault.
+in. Raising both thresholds to 1 GiB makes ``free`` keep the memory and the next tensor of that size reuse
+it without a fault: on MovieLens-100K, one thread, epochs 1.3-1.5x and full-ranking passes 1.9-2.7x
+faster (BENCHMARKS.md, "Keeping freed memory").
 
 The price: a process keeps the memory of its largest step until it exits (its resident size stays at its
 peak), as PyTorch's own caching allocator does on a GPU. ``INTENTREC_MALLOC=system`` leaves malloc as it

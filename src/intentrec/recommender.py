@@ -86,7 +86,7 @@ class Recommender:
     """
 
     def __init__(self, config: RunConfig | None = None) -> None:
-        keep_freed_memory()  # a third faster on a CPU (intentrec.allocator)
+        keep_freed_memory()  # trains and ranks faster on a CPU (intentrec.allocator)
         self.config = config or RunConfig()
         self.dataset: Dataset | None = None
         self.split: Split | None = None
