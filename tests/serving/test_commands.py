@@ -102,9 +102,9 @@ def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service
             assert response.json() == expected
     finally:
         status = server.interrupt()
-    # the supervisor passes the stop on and waits: both workers shut down cleanly
-    assert status == 0 and server.output.count("Application shutdown complete") == 2, server.output
     output = server.output
+    # the supervisor passes the stop on and waits: both workers shut down cleanly
+    assert status == 0 and output.count("Application shutdown complete") == 2, output
     assert f"on http://127.0.0.1:{port} in 2 process(es)" in output and "bearer token required" in output
 
 
