@@ -6,7 +6,8 @@ Each (model, setting) is a fresh process (the malloc setting is per process, see
 :mod:`intentrec.allocator`), ``INTENTREC_MALLOC=keep`` or ``system``, alternated over ``--rounds`` so that
 a busy machine weighs on both alike. A process fits ``--epochs`` epochs of the model's default config
 (one thread, plus any ``--set``), then times ``--repeats`` full-ranking test passes (accuracy metrics);
-it reports the last epoch's training seconds, the median test pass and its page faults and kernel time.
+it reports the last epoch's training seconds, the median test pass, and the page faults and kernel time
+of the whole process (training and passes).
 The table gives medians over the rounds and the ratio system / keep (above 1: keeping is faster).
 """
 
@@ -58,7 +59,6 @@ def child(args: argparse.Namespace) -> None:
         "test_pass_seconds": statistics.median(passes),
         "page_faults": usage.ru_minflt,
         "kernel_seconds": usage.ru_stime,
-        "user_seconds": usage.ru_utime,
     }
     print(MARKER + json.dumps(result), flush=True)
 
