@@ -62,7 +62,10 @@ call; the median of ``--eval-repeats`` passes (default 3: one pass takes well un
 Both models have been evaluated before the timed passes (IntentRec validates after every epoch; RecBole
 evaluates the validation set once as a warm-up). IntentRec: ``Recommender.evaluate("test",
 beyond_accuracy=False)``; RecBole: ``Trainer.evaluate(test_data, load_best_model=False)``; both compute
-HR, Recall, MRR and NDCG at 1, 5, 10, 20 and 50 and score ``--eval-batch-size`` users at once. RecBole's
+HR, Recall, MRR and NDCG at 1, 5, 10, 20 and 50 and score at most ``--eval-batch-size`` users at once
+(IntentRec also keeps a chunk under its default ``eval.chunk_events``, 8,192 padded events, so at 50
+events about 160 users; RecBole pads every user to ``--max-len``). With one target per user, IntentRec
+reads hits from the target's rank (one comparison per item) instead of a top-50 list. RecBole's
 sequential full-sort evaluation never removes a user's past items from the ranking, so IntentRec doesn't
 either unless ``--filter-seen`` (its default outside this benchmark). metrics.json's
 ``timing.eval_users_per_second`` is printed as well; it times IntentRec's test evaluation with the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -27,9 +29,11 @@ class FavoursLowIds:
 
     def __init__(self) -> None:
         self.widths: list[int] = []
+        self.shapes: list[tuple[int, int]] = []
 
     def __call__(self, batch: PaddedBatch) -> torch.Tensor:
         self.widths.append(batch.items.shape[1])
+        self.shapes.append(batch.items.shape)
         return torch.arange(N_ITEMS, 0, -1, dtype=torch.float32).repeat(len(batch.items), 1)
 
 
@@ -53,6 +57,21 @@ def test_chunks_hold_rows_of_similar_length_shortest_first() -> None:
     # lengths (capped at max_len = 3) are 3, 1, 2: one row per chunk gives rows 1, 2, 0
     chunks = ranked_chunks(FavoursLowIds(), sequences(HISTORIES), 2, 3, chunk_size=1)
     assert [rows.tolist() for rows, _, _ in chunks] == [[1], [2], [0]]
+
+
+@pytest.mark.parametrize("chunk_events", [1, 3, 4, 6, 100])
+def test_chunk_events_bound_the_padded_events_a_chunk_reads(chunk_events: int) -> None:
+    score = FavoursLowIds()
+    lengths = np.array([3, 1, 2, 1, 3, 3, 2, 1])
+    history = sequences([[1] * length for length in lengths])
+    ranked = ranked_chunks(score, history, 2, 3, chunk_size=4, chunk_events=chunk_events)
+    chunks = [rows for rows, _, _ in ranked]
+    for rows, width in score.shapes:
+        assert rows <= 4 and (rows * width <= chunk_events or rows == 1)
+    # as few chunks as the limits allow: the next chunk's first row would not have fitted
+    for rows, next_rows in pairwise(chunks):
+        assert len(rows) == 4 or (len(rows) + 1) * lengths[next_rows[0]] > chunk_events
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(len(lengths)))
 
 
 def test_filter_seen_removes_every_item_of_the_history_even_beyond_max_len() -> None:

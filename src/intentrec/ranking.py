@@ -17,6 +17,52 @@ from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 ScoreFn = Callable[[PaddedBatch], torch.Tensor]
 
 
+def scored_chunks(
+    score: ScoreFn,
+    histories: Sequences,
+    max_len: int,
+    filter_seen: bool = True,
+    chunk_size: int = 1024,
+    allowed: np.ndarray | None = None,
+    chunk_events: int | None = None,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Yield ``(rows, scores (B, n_items))`` for chunks of ``histories``, excluded items at ``-inf``.
+
+    Chunks hold rows of similar length (shortest first), so a chunk of short histories is not padded to
+    the longest one; ``rows`` says which rows of ``histories`` a chunk holds, in the order of its scores.
+    A chunk has at most ``chunk_size`` rows and, with ``chunk_events``, at most that many padded events
+    (rows x width, but at least one row): long histories then go in smaller chunks, which keeps the
+    model's (B, L, L) attention small enough to stay in cache.
+    With ``filter_seen`` every item anywhere in a user's history (not only the last ``max_len`` the model
+    reads) is excluded; ``allowed`` (``(n_items,)`` bool, e.g. a category filter) excludes the items where
+    it is False. The scores stay where ``score`` put them (a GPU, maybe).
+    """
+    disallowed = torch.from_numpy(~allowed) if allowed is not None else None
+    widths = np.clip(histories.lengths, 1, max_len)  # pad_left's width of each row alone
+    by_length = np.argsort(widths, kind="stable")
+    for start, end in _chunk_bounds(widths[by_length], chunk_size, chunk_events):
+        rows = by_length[start:end]
+        scores = score(pad_left(histories, rows, max_len))
+        if filter_seen:
+            mask_seen(scores, histories, rows)
+        if disallowed is not None:
+            scores[:, disallowed.to(scores.device)] = float("-inf")
+        yield rows, scores
+
+
+def _chunk_bounds(widths: np.ndarray, chunk_size: int, chunk_events: int | None) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of consecutive chunks of rows sorted by ``widths``, within both limits."""
+    start = 0
+    while start < len(widths):
+        end = min(start + chunk_size, len(widths))
+        if chunk_events is not None:
+            # rows start..j are padded to widths[j], so their cost (j - start + 1) * widths[j] grows with j
+            cost = np.arange(1, end - start + 1) * widths[start:end]
+            end = start + max(1, int(np.searchsorted(cost, chunk_events, side="right")))
+        yield start, end
+        start = end
+
+
 def ranked_chunks(
     score: ScoreFn,
     histories: Sequences,
@@ -25,27 +71,16 @@ def ranked_chunks(
     filter_seen: bool = True,
     chunk_size: int = 1024,
     allowed: np.ndarray | None = None,
+    chunk_events: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Yield ``(rows, top_items (B, k), top_scores (B, k))`` for chunks of ``histories``.
+    """Yield ``(rows, top_items (B, k), top_scores (B, k))`` for the chunks of :func:`scored_chunks`.
 
-    Chunks hold rows of similar length (shortest first), so a chunk of short histories is not padded to
-    the longest one; ``rows`` says which rows of ``histories`` a chunk holds, in the order of its results.
-
-    ``top_items`` are dataset item indices, best first. With ``filter_seen`` every item anywhere in a
-    user's history (not only the last ``max_len`` the model reads) is excluded: its score is ``-inf``, so
-    it only fills the tail of a row when fewer than ``k`` items are left, and callers drop those ranks.
-    ``allowed`` (``(n_items,)`` bool, e.g. a category filter) excludes the items where it is False the
-    same way. ``score`` may return its scores on a GPU; the lists always come back on the CPU.
+    ``top_items`` are dataset item indices, best first. An excluded item (seen, or not ``allowed``) has
+    score ``-inf``, so it only fills the tail of a row when fewer than ``k`` items are left, and callers
+    drop those ranks. The lists always come back on the CPU.
     """
-    disallowed = torch.from_numpy(~allowed) if allowed is not None else None
-    by_length = np.argsort(np.minimum(histories.lengths, max_len), kind="stable")
-    for start in range(0, len(histories), chunk_size):
-        rows = by_length[start : start + chunk_size]
-        scores = score(pad_left(histories, rows, max_len))
-        if filter_seen:
-            mask_seen(scores, histories, rows)
-        if disallowed is not None:
-            scores[:, disallowed.to(scores.device)] = float("-inf")
+    chunks = scored_chunks(score, histories, max_len, filter_seen, chunk_size, allowed, chunk_events)
+    for rows, scores in chunks:
         top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
         yield rows, top_items.cpu(), top_scores.cpu()
 

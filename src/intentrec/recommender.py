@@ -488,7 +488,14 @@ class Recommender:
 
         parts = [_EMPTY_RANKING]
         for chunk_rows, items, scores in ranked_chunks(
-            score, history, k, self.config.model.max_len, filter_seen, chunk_size, allowed
+            score,
+            history,
+            k,
+            self.config.model.max_len,
+            filter_seen,
+            chunk_size,
+            allowed,
+            self.config.eval.chunk_events,
         ):
             n, width = items.shape
             chunk_heads = heads_of_chunk[0]

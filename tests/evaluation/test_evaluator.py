@@ -98,12 +98,15 @@ def test_some_targets_are_seen_items_so_filtering_matters(split, model) -> None:
     assert filtered["hr@40"] == pytest.approx(1 - np.mean(seen), abs=1e-9)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 5, 1024])
-def test_chunk_size_does_not_change_the_metrics(split, model, chunk_size: int) -> None:
-    def run(size: int) -> dict[str, float]:
-        return evaluate(scorer(model), split.test, MAX_LEN, EvalConfig(ks=[1, 5, 10], chunk_size=size))
+@pytest.mark.parametrize(
+    ("chunk_size", "chunk_events"), [(1, 8192), (2, 8192), (5, 8192), (1024, 1), (1024, 20)]
+)
+def test_chunk_size_does_not_change_the_metrics(split, model, chunk_size: int, chunk_events: int) -> None:
+    def run(size: int, events: int) -> dict[str, float]:
+        config = EvalConfig(ks=[1, 5, 10], chunk_size=size, chunk_events=events)
+        return evaluate(scorer(model), split.test, MAX_LEN, config)
 
-    assert run(chunk_size) == run(3)
+    assert run(chunk_size, chunk_events) == run(3, 10**6)
 
 
 def one_user(history: list[int], targets: list[int]) -> EvalSet:

@@ -15,6 +15,7 @@ from intentrec.evaluation.metrics import (
     count_targets,
     hit_matrix,
     metric_names,
+    rank_hits,
     ranking_metrics,
 )
 
@@ -130,6 +131,47 @@ def test_duplicate_targets_count_once() -> None:
 def test_all_targets_in_top_gives_perfect_scores() -> None:
     values = vectorised_metrics([[2, 1, 0, 5]], [[1, 2, -1]], ks=[2, 4])
     assert all(value.item() == pytest.approx(1.0) for value in values.values())
+
+
+# --- one target per user: hits from the target's rank ------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_users=st.integers(1, 6),
+    n_items=st.integers(1, 30),
+    k_max=st.integers(1, 40),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_rank_hits_match_the_top_list(n_users: int, n_items: int, k_max: int, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(n_users, n_items, generator=generator)  # distinct scores: no ties
+    scores[torch.rand(n_users, n_items, generator=generator) < 0.2] = float("-inf")  # seen items
+    targets = torch.randint(-1, n_items, (n_users, 1), generator=generator)
+    top_scores, top_items = torch.topk(scores, min(k_max, n_items), dim=1)
+    expected = hit_matrix(top_items, targets) & (top_scores > float("-inf"))
+    expected = torch.cat([expected, expected.new_zeros(n_users, k_max - expected.shape[1])], dim=1)
+    assert torch.equal(rank_hits(scores, targets, k_max), expected)
+
+
+def test_rank_hits_count_ties_against_the_target() -> None:
+    scores = torch.tensor([[0.5, 0.9, 0.5, 0.1], [0.3, 0.3, 0.3, 0.3]])
+    # row 0: item 1 above and item 0 level with target 2, so rank 2; row 1: every item alike, rank 3
+    assert rank_hits(scores, torch.tensor([[2], [0]]), k_max=3).tolist() == [
+        [False, False, True],
+        [False, False, False],
+    ]
+
+
+def test_rank_hits_never_hit_an_excluded_target_or_nan() -> None:
+    scores = torch.tensor([[float("-inf"), 1.0, 2.0], [float("nan"), 1.0, 2.0], [0.0, 1.0, 2.0]])
+    hits = rank_hits(scores, torch.tensor([[0], [0], [-1]]), k_max=5)  # k_max above the catalogue
+    assert not hits.any()
+
+
+def test_rank_hits_need_one_target_per_user() -> None:
+    with pytest.raises(ValueError, match="one target per user"):
+        rank_hits(torch.zeros(2, 4), torch.tensor([[1, 2], [0, -1]]), k_max=2)
 
 
 def test_metric_names() -> None:

@@ -1,10 +1,12 @@
 """Full-ranking evaluation: every user is scored against the whole catalogue, never a sample.
 
 For each chunk of evaluation users: score all items, remove the items of their history (on by default,
-``filter_seen``), take the top ``max(ks)``, mark hits against the targets and add the per-user metrics to a
-running mean. Memory stays flat as users grow. Metric definitions: :mod:`intentrec.evaluation.metrics`,
-and :mod:`intentrec.evaluation.beyond_accuracy` for diversity, novelty, coverage, personalisation and
-exploration, measured on the same lists whenever the item features are given.
+``filter_seen``), mark where the targets rank (from the top ``max(ks)`` list, or with one target per user
+from the target's own rank, which needs no list) and add the per-user metrics to a running mean. Memory
+stays flat as users grow. Metric definitions:
+:mod:`intentrec.evaluation.metrics`, and :mod:`intentrec.evaluation.beyond_accuracy` for diversity,
+novelty, coverage, personalisation and exploration, measured on the same lists whenever the item features
+are given.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from intentrec.evaluation.metrics import (
     count_targets,
     hit_matrix,
     metric_names,
+    rank_hits,
     ranking_metrics,
 )
-from intentrec.ranking import ScoreFn, padded_targets, ranked_chunks
+from intentrec.ranking import ScoreFn, padded_targets, scored_chunks
 
 
 class EvalConfig(BaseModel):
@@ -32,6 +35,12 @@ class EvalConfig(BaseModel):
     ks: list[int] = Field([1, 5, 10, 20, 50], description="Cut-offs K for HR, Recall, NDCG and MRR.")
     filter_seen: bool = Field(True, description="Never count items from the user's history as recommended.")
     chunk_size: int = Field(1024, ge=1, description="Users scored at once (memory ~ chunk_size * n_items).")
+    chunk_events: int = Field(
+        8192,
+        ge=1,
+        description="At most this many padded events read by the model at once: users with long histories "
+        "are scored in smaller chunks (on a GPU, raise it).",
+    )
 
     @field_validator("ks")
     @classmethod
@@ -58,19 +67,33 @@ def evaluate(
     accumulator = MetricAccumulator()
     beyond = BeyondAccuracy(features, config.ks) if features is not None else None
     k_max = max(config.ks)
-    for rows, top_items, top_scores in ranked_chunks(
-        score, eval_set.history, k_max, max_len, config.filter_seen, config.chunk_size
-    ):
+    history = eval_set.history
+    chunks = scored_chunks(
+        score, history, max_len, config.filter_seen, config.chunk_size, chunk_events=config.chunk_events
+    )
+    for rows, scores in chunks:
         targets = padded_targets(eval_set.targets, rows)
-        # (B, k) with k = min(k_max, n_items); a seen item left in a short list (score -inf) is no hit
-        listed = top_scores > float("-inf")
-        hits = hit_matrix(top_items, targets) & listed
-        # a catalogue smaller than K_max: the ranks past its end hold nothing
-        hits = torch.cat([hits, hits.new_zeros(len(rows), k_max - hits.shape[1])], dim=1)
+        one_target = targets.shape[1] == 1
+        # the lists themselves are only needed for the beyond-accuracy metrics or for several targets
+        need_lists = beyond is not None or not one_target
+        top_items, listed = _top_lists(scores, k_max) if need_lists else (None, None)
+        if one_target:
+            hits = rank_hits(scores, targets, k_max)
+        else:
+            hits = hit_matrix(top_items, targets) & listed
+            # a catalogue smaller than K_max: the ranks past its end hold nothing
+            hits = torch.cat([hits, hits.new_zeros(len(rows), k_max - hits.shape[1])], dim=1)
         accuracy = ranking_metrics(hits, count_targets(targets), config.ks)
         accumulator.add(accuracy)
         if beyond is not None:
-            beyond.add(top_items, listed, targets, eval_set.history.subset(rows), accuracy)
+            beyond.add(top_items, listed, targets, history.subset(rows), accuracy)
         if by_category is not None:
             by_category.add(targets, accuracy)
     return accumulator.means() | (beyond.means() if beyond is not None else {})
+
+
+def _top_lists(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``top_items (B, min(k, n_items))`` on the CPU, best first, and where they hold an item that is
+    not excluded (a seen item left in a short list, scored ``-inf``, is no recommendation)."""
+    top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    return top_items.cpu(), top_scores.cpu() > float("-inf")

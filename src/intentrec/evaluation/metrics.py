@@ -1,9 +1,11 @@
 """Full-ranking accuracy metrics: HR, Recall, NDCG and MRR at K, for a chunk of users at once.
 
 The evaluator scores every item for a chunk of ``B`` users, masks the items each user has already seen,
-takes the ``K_max`` best with :func:`torch.topk` and then calls, in order:
+and then calls, in order:
 
-1. :func:`hit_matrix`: ``top_items (B, K_max)`` and padded ``targets (B, T)`` give ``hits (B, K_max)``;
+1. :func:`hit_matrix`: the ``K_max`` best items (:func:`torch.topk`) ``(B, K_max)`` and padded
+   ``targets (B, T)`` give ``hits (B, K_max)``; with one target per user, :func:`rank_hits` gives the
+   same from the scores and the target's rank, without the top list;
 2. :func:`count_targets`: the number of distinct targets of each user, ``(B,)``;
 3. :func:`ranking_metrics`: per-user values ``(B,)`` for every metric and cut-off K;
 4. :meth:`MetricAccumulator.add`: adds the chunk to running sums, so memory stays flat as users grow.
@@ -158,6 +160,53 @@ def hit_matrix(top_items: Tensor, targets: Tensor) -> Tensor:
     # (B, K, 1) == (B, 1, T) -> (B, K, T). Padding (-1) never equals an item index (all >= 0), and any()
     # over T marks a rank once however often its item appears among the targets.
     return (top_items.unsqueeze(2) == targets.unsqueeze(1)).any(dim=2)
+
+
+def rank_hits(scores: Tensor, targets: Tensor, k_max: int) -> Tensor:
+    """Mark the rank of each user's one target in the full ranking, without building a top list.
+
+    Parameters
+    ----------
+    scores:
+        ``(B, n_items)`` float scores of every item, excluded items at ``-inf``.
+    targets:
+        ``(B, 1)`` integer item indices, ``-1`` for a user without a target.
+    k_max:
+        Columns of the result.
+
+    Returns
+    -------
+    Tensor
+        ``(B, K_max)`` bool on the CPU, True at the 0-based rank ``r`` of the target when ``r < K_max``:
+        what :func:`hit_matrix` gives for the top ``K_max`` list, from one comparison per item instead of
+        a top-K selection (several times faster on catalogues of thousands of items).
+
+    Notes
+    -----
+    ``r`` counts the other items scoring *at least* as high as the target, so ties count against it:
+    a model that scores every item alike hits nothing (a top list would pick among the ties in
+    whatever order :func:`torch.topk` has). A target scored ``-inf`` (excluded) or NaN is never a hit.
+
+    Examples
+    --------
+    >>> scores = torch.tensor([[0.1, 0.9, 0.5, 0.5], [1.0, 1.0, 1.0, 1.0]])
+    >>> rank_hits(scores, torch.tensor([[2], [0]]), k_max=3).int().tolist()
+    [[0, 0, 1], [0, 0, 0]]
+    """
+    _check_targets(targets)
+    if scores.dim() != 2 or targets.shape != (scores.shape[0], 1):
+        raise ValueError(
+            f"rank_hits needs scores (B, n_items) and one target per user (B, 1), got scores "
+            f"{tuple(scores.shape)} and targets {tuple(targets.shape)}; use hit_matrix for several targets."
+        )
+    target = targets[:, 0].to(scores.device)
+    target_score = scores.gather(1, target.clamp(min=0)[:, None])  # (B, 1)
+    rank = (scores >= target_score).sum(dim=1, dtype=torch.int32) - 1  # (B,): the target counts itself
+    # NaN fails every comparison, so its rank would be -1: excluded here with -inf and padding
+    hit = (target >= 0) & (target_score[:, 0] > float("-inf")) & (rank < k_max)
+    hits = torch.zeros(scores.shape[0], k_max, dtype=torch.bool)
+    hits[hit.nonzero()[:, 0].cpu(), rank[hit].long().cpu()] = True
+    return hits
 
 
 def count_targets(targets: Tensor) -> Tensor:
