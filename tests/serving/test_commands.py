@@ -108,16 +108,49 @@ def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service
     assert f"on http://127.0.0.1:{port} in 2 process(es)" in output and "bearer token required" in output
 
 
-def test_a_worker_that_dies_is_reported_and_the_other_serves_on(run) -> None:
+def kill_a_worker(server: Server) -> int:
+    """SIGKILL the worker that started last, once both serve; its PID."""
+    server.wait_for("Application startup complete", times=2)
+    victim = int(re.findall(r"Started server process \[(\d+)\]", server.output)[-1])
+    os.kill(victim, signal.SIGKILL)
+    return victim
+
+
+def test_a_worker_that_dies_is_replaced_on_its_socket(run) -> None:
     port = free_port()
-    server = Server(run, "--port", port, "--workers", 2)
+    server = Server(run, "--port", port, "--workers", 2, "--set", "restart_after_seconds=0")
     try:
-        server.wait_for("Application startup complete", times=2)
-        victim = int(re.search(r"worker (\d+): catalogue objects copied", server.output)[1])
-        os.kill(victim, signal.SIGKILL)
-        server.wait_for(f"worker {victim} stopped by signal 9; 1 still serving")
+        victim = kill_a_worker(server)
+        server.wait_for(f"worker {victim} stopped by signal 9; worker ")
+        replacement = int(re.search(rf"worker {victim} stopped by signal 9; worker (\d+)", server.output)[1])
+        server.wait_for("Application startup complete", times=3)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            assert all(client.get("/health").status_code == 200 for _ in range(5))
+            # new connections each time, spread by the kernel over both sockets, the victim's included
+            assert all(
+                client.get("/health", headers={"Connection": "close"}).status_code == 200 for _ in range(8)
+            )
+        os.kill(replacement, 0)  # serving
+    finally:
+        status = server.interrupt()
+    # the stop reached the replacement too; the death is still reported by the exit status
+    assert status == 1 and server.output.count("Application shutdown complete") == 2, server.output
+
+
+def test_a_worker_that_dies_soon_after_its_start_is_not_replaced(run) -> None:
+    port = free_port()
+    server = Server(run, "--port", port, "--workers", 2, "--set", "restart_after_seconds=600")
+    try:
+        victim = kill_a_worker(server)
+        server.wait_for(f"worker {victim} stopped by signal 9")
+        assert re.search(
+            rf"worker {victim} stopped by signal 9 [\d.]+ s after it started, so it is not "
+            "replaced; 1 still serving",
+            server.output,
+        ), server.output
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            assert all(
+                client.get("/health", headers={"Connection": "close"}).status_code == 200 for _ in range(8)
+            )
     finally:
         status = server.interrupt()
     assert status == 1 and server.output.count("Application shutdown complete") == 1, server.output

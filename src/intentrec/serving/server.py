@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -39,11 +40,13 @@ def serve(
 ) -> bool:
     """Serve ``run`` over HTTP in ``config.workers`` processes until interrupted (Ctrl-C stops cleanly).
 
-    Returns False when a worker process ended without being asked to (the others served on).
+    Returns False when a worker process ended without being asked to (it was replaced, or the others
+    served on).
     """
     if token is not None and not token.strip():
         raise ConfigError("--token is empty: give a secret, or leave the option out to serve without one.")
-    workers = (config or ServeConfig()).workers
+    config = config or ServeConfig()
+    workers = config.workers
     if workers > 1 and not hasattr(os, "fork"):
         raise ConfigError(f"--workers {workers}: more than one needs a system that can fork (Linux, macOS).")
     RunFiles(run).require()
@@ -72,13 +75,17 @@ def serve(
         return True
     # Loaded once, then forked: the workers share the model's and the index's memory, and each has its
     # own interpreter, so one's Python work (HTTP, JSON) never waits for another's GIL. This process only
-    # supervises: it passes a stop on to the workers and waits for them.
-    children = []
-    for worker in range(workers):
-        listener = listeners[worker % len(listeners)]
+    # supervises: it passes a stop on to the workers, waits for them, and replaces one that dies. It keeps
+    # the sockets open, so a replacement takes over its predecessor's socket and the connections queued on it.
+
+    def start_worker(slot: int) -> int:
+        listener = listeners[slot % len(listeners)]
         pid = os.fork()
         if pid == 0:
             try:
+                # the supervisor's signal handlers are not the worker's (uvicorn installs its own)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 for other in listeners:  # a worker that stops takes its socket with it
                     if other is not listener:
                         other.close()
@@ -88,18 +95,35 @@ def serve(
                 pass
             finally:
                 os._exit(0)
-        children.append(pid)
-    for listener in listeners:
-        listener.close()
-    return _supervise(children)
+        return pid
+
+    def close_socket(slot: int) -> None:
+        if len(listeners) > 1:  # its own socket, which nobody accepts on any more; one shared socket stays
+            listeners[slot].close()
+
+    try:
+        return _supervise(workers, start_worker, close_socket, config.restart_after_seconds)
+    finally:
+        for listener in listeners:
+            listener.close()
 
 
-def _supervise(children: list[int]) -> bool:
-    """Pass a stop (Ctrl-C, SIGTERM) on to the workers and wait for them all; False if one ended unasked.
+def _supervise(
+    workers: int,
+    start_worker: Callable[[int], int],
+    close_socket: Callable[[int], None],
+    restart_after_seconds: float,
+) -> bool:
+    """Start ``workers`` workers, pass a stop (Ctrl-C, SIGTERM) on to them and wait for them all; False if
+    one ended unasked.
 
-    A worker that dies while the others serve (killed, out of memory) is reported when it dies; the
-    others go on serving what they can.
+    A worker that dies while the others serve (killed, out of memory) is reported when it dies and
+    replaced by a new one on the same socket, unless it died within ``restart_after_seconds`` of its
+    start: then it would most likely die again, so its socket is closed and the others serve on.
     """
+    running: dict[int, tuple[int, float]] = {}  # pid -> (slot, start time)
+    for slot in range(workers):
+        running[start_worker(slot)] = (slot, time.monotonic())
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -107,21 +131,38 @@ def _supervise(children: list[int]) -> bool:
         stopping = True
         # SIGTERM whatever came: a worker that already has Ctrl-C from the terminal takes a second
         # SIGINT as "stop now, do not finish the requests in flight"
-        for pid in children:
+        for pid in list(running):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     clean = True
-    for waited in range(1, len(children) + 1):
+    while running:
         pid, status = os.wait()
+        slot, started = running.pop(pid)
         code = os.waitstatus_to_exitcode(status)
         # a worker stopped while still starting (before uvicorn took the signals) ends by SIGTERM itself
-        if code != 0 and not stopping:
-            clean = False
-            died = f"by signal {-code}" if code < 0 else f"with exit status {code}"
-            log.error("worker %d stopped %s; %d still serving", pid, died, len(children) - waited)
+        if code == 0 or stopping:
+            continue
+        clean = False
+        died = f"by signal {-code}" if code < 0 else f"with exit status {code}"
+        lived = time.monotonic() - started
+        if lived < restart_after_seconds:
+            close_socket(slot)
+            log.error(
+                "worker %d stopped %s %.1f s after it started, so it is not replaced; %d still serving",
+                pid,
+                died,
+                lived,
+                len(running),
+            )
+            continue
+        replacement = start_worker(slot)
+        running[replacement] = (slot, time.monotonic())
+        if stopping:  # the stop came while it was being forked
+            os.kill(replacement, signal.SIGTERM)
+        log.error("worker %d stopped %s; worker %d replaces it", pid, died, replacement)
     return clean
 
 
