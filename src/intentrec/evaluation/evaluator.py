@@ -3,10 +3,9 @@
 For each chunk of evaluation users: score all items, remove the items of their history (on by default,
 ``filter_seen``), mark where the targets rank (from the top ``max(ks)`` list, or with one target per user
 from the target's own rank, which needs no list) and add the per-user metrics to a running mean. Memory
-stays flat as users grow. Metric definitions:
-:mod:`intentrec.evaluation.metrics`, and :mod:`intentrec.evaluation.beyond_accuracy` for diversity,
-novelty, coverage, personalisation and exploration, measured on the same lists whenever the item features
-are given.
+stays flat as users grow. Metric definitions: :mod:`intentrec.evaluation.metrics`, and
+:mod:`intentrec.evaluation.beyond_accuracy` for diversity, novelty, coverage, personalisation and
+exploration, measured on the top lists whenever the item features are given.
 """
 
 from __future__ import annotations
