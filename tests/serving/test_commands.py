@@ -108,6 +108,14 @@ def test_a_real_server_in_two_processes_answers_as_the_service_does(run, service
     assert f"on http://127.0.0.1:{port} in 2 process(es)" in output and "bearer token required" in output
 
 
+def healthy_on_new_connections(port: int, times: int = 8) -> bool:
+    """/health answers on ``times`` new connections, which the kernel spreads over every worker's socket."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        return all(
+            client.get("/health", headers={"Connection": "close"}).status_code == 200 for _ in range(times)
+        )
+
+
 def kill_a_worker(server: Server) -> int:
     """SIGKILL the worker that started last, once both serve; its PID."""
     server.wait_for("Application startup complete", times=2)
@@ -124,12 +132,8 @@ def test_a_worker_that_dies_is_replaced_on_its_socket(run) -> None:
         server.wait_for(f"worker {victim} stopped by signal 9; worker ")
         replacement = int(re.search(rf"worker {victim} stopped by signal 9; worker (\d+)", server.output)[1])
         server.wait_for("Application startup complete", times=3)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            # new connections each time, spread by the kernel over both sockets, the victim's included
-            assert all(
-                client.get("/health", headers={"Connection": "close"}).status_code == 200 for _ in range(8)
-            )
-        os.kill(replacement, 0)  # serving
+        assert healthy_on_new_connections(port)  # the victim's socket included
+        os.kill(replacement, 0)  # still running: it was not a stray process that died at once
     finally:
         status = server.interrupt()
     # the stop reached the replacement too; the death is still reported by the exit status
@@ -147,10 +151,7 @@ def test_a_worker_that_dies_soon_after_its_start_is_not_replaced(run) -> None:
             "replaced; 1 still serving",
             server.output,
         ), server.output
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            assert all(
-                client.get("/health", headers={"Connection": "close"}).status_code == 200 for _ in range(8)
-            )
+        assert healthy_on_new_connections(port)  # none sent to the victim's socket, which is closed
     finally:
         status = server.interrupt()
     assert status == 1 and server.output.count("Application shutdown complete") == 1, server.output
