@@ -10,6 +10,7 @@ batches with torch's
 elementwise work, the optimizer and data preparation are not counted, as is customary, so the figure is a
 lower bound on the work done). The peak is the best of several float32 matrix products of 2,048 x 2,048 on
 the same number of threads. Nothing is trained to convergence: the speed of a step does not depend on it.
+Freed memory is kept for reuse, as in training (:mod:`intentrec.allocator`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from intentrec.allocator import keep_freed_memory
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.data.load import load_dataset
 from intentrec.data.split import split_dataset
@@ -112,6 +114,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as training does (a Recommender sets it)
     peak = matmul_peak_gflops()
     print(f"matmul peak (float32, 2048 x 2048, {args.threads} threads): {peak:.1f} GFLOP/s")
     print(
