@@ -91,6 +91,23 @@ def test_evaluate_repeats_the_fit_time_metrics(fitted) -> None:
     assert recommender.evaluate("valid") == recommender.metrics["valid"]
 
 
+def test_ranking_on_a_cpu_keeps_chunks_under_the_event_limit(fitted, monkeypatch) -> None:
+    recommender, _ = fitted
+    before = recommender.evaluate("test")
+    monkeypatch.setattr("intentrec.recommender._CPU_CHUNK_EVENTS", 12)  # eval.chunk_events is None: the CPU's
+    shapes: list[tuple[int, int]] = []
+    forward = recommender.model.forward
+
+    def recording_forward(items: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        shapes.append(tuple(items.shape))
+        return forward(items, *args, **kwargs)
+
+    monkeypatch.setattr(recommender.model, "forward", recording_forward)
+    assert recommender.evaluate("test") == before
+    recommender.recommend(k=3)
+    assert shapes and all(rows * width <= 12 or rows == 1 for rows, width in shapes)
+
+
 def test_config_json_of_the_run_reloads_to_the_same_config(fitted) -> None:
     recommender, out = fitted
     assert RunConfig.from_file(out / "config.json") == recommender.config

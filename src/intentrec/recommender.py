@@ -28,7 +28,7 @@ from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
 from intentrec.errors import ConfigError, IntentRecError
 from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
-from intentrec.evaluation.evaluator import evaluate
+from intentrec.evaluation.evaluator import EvalConfig, evaluate
 from intentrec.models.build import build_model, load_backbone, parameter_counts
 from intentrec.models.heads import NEXT_ITEM_HEAD, Steering, build_priors
 from intentrec.models.model import Precision, SequentialModel
@@ -58,6 +58,9 @@ log = logging.getLogger("intentrec")
 
 #: Largest ``(users, items)`` score matrix ranked at once when recommending (floats; 256 MB).
 _SCORES_PER_CHUNK = 2**26
+#: Padded events per ranking chunk on a CPU (``eval.chunk_events``): HSTU's 200-event test pass on
+#: MovieLens-100K ran 3.6x faster than with 1,024 users a chunk (BENCHMARKS.md).
+_CPU_CHUNK_EVENTS = 8192
 
 _EMPTY_RANKING = pl.DataFrame(
     schema={
@@ -251,7 +254,7 @@ class Recommender:
             self._scores_only(steering),
             eval_set,
             self.config.model.max_len,
-            self.config.eval,
+            self._eval_config(),
             self._item_features() if beyond_accuracy else None,
         )
 
@@ -266,7 +269,7 @@ class Recommender:
         _check_k(k)
         eval_set = split.valid if on == "valid" else split.test
         by_category = CategoryBreakdown(self._item_features(), k)
-        config = self.config.eval.model_copy(update={"ks": [k]})
+        config = self._eval_config().model_copy(update={"ks": [k]})
         model.eval()
         evaluate(self._scores_only(), eval_set, self.config.model.max_len, config, by_category=by_category)
         listed = self._rank(eval_set.history, k, config.filter_seen, None)["head"].value_counts(sort=True)
@@ -440,6 +443,15 @@ class Recommender:
             backbone_weight = model.heads.backbone_weight(steering)
         return model.score_last(items, timestamps, self._head_weights(steering), merge, backbone_weight)
 
+    def _eval_config(self) -> EvalConfig:
+        """The run's evaluation settings, ``chunk_events`` resolved for the device the model is on."""
+        config = self.config.eval
+        if config.chunk_events is not None:
+            return config
+        model, _ = self._fitted()
+        on_gpu = model.item_embedding.weight.device.type != "cpu"
+        return config.model_copy(update={"chunk_events": None if on_gpu else _CPU_CHUNK_EVENTS})
+
     def _item_features(self) -> ItemFeatures:
         """Categories and training popularity of every item (built on first use)."""
         _, split = self._fitted()
@@ -495,7 +507,7 @@ class Recommender:
             filter_seen,
             chunk_size,
             allowed,
-            self.config.eval.chunk_events,
+            self._eval_config().chunk_events,
         ):
             n, width = items.shape
             chunk_heads = heads_of_chunk[0]

@@ -34,11 +34,12 @@ class EvalConfig(BaseModel):
     ks: list[int] = Field([1, 5, 10, 20, 50], description="Cut-offs K for HR, Recall, NDCG and MRR.")
     filter_seen: bool = Field(True, description="Never count items from the user's history as recommended.")
     chunk_size: int = Field(1024, ge=1, description="Users scored at once (memory ~ chunk_size * n_items).")
-    chunk_events: int = Field(
-        8192,
+    chunk_events: int | None = Field(
+        None,
         ge=1,
         description="At most this many padded events read by the model at once: users with long histories "
-        "are scored in smaller chunks (on a GPU, raise it).",
+        "are scored in smaller chunks. None: 8192 on a CPU, where small chunks stay in cache; no limit on a "
+        "GPU, which wants large batches.",
     )
 
     @field_validator("ks")
