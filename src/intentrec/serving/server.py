@@ -82,19 +82,23 @@ def serve(
         listener = listeners[slot % len(listeners)]
         pid = os.fork()
         if pid == 0:
+            status = 0
             try:
                 # the supervisor's signal handlers are not the worker's (uvicorn installs its own)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                for other in listeners:  # a worker that stops takes its socket with it
+                for other in listeners:  # only its own
                     if other is not listener:
                         other.close()
                 _copy_catalogue_objects(service)
                 _run(service, token, listener, access_log)
             except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has shut down
                 pass
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+                status = 1
             finally:
-                os._exit(0)
+                os._exit(status)
         return pid
 
     def close_socket(slot: int) -> None:
@@ -142,8 +146,9 @@ def _supervise(
         pid, status = os.wait()
         slot, started = running.pop(pid)
         code = os.waitstatus_to_exitcode(status)
-        # a worker stopped while still starting (before uvicorn took the signals) ends by SIGTERM itself
-        if code == 0 or stopping:
+        # a worker stopped while still starting (before uvicorn took the signals) ends by SIGTERM itself;
+        # one that ends otherwise was not asked to, even with status 0 (uvicorn's failed startup, say)
+        if stopping:
             continue
         clean = False
         died = f"by signal {-code}" if code < 0 else f"with exit status {code}"
