@@ -59,6 +59,9 @@ metrics.json ``timing.windows_per_second``); RecBole's is timed around ``Trainer
 
 Evaluation. A full-ranking pass over all test users (943), timed around the library's own evaluation
 call; the median of ``--eval-repeats`` passes (default 3: one pass takes well under a second) counts.
+The passes alternate between the two processes, IntentRec's then RecBole's (the RecBole process, once
+trained, waits for a line on its stdin before each pass), so that a change of load on the machine
+weighs on both sides alike; every pass's seconds are printed in the order run.
 Both models have been evaluated before the timed passes (IntentRec validates after every epoch; RecBole
 evaluates the validation set once as a warm-up). IntentRec: ``Recommender.evaluate("test",
 beyond_accuracy=False)``; RecBole: ``Trainer.evaluate(test_data, load_best_model=False)``; both compute
@@ -100,6 +103,8 @@ DATASET = "ml100k"
 INTER_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 KS = [1, 5, 10, 20, 50]
 RESULT_MARKER = "RECBOLE_SPEED_RESULT "
+READY_MARKER = "RECBOLE_SPEED_READY"
+PASS_MARKER = "RECBOLE_SPEED_PASS "
 #: Command-line settings the RecBole process gets from this one.
 SHARED_SETTINGS = (
     "epochs",
@@ -113,7 +118,6 @@ SHARED_SETTINGS = (
     "max_len",
     "lr",
     "seed",
-    "eval_repeats",
 )
 
 
@@ -144,21 +148,18 @@ def write_atomic_file(raw: Path, root: Path) -> tuple[Path, int]:
     return inter, len(rows)
 
 
-def timed_passes(evaluate: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median seconds of ``repeats`` calls of ``evaluate`` (each a full pass), and the last result."""
-    seconds, result = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = evaluate()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), result
+def timed(evaluate: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds of one call of ``evaluate`` (a full pass), and its result."""
+    started = time.perf_counter()
+    result = evaluate()
+    return time.perf_counter() - started, result
 
 
 # --- IntentRec ---------------------------------------------------------------------------------------------
 
 
-def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> dict[str, Any]:
-    """Fit IntentRec's SASRec for ``args.epochs`` epochs and time one test evaluation."""
+def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> tuple[dict[str, Any], Any]:
+    """Fit IntentRec's SASRec for ``args.epochs`` epochs: its numbers, and the fitted Recommender."""
     import importlib.metadata
 
     import numpy as np
@@ -210,9 +211,6 @@ def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> dict[st
     epoch_seconds = [record["train_seconds"] for record in history]
     median_seconds = statistics.median(epoch_seconds)
 
-    eval_seconds, test = timed_passes(
-        lambda: recommender.evaluate("test", beyond_accuracy=False), args.eval_repeats
-    )
     parameters = recommender.metrics["parameters"]
     return {
         "interactions": int(dataset.interactions.height),
@@ -227,10 +225,7 @@ def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> dict[st
         "recorded_windows_per_second": recommender.metrics["timing"]["windows_per_second"],
         "targets_per_second": n_targets / median_seconds,
         "eval_users": len(split.test),
-        "eval_seconds": eval_seconds,
-        "eval_users_per_second": len(split.test) / eval_seconds,
         "recorded_eval_users_per_second": recommender.metrics["timing"]["eval_users_per_second"],
-        "test_ndcg@10": test["ndcg@10"],
         "versions": {
             "intentrec": importlib.metadata.version("intentrec"),
             "torch": torch.__version__,
@@ -238,14 +233,15 @@ def intentrec_side(args: argparse.Namespace, inter: Path, work: Path) -> dict[st
             "python": platform.python_version(),
         },
         "threads": torch.get_num_threads(),
-    }
+    }, recommender
 
 
 # --- RecBole (runs in the RecBole venv) --------------------------------------------------------------------
 
 
 def recbole_side(args: argparse.Namespace) -> dict[str, Any]:
-    """Train RecBole's SASRec for ``args.epochs`` epochs and time one full-sort test evaluation.
+    """Train RecBole's SASRec for ``args.epochs`` epochs, then time one full-sort test evaluation per line
+    read from stdin (the IntentRec side asks for them between its own) until stdin ends.
 
     Runs with the current directory set to a scratch folder: RecBole writes log_tensorboard/ there.
     """
@@ -337,9 +333,15 @@ def recbole_side(args: argparse.Namespace) -> dict[str, Any]:
     median_seconds = statistics.median(epoch_seconds)
 
     trainer.evaluate(valid_data, load_best_model=False, show_progress=False)  # warm-up
-    eval_seconds, test = timed_passes(
-        lambda: trainer.evaluate(test_data, load_best_model=False, show_progress=False), args.eval_repeats
-    )
+    print(READY_MARKER, flush=True)
+    seconds, test = [], {}
+    for _ in sys.stdin:
+        pass_seconds, test = timed(
+            lambda: trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+        )
+        seconds.append(pass_seconds)
+        print(f"{PASS_MARKER}{pass_seconds}", flush=True)
+    eval_seconds = statistics.median(seconds)
     n_eval = len(test_data._dataset)
     return {
         # the sequential dataset holds the augmented samples (n_u - 1 per user), not the events read
@@ -368,32 +370,58 @@ def recbole_side(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_recbole(args: argparse.Namespace, data_dir: Path, work: Path) -> dict[str, Any]:
-    """Run :func:`recbole_side` in the RecBole venv and return the JSON line it prints."""
-    python = Path(args.recbole_python)
-    if not python.is_absolute():
-        python = REPO / python  # not resolve(): the venv's python is a symlink to the base interpreter
-    if not python.exists():
-        raise SystemExit(
-            f"{python}: no RecBole Python; create the venv as this script's docstring says "
-            "or give --recbole-python"
+class RecBoleProcess:
+    """:func:`recbole_side` in the RecBole venv, trained and then asked for one test pass at a time."""
+
+    def __init__(self, args: argparse.Namespace, data_dir: Path, work: Path) -> None:
+        python = Path(args.recbole_python)
+        if not python.is_absolute():
+            python = REPO / python  # not resolve(): the venv's python is a symlink to the base interpreter
+        if not python.exists():
+            raise SystemExit(
+                f"{python}: no RecBole Python; create the venv as this script's docstring says "
+                "or give --recbole-python"
+            )
+        scratch = work / "recbole-cwd"
+        scratch.mkdir()
+        shared = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in SHARED_SETTINGS]
+        script = str(Path(__file__).resolve())
+        command = [str(python), script, "--recbole-side", f"--data-dir={data_dir}", *shared]
+        env = dict(os.environ)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(args.threads)
+        env.pop("VIRTUAL_ENV", None)
+        print(f"RecBole side: {' '.join(command)}", flush=True)
+        self.output: list[str] = []  # everything it printed, shown if it fails
+        self.process = subprocess.Popen(
+            command, cwd=scratch, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-    scratch = work / "recbole-cwd"
-    scratch.mkdir()
-    shared = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in SHARED_SETTINGS]
-    script = str(Path(__file__).resolve())
-    command = [str(python), script, "--recbole-side", f"--data-dir={data_dir}", *shared]
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(args.threads)
-    env.pop("VIRTUAL_ENV", None)
-    print(f"RecBole side: {' '.join(command)}", flush=True)
-    process = subprocess.run(command, cwd=scratch, env=env, stdout=subprocess.PIPE, text=True)
-    lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    if process.returncode != 0 or not lines:
-        sys.stdout.write(process.stdout)
-        raise SystemExit(f"the RecBole side failed (exit {process.returncode}); its output is above")
-    return json.loads(lines[-1][len(RESULT_MARKER) :])
+        self._read_until(READY_MARKER)  # trained
+
+    def _read_until(self, marker: str) -> str:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith(marker):
+                return line[len(marker) :].strip()
+        self.process.wait()
+        sys.stdout.write("".join(self.output))
+        raise SystemExit(f"the RecBole side failed (exit {self.process.returncode}); its output is above")
+
+    def one_pass(self) -> float:
+        """Seconds of one full-ranking test pass."""
+        assert self.process.stdin is not None
+        self.process.stdin.write("pass\n")
+        self.process.stdin.flush()
+        return float(self._read_until(PASS_MARKER))
+
+    def finish(self) -> dict[str, Any]:
+        """Its numbers, once it has been asked for every pass."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        result = json.loads(self._read_until(RESULT_MARKER))
+        self.process.wait()
+        return result
 
 
 # --- report ------------------------------------------------------------------------------------------------
@@ -506,9 +534,21 @@ def main() -> None:
         inter, n_rows = write_atomic_file(args.raw, work)
         print(f"wrote {n_rows} interactions to {inter}", flush=True)
         print("IntentRec side: fitting ...", flush=True)
-        ours = intentrec_side(args, inter, work)
+        ours, recommender = intentrec_side(args, inter, work)
         print(f"IntentRec side done: epochs took {', '.join(f'{s:.1f}' for s in ours['epoch_seconds'])} s")
-        theirs = run_recbole(args, work, work)
+        recbole = RecBoleProcess(args, work, work)
+        # the passes alternate, IntentRec's then RecBole's, so that a change of load weighs on both
+        ours_seconds, theirs_seconds, test = [], [], {}
+        for _ in range(args.eval_repeats):
+            pass_seconds, test = timed(lambda: recommender.evaluate("test", beyond_accuracy=False))
+            ours_seconds.append(pass_seconds)
+            theirs_seconds.append(recbole.one_pass())
+        theirs = recbole.finish()
+    ours["eval_seconds"] = statistics.median(ours_seconds)
+    ours["eval_users_per_second"] = ours["eval_users"] / ours["eval_seconds"]
+    ours["test_ndcg@10"] = test["ndcg@10"]
+    pairs = zip(ours_seconds, theirs_seconds, strict=True)
+    print("test passes, s, in the order run: " + ", ".join(f"{a:.4f} / {b:.4f}" for a, b in pairs))
     for key in ("interactions", "users", "items"):
         if ours[key] != theirs[key]:
             print(f"WARNING: the two sides read different data: {key} {ours[key]} vs {theirs[key]}")
