@@ -28,11 +28,9 @@ class FavoursLowIds:
     """A score function ranking item 0 first, then 1, ...: the items the histories below start with."""
 
     def __init__(self) -> None:
-        self.widths: list[int] = []
-        self.shapes: list[tuple[int, int]] = []
+        self.shapes: list[tuple[int, int]] = []  # (rows, width) of every batch scored
 
     def __call__(self, batch: PaddedBatch) -> torch.Tensor:
-        self.widths.append(batch.items.shape[1])
         self.shapes.append(batch.items.shape)
         return torch.arange(N_ITEMS, 0, -1, dtype=torch.float32).repeat(len(batch.items), 1)
 
@@ -80,7 +78,7 @@ def test_filter_seen_removes_every_item_of_the_history_even_beyond_max_len() -> 
     assert tops == [[3, 4, 5], [0, 1, 2], [0, 2, 4]]
     for top, history in zip(tops, HISTORIES, strict=True):
         assert not set(top) & set(history)
-    assert max(score.widths) == 3  # the model itself only read the last max_len events
+    assert max(width for _, width in score.shapes) == 3  # the model itself only read the last max_len events
 
 
 def test_without_filter_seen_items_can_be_recommended() -> None:
