@@ -61,8 +61,8 @@ class ServeConfig(BaseModel):
     restart_after_seconds: float = Field(
         5.0,
         ge=0,
-        description="With several workers, one that dies after serving this long is replaced; one that "
-        "dies sooner is not (it would most likely die again) and the others serve on.",
+        description="With several workers, one that dies at least this long after its start is replaced; "
+        "one that dies sooner is not (it would most likely die again) and the others serve on.",
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (HTTP 413 above).")
     cache_users: int = Field(
