@@ -46,11 +46,12 @@ def main() -> None:
     for run in args.runs:
         loaded = {precision: Recommender.load(run, precision=precision) for precision in args.precisions}
         passes = [(setting, loaded[setting[0]]) for setting in settings]
-        metrics = {setting: one_pass(recommender, setting[1], args)[1] for setting, recommender in passes}
+        beyond = args.beyond_accuracy
+        metrics = {setting: one_pass(recommender, setting[1], beyond)[1] for setting, recommender in passes}
         seconds: dict[tuple[str, int | None], list[float]] = {setting: [] for setting in settings}
         for _ in range(args.repeats):  # the first passes above warmed every setting up
             for setting, recommender in passes:
-                seconds[setting].append(one_pass(recommender, setting[1], args)[0])
+                seconds[setting].append(one_pass(recommender, setting[1], beyond)[0])
         model = loaded[args.precisions[0]].config.model
         backbone = f"{model.name}, width {model.dim}, {model.max_len} events"
         first = statistics.median(seconds[settings[0]])
@@ -66,13 +67,13 @@ def main() -> None:
 
 
 def one_pass(
-    recommender: Recommender, chunk_events: int | None, args: argparse.Namespace
+    recommender: Recommender, chunk_events: int | None, beyond_accuracy: bool
 ) -> tuple[float, dict[str, float]]:
     """Seconds of one test pass, and its metrics."""
     if chunk_events is not None:
         recommender.config.eval.chunk_events = chunk_events
     started = time.perf_counter()
-    metrics = recommender.evaluate("test", beyond_accuracy=args.beyond_accuracy)
+    metrics = recommender.evaluate("test", beyond_accuracy=beyond_accuracy)
     return time.perf_counter() - started, metrics
 
 

@@ -94,7 +94,7 @@ def test_evaluate_repeats_the_fit_time_metrics(fitted) -> None:
 def test_ranking_on_a_cpu_keeps_chunks_under_the_event_limit(fitted, monkeypatch) -> None:
     recommender, _ = fitted
     before = recommender.evaluate("test")
-    monkeypatch.setattr("intentrec.recommender._CPU_CHUNK_EVENTS", 12)  # eval.chunk_events is None: the CPU's
+    monkeypatch.setattr("intentrec.evaluation.evaluator.CPU_CHUNK_EVENTS", 12)  # eval.chunk_events is None
     shapes: list[tuple[int, int]] = []
     forward = recommender.model.forward
 

@@ -58,9 +58,6 @@ log = logging.getLogger("intentrec")
 
 #: Largest ``(users, items)`` score matrix ranked at once when recommending (floats; 256 MB).
 _SCORES_PER_CHUNK = 2**26
-#: Padded events per ranking chunk on a CPU (``eval.chunk_events``): HSTU's 200-event test pass on
-#: MovieLens-100K ran 3.6x faster than with 1,024 users a chunk (BENCHMARKS.md).
-_CPU_CHUNK_EVENTS = 8192
 
 _EMPTY_RANKING = pl.DataFrame(
     schema={
@@ -445,12 +442,8 @@ class Recommender:
 
     def _eval_config(self) -> EvalConfig:
         """The run's evaluation settings, ``chunk_events`` resolved for the device the model is on."""
-        config = self.config.eval
-        if config.chunk_events is not None:
-            return config
         model, _ = self._fitted()
-        on_gpu = model.item_embedding.weight.device.type != "cpu"
-        return config.model_copy(update={"chunk_events": None if on_gpu else _CPU_CHUNK_EVENTS})
+        return self.config.eval.for_device(model.item_embedding.weight.device)
 
     def _item_features(self) -> ItemFeatures:
         """Categories and training popularity of every item (built on first use)."""

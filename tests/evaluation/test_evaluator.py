@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from intentrec.data.sequences import Sequences
 from intentrec.data.split import EvalSet, split_dataset
-from intentrec.evaluation.evaluator import EvalConfig, evaluate
+from intentrec.evaluation.evaluator import CPU_CHUNK_EVENTS, EvalConfig, evaluate
 from intentrec.models.model import SequentialModel
 from intentrec.models.sasrec import SASRec, SASRecConfig
 
@@ -107,6 +107,13 @@ def test_chunk_size_does_not_change_the_metrics(split, model, chunk_size: int, c
         return evaluate(scorer(model), split.test, MAX_LEN, config)
 
     assert run(chunk_size, chunk_events) == run(3, 10**6)
+
+
+def test_chunk_events_default_to_small_chunks_on_a_cpu_and_none_on_a_gpu() -> None:
+    config = EvalConfig()
+    assert config.for_device(torch.device("cpu")).chunk_events == CPU_CHUNK_EVENTS
+    assert config.for_device(torch.device("cuda")).chunk_events is None  # a device object needs no GPU
+    assert EvalConfig(chunk_events=50).for_device(torch.device("cuda")).chunk_events == 50
 
 
 def one_user(history: list[int], targets: list[int]) -> EvalSet:
