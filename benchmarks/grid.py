@@ -20,7 +20,7 @@ def fit_once(run: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """The metrics of the run at ``run``, training it first (config = defaults + ``overrides``) if needed."""
     if not (run / "metrics.json").is_file():
         config = RunConfig.from_dict(apply_overrides({}, list(overrides)), "benchmark")
-        Recommender(config).fit(out=run)
+        Recommender(config).fit(out=run, overwrite=True)  # a run that never finished starts again
     return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
 
 

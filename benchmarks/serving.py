@@ -154,7 +154,7 @@ def build(
         + ("random backbone" if random_backbone else "pass-through backbone")
         + "; not trained"
     }
-    recommender.save(out)
+    recommender.save(out, overwrite=True)  # `build` again replaces the synthetic run
     print(f"wrote the SYNTHETIC run {out}: {n_users:,} users, {n_items:,} items "
           f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
 

@@ -107,6 +107,12 @@ def test_apply_overrides_rejects_malformed(override: str) -> None:
         apply_overrides({}, [override])
 
 
+def test_apply_overrides_names_a_list_or_table_that_is_not_json() -> None:
+    with pytest.raises(ConfigError, match=r"--set 'eval\.ks=\[1,2': the value is not valid JSON"):
+        apply_overrides({}, ["eval.ks=[1,2"])
+    assert apply_overrides({}, ["data.path=logs/[2024] views.csv"])["data"]["path"] == "logs/[2024] views.csv"
+
+
 def test_apply_overrides_refuses_a_key_under_a_value() -> None:
     with pytest.raises(ConfigError, match="'lr' is a value, not a section"):
         apply_overrides({"train": {"lr": 0.1}}, ["train.lr.x=1"])
@@ -142,6 +148,9 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ConfigError, match=r"broken\.json: not valid json"):
         RunConfig.from_file(tmp_path / "broken.json")
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: a config file is \.json or \.toml"):
+        RunConfig.from_file(tmp_path / "c.yaml")
     (tmp_path / "typo.json").write_text('{"train": {"lrr": 1}}')
     with pytest.raises(ConfigError, match=r"typo\.json: invalid configuration\n  train\.lrr"):
         RunConfig.from_file(tmp_path / "typo.json")

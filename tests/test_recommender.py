@@ -7,14 +7,17 @@ determined by the last one: a working model must reach a near-perfect HR@10 (a r
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from intentrec.config import RunConfig
+from intentrec.data.load import DataConfig
 from intentrec.errors import ConfigError, IntentRecError
 from intentrec.recommender import NotFittedError, Recommender
 from intentrec.run import RunFiles
@@ -279,6 +282,61 @@ def test_load_refuses_folders_that_are_not_runs(tmp_path) -> None:
         Recommender.load(tmp_path)
 
 
+def test_fit_writes_only_into_a_new_or_empty_folder_or_over_a_run_it_may_replace(cyclic, tmp_path) -> None:
+    run = tmp_path / "run"
+    Recommender(tiny_config(epochs=1)).fit(cyclic, out=run)
+    (run / "index.faiss").write_bytes(b"an index of the old run")
+    with pytest.raises(ConfigError, match=f"--out {run}: the folder already holds a run; .*--overwrite"):
+        Recommender(tiny_config(epochs=1)).fit(cyclic, out=run)
+    broken = tiny_config(epochs=1).model_copy(update={"data": DataConfig(path=str(tmp_path / "missing.csv"))})
+    with pytest.raises(IntentRecError, match=r"missing\.csv"):  # a mistake found before training
+        Recommender(broken).fit(out=run, overwrite=True)
+    assert (run / "index.faiss").is_file()  # ... deletes nothing
+    Recommender(tiny_config(epochs=2)).fit(cyclic, out=run, overwrite=True)
+    assert not (run / "index.faiss").exists()  # nothing of the old run outlives it
+    assert len((run / "history.jsonl").read_text().splitlines()) == 2
+    assert (run / "train.log").read_text().count("fit sasrec") == 1
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    (tmp_path / "file").write_text("keep")
+    for out, words in (
+        (mine, "the folder holds other files and no IntentRec run"),
+        (tmp_path / "file", "that is a file"),
+    ):
+        for overwrite in (False, True):
+            with pytest.raises(ConfigError, match=f"--out {out}: {words}"):
+                Recommender(tiny_config(epochs=1)).fit(cyclic, out=out, overwrite=overwrite)
+    assert (mine / "notes.txt").read_text() == (tmp_path / "file").read_text() == "keep"
+    assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
+
+
+def test_load_names_damaged_weights_and_datasets(fitted, tmp_path) -> None:
+    copies = iter(range(100))
+
+    def damaged(name: str, content: bytes) -> Path:
+        run = tmp_path / f"copy{next(copies)}"
+        shutil.copytree(fitted[1], run)
+        (run / name).write_bytes(content)
+        return run
+
+    weights = (fitted[1] / "model.safetensors").read_bytes()
+    for content in (weights[: len(weights) // 2], b"", b"\xff" * 64):
+        with pytest.raises(IntentRecError, match=r"model\.safetensors: unreadable weights"):
+            Recommender.load(damaged("model.safetensors", content))
+    save_file({"item_embedding.weight": torch.zeros(3, 2)}, str(tmp_path / "other.safetensors"))
+    other = (tmp_path / "other.safetensors").read_bytes()
+    with pytest.raises(
+        IntentRecError, match=r"model\.safetensors: not the weights of the model config\.json"
+    ):
+        Recommender.load(damaged("model.safetensors", other))
+    with pytest.raises(IntentRecError, match=r"interactions\.parquet: unreadable table of a saved dataset"):
+        Recommender.load(damaged("dataset/interactions.parquet", b"not parquet"))
+    with pytest.raises(IntentRecError, match=r"card\.json: not a dataset card written by IntentRec"):
+        Recommender.load(damaged("dataset/card.json", b"{"))
+
+
 # --- interrupted runs --------------------------------------------------------------------------------------
 
 
@@ -360,6 +418,10 @@ def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp
         Recommender.resume(run, ["model.dim=32"])
     with pytest.raises(ConfigError, match=r"train\.lr is part of what was trained"):
         Recommender.resume(run, ["train.lr=0.1"])
+    with pytest.raises(
+        ConfigError, match=r"train\.epoch is not a setting \(did you mean 'train\.epochs'\?\)"
+    ):
+        Recommender.resume(run, ["train.epoch=3"])
     Recommender(tiny_config(epochs=1, resumable=False)).fit(cyclic, out=tmp_path / "plain")
     with pytest.raises(IntentRecError, match=r"no resume\.safetensors"):
         Recommender.resume(tmp_path / "plain", ["train.epochs=2"])

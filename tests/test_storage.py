@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from intentrec.storage import atomic_directory, atomic_path, write_json, write_text, write_with
+from intentrec.errors import ConfigError
+from intentrec.storage import (
+    atomic_directory,
+    atomic_path,
+    check_file_target,
+    write_json,
+    write_text,
+    write_with,
+)
 
 
 class Interrupted(Exception):
@@ -89,3 +97,15 @@ def test_artefacts_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o755
+
+
+def test_check_file_target_names_a_folder_or_a_file_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    assert (
+        check_file_target(tmp_path / "new" / "deeper" / "out.parquet") == tmp_path / "new/deeper/out.parquet"
+    )
+    with pytest.raises(ConfigError, match=f"--out {tmp_path}: that is a folder"):
+        check_file_target(tmp_path)
+    with pytest.raises(ConfigError, match=f"--report {tmp_path / 'file/x/page.html'}: .*file is a file"):
+        check_file_target(tmp_path / "file" / "x" / "page.html", "--report")
+    assert names(tmp_path) == ["file"]

@@ -79,7 +79,7 @@ class RunConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            raise ConfigError(_describe(error, source)) from None
+            raise ConfigError(describe(error, source)) from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
@@ -87,11 +87,13 @@ class RunConfig(BaseModel):
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found.")
+        if path.suffix not in (".json", ".toml"):
+            raise ConfigError(f"{path}: a config file is .json or .toml (see config.json of a run).")
         text = path.read_text(encoding="utf-8")
         try:
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {error}") from None
+            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.')}: {error}") from None
         return cls.from_dict(values, str(path))
 
 
@@ -103,7 +105,9 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. train.lr=0.001")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as error:
+            if raw.lstrip()[:1] in ("[", "{"):  # meant as a list or a table: plain text would hide the typo
+                raise ConfigError(f"--set {override!r}: the value is not valid JSON ({error}).") from None
             value = raw
         node = values
         *parents, leaf = key.split(".")
@@ -115,7 +119,9 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     return values
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def describe(error: ValidationError, source: str, root: type[BaseModel] | None = None) -> str:
+    """The problems of a validation of ``root`` (default :class:`RunConfig`) from ``source``, one a line,
+    each naming its field, with the closest known name for an unknown one."""
     lines = [f"{source}: invalid configuration"]
     for problem in error.errors():
         parts = problem["loc"]
@@ -128,7 +134,7 @@ def _describe(error: ValidationError, source: str) -> str:
             known = ", ".join(BACKBONES)
             message = f"unknown backbone{did_you_mean(given, BACKBONES)}; choose one of {known}"
         if problem["type"] == "extra_forbidden":
-            parent = _model_at(problem["loc"][:-1])
+            parent = _model_at(problem["loc"][:-1], root or RunConfig)
             hint = did_you_mean(str(problem["loc"][-1]), parent.model_fields) if parent else ""
             message = f"unknown field{hint}"
         if not location:  # a rule across sections: its message names the fields, the input is everything
@@ -138,8 +144,7 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = RunConfig
+def _model_at(location: tuple[Any, ...], model: type[BaseModel]) -> type[BaseModel] | None:
     parts = list(location)
     while parts:
         field = model.model_fields.get(str(parts.pop(0)))

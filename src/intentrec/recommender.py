@@ -26,7 +26,7 @@ from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
 from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
-from intentrec.errors import ConfigError, IntentRecError
+from intentrec.errors import ConfigError, IntentRecError, did_you_mean
 from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
 from intentrec.models.build import build_model, load_backbone, parameter_counts
@@ -48,6 +48,7 @@ from intentrec.training.trainer import (
     RESUMABLE_SETTINGS,
     Checkpoint,
     StateDict,
+    TrainConfig,
     TrainResult,
     check_continuable,
     train,
@@ -99,21 +100,24 @@ class Recommender:
 
     # --- training -----------------------------------------------------------------------------------------
 
-    def fit(self, dataset: Dataset | None = None, out: str | Path | None = None) -> Recommender:
+    def fit(
+        self, dataset: Dataset | None = None, out: str | Path | None = None, overwrite: bool = False
+    ) -> Recommender:
         """Train on ``dataset`` (default: the one ``config.data`` names), then measure valid and test.
 
-        With ``out``, the config, dataset, checkpoints, history, log and metrics are written there.
+        With ``out``, the config, dataset, checkpoints, history, log and metrics are written there: a new
+        or empty folder, or one holding a run that ``overwrite`` allows to be replaced.
         """
         config = self.config
         started = time.perf_counter()
         usable_device(config.train.device)  # before loading anything: a machine without it fails at once
+        files = RunFiles(Path(out)).check_new(overwrite) if out is not None else None
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
         self._build_model()
         if config.heads.backbone_from is not None:
             load_backbone(self.model, config, self.dataset)
-        files = RunFiles(Path(out)) if out is not None else None
         if files:
-            files.root.mkdir(parents=True, exist_ok=True)
+            files.start_new(overwrite)  # only now: a mistake in the data or config deletes nothing
             write_json(files.config, config.to_json())
             self.dataset.save(files.dataset)
         return self._train(files, started)
@@ -139,9 +143,17 @@ class Recommender:
         for change in changes:
             key = change.partition("=")[0].strip()
             if key not in allowed:
+                section, _, name = key.partition(".")
+                known = section in RunConfig.model_fields and (
+                    section != "train" or name in TrainConfig.model_fields
+                )
+                why = (
+                    f"{key} is part of what was trained (start a new run with `fit` to change it)"
+                    if known
+                    else f"{key} is not a setting{did_you_mean(key, allowed)}"
+                )
                 raise ConfigError(
-                    f"--set {change!r}: a resumed run can change only {', '.join(allowed)}; "
-                    f"{key} is part of what was trained (start a new run with `fit` to change it)."
+                    f"--set {change!r}: a resumed run can change only {', '.join(allowed)}; {why}."
                 )
         config = RunConfig.from_dict(
             apply_overrides(RunConfig.from_file(files.config).to_json(), list(changes)), "--set"
@@ -383,11 +395,11 @@ class Recommender:
 
     # --- persistence ---------------------------------------------------------------------------------------
 
-    def save(self, out: str | Path) -> Path:
-        """Write config, dataset, weights and metrics to ``out`` (a run folder)."""
+    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write config, dataset, weights and metrics to ``out``, a new or empty folder (or one holding a
+        run, replaced when ``overwrite``)."""
         model, _ = self._fitted()
-        files = RunFiles(Path(out))
-        files.root.mkdir(parents=True, exist_ok=True)
+        files = RunFiles(Path(out)).start_new(overwrite)
         write_json(files.config, self.config.to_json())
         assert self.dataset is not None
         self.dataset.save(files.dataset)
@@ -411,7 +423,13 @@ class Recommender:
         recommender.dataset = Dataset.load(files.dataset)
         recommender._build_model()
         assert recommender.model is not None
-        recommender.model.load_state_dict(load_weights(files.best_weights))
+        try:
+            recommender.model.load_state_dict(load_weights(files.best_weights))
+        except RuntimeError as error:  # names or shapes that are not this config's model
+            first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+            raise IntentRecError(
+                f"{files.best_weights}: not the weights of the model config.json describes ({first} ...)."
+            ) from None
         recommender.model.to(usable_device(device, setting="device")).eval()
         recommender.model.inference_dtype = precision
         if files.metrics.is_file():

@@ -15,6 +15,7 @@ index.faiss          the HNSW index `intentrec serve` builds for a large catalog
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from intentrec.errors import IntentRecError
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.storage import write_json, write_text, write_with
 from intentrec.training.trainer import Checkpoint
 
@@ -41,6 +42,50 @@ class RunFiles:
         self.history = self.root / "history.jsonl"
         self.log = self.root / "train.log"
         self.index = self.root / "index.faiss"
+
+    @property
+    def artefacts(self) -> list[Path]:
+        """Every file and folder a run may hold (the index card included)."""
+        paths = [self.config, self.dataset, self.best_weights, self.last_weights, self.checkpoint]
+        return [*paths, self.metrics, self.history, self.log, self.index, self.index.with_suffix(".json")]
+
+    def check_new(self, overwrite: bool = False) -> RunFiles:
+        """Raise a clear error, before any work, if a new run may not be written here.
+
+        A new or empty folder may be; a folder that holds a run only with ``overwrite``; a folder that holds
+        anything else, or a path that is a file, never.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"--out {self.root}: that is a file; give a folder for the run.")
+        if self.root.is_dir() and any(self.root.iterdir()):
+            if not self.config.is_file():
+                raise ConfigError(
+                    f"--out {self.root}: the folder holds other files and no IntentRec run; "
+                    "give a new or empty folder."
+                )
+            if not overwrite:
+                raise ConfigError(
+                    f"--out {self.root}: the folder already holds a run; give another folder, or "
+                    "--overwrite to replace it."
+                )
+        return self
+
+    def start_new(self, overwrite: bool = False) -> RunFiles:
+        """:meth:`check_new`, then make the folder, deleting a run it holds (so that no old log, history
+        or index outlives it): call it once the new run's first artefact is ready to be written."""
+        self.check_new(overwrite)
+        for path in self.artefacts:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"--out {self.root}: cannot make the folder ({error.strerror or error})."
+            ) from None
+        return self
 
     def require(self) -> RunFiles:
         """Check this is a run folder with weights; raise a clear error if not."""
@@ -61,7 +106,12 @@ def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as error:
+        raise IntentRecError(
+            f"{path}: unreadable weights ({error}); the file is damaged or not a run's."
+        ) from None
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from intentrec.errors import ConfigError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -31,6 +33,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_file_target(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a Path if a file can be written there; a ConfigError naming ``option`` otherwise.
+
+    Called before the work whose result goes there, so that a folder given for a file costs nothing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: that is a folder; give the name of the file to write.")
+    parent = next((folder for folder in path.parents if folder.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a folder.")
+    return path
 
 
 def _umask() -> int:

@@ -57,6 +57,23 @@ def test_a_config_mistake_names_the_field(intentrec, csv, tmp_path) -> None:
     assert "train.lrr: unknown field (did you mean 'lr'?)" in done.stderr
 
 
+def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec, csv, run) -> None:
+    done = intentrec("fit", "--data", csv, "--out", "", expect=2)
+    assert (
+        done.stderr.strip()
+        == "error: --out is empty: give the folder to write the run to, e.g. --out runs/first."
+    )
+    done = intentrec("fit", "--data", csv, "--out", run[0], expect=2)
+    assert done.stderr.strip().startswith(f"error: --out {run[0]}: the folder already holds a run")
+
+
+def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run) -> None:
+    done = intentrec("serve", run[0], "--set", "cache_user=0", expect=2)
+    assert "cache_user: unknown field (did you mean 'cache_users'?) (got 0)" in done.stderr
+    done = intentrec("fit", "--columns", "user=u,iten=i", "--out", "unused", expect=2)
+    assert "iten: unknown field (did you mean 'item'?)" in done.stderr
+
+
 def test_fit_then_evaluate_gives_the_same_test_metrics(intentrec, run) -> None:
     out, printed = run
     stored = json.loads((out / "metrics.json").read_text())

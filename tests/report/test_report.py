@@ -126,6 +126,16 @@ def test_a_missing_run_folder_is_a_one_line_error(intentrec, runs, tmp_path) -> 
     assert not (tmp_path / "page.html").exists()
 
 
+def test_a_folder_or_file_in_the_wrong_place_is_named_before_the_page_is_made(intentrec, runs, tmp_path):
+    done = intentrec("report", runs[0], "--out", tmp_path, expect=2)
+    assert (
+        done.stderr.strip()
+        == f"error: --out {tmp_path}: that is a folder; give the name of the file to write."
+    )
+    done = intentrec("report", runs[0] / "config.json", "--out", tmp_path / "page.html", expect=2)
+    assert done.stderr.strip() == f"error: {runs[0] / 'config.json'}: a file, not a run folder."
+
+
 def _broken_metrics(folder: Path) -> None:
     (folder / "config.json").write_text("{}")
     (folder / "metrics.json").write_text('{"test": ')

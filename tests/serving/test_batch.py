@@ -1,4 +1,4 @@
-"""Batch recommendations streamed to Parquet: the table of ``Recommender.recommend``, written atomically."""
+"""Batch recommendations streamed to Parquet or CSV: the table of ``Recommender.recommend``, atomically."""
 
 from __future__ import annotations
 
@@ -37,6 +37,29 @@ def test_no_users_still_gives_every_column(recommender, tmp_path) -> None:
     assert written.columns == ["user", "rank", "item", "score", "head"] and written.height == 0
 
 
+def test_a_csv_file_name_gives_the_same_table_as_csv(recommender, tmp_path) -> None:
+    out = tmp_path / "recs.csv"
+    assert write_recommendations(recommender, out, ["u9", "u2"], k=3) == 6
+    expected = recommender.recommend(["u9", "u2"], k=3)
+    assert_frame_equal(pl.read_csv(out, schema=expected.schema), expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("folder", "that is a folder"), ("recs.json", r"expected a \.parquet or \.csv file name"),
+     ("file.txt/recs.parquet", r".*file\.txt is a file, not a folder")],
+)  # fmt: skip
+def test_an_output_that_cannot_be_written_fails_before_ranking(
+    recommender, tmp_path, monkeypatch, name, words
+):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("mine")
+    monkeypatch.setattr(Recommender, "recommend", lambda *args, **kwargs: pytest.fail("ranked first"))
+    with pytest.raises(ConfigError, match=f"--out {tmp_path / name}: {words}"):
+        write_recommendations(recommender, tmp_path / name, ["u1"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file.txt", "folder"]
+
+
 def test_an_unknown_user_fails_before_anything_is_written(recommender, tmp_path) -> None:
     with pytest.raises(UnknownIdError, match=r"unknown user id\(s\) \['ghost'\]"):
         write_recommendations(recommender, tmp_path / "recs.parquet", ["u1", "ghost"])
@@ -71,13 +94,16 @@ def test_user_files_hold_one_id_per_line(tmp_path) -> None:
     ("content", "words"),
     [
         (None, "no such file"),
+        ("folder", "that is a folder"),
         (b"\n \n", "the file has no user IDs"),
         (b"u1\n\xff\xfe", "not a UTF-8 text file"),
     ],
 )
 def test_bad_user_files_are_named(tmp_path, content, words) -> None:
     path = tmp_path / "users.txt"
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=f"--users {path}: {words}"):
         read_user_ids(path)

@@ -8,6 +8,7 @@ import typer
 
 from intentrec.cli.options import parse_columns
 from intentrec.config import RunConfig, apply_overrides
+from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
 
 
@@ -28,8 +29,11 @@ def fit(
     config: str | None = typer.Option(None, help="A .json or .toml config file (see config.json of a run)."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, e.g. --set train.lr=0.0005."),
     out: str = typer.Option(..., help="Run folder to write (config, dataset, weights, metrics, log)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run --out already holds."),
 ) -> None:
     """Train, early-stop on validation NDCG@10, then measure the test set; artefacts go to --out."""
+    if not out.strip():
+        raise ConfigError("--out is empty: give the folder to write the run to, e.g. --out runs/first.")
     values = RunConfig.from_file(config).to_json() if config else {}
     flags: dict[str, object] = {
         "data.path": data,
@@ -43,5 +47,5 @@ def fit(
     values = apply_overrides(values, overrides + list(set_))
     if columns:
         values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
-    recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out)
+    recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out, overwrite=overwrite)
     typer.echo(json.dumps({"run": out, "test": recommender.metrics["test"]}, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from intentrec.config import describe
 from intentrec.data.readers import ColumnMapping
 from intentrec.errors import ConfigError
 
@@ -23,8 +24,7 @@ def parse_columns(text: str | None) -> ColumnMapping | None:
     try:
         return ColumnMapping.model_validate(pairs)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"--columns {text!r}: {problems}") from None
+        raise ConfigError(describe(error, f"--columns {text!r}", ColumnMapping)) from None
 
 
 def parse_weights(flag: str, pairs: list[str]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""``intentrec recommend RUN --out FILE``: recommendations for many users, streamed to Parquet."""
+"""``intentrec recommend RUN --out FILE``: recommendations for many users, streamed to Parquet or CSV."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def recommend(
     run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
     users: str = typer.Option("all", help="'all', or a text file with one user ID per line."),
     k: int = typer.Option(100, help="Items per user."),
-    out: str = typer.Option(..., help="Parquet file to write: user, rank, item, score, head (your IDs)."),
+    out: str = typer.Option(
+        ..., help="Parquet (or .csv) file to write: user, rank, item, score, head (your IDs)."
+    ),
     keep_seen: bool = typer.Option(False, "--keep-seen", help="Also recommend items the user has had."),
     include_category: list[str] = typer.Option([], help="Only items of this category (repeatable)."),
     exclude_category: list[str] = typer.Option([], help="No item of this category (repeatable)."),
@@ -28,7 +30,7 @@ def recommend(
     ),
     only: list[str] = typer.Option([], help="Prior heads: keep only these heads or values (repeatable)."),
 ) -> None:
-    """Rank the whole catalogue for each user, as the evaluator does, and stream the top k to Parquet."""
+    """Rank the whole catalogue for each user, as the evaluator does, and stream the top k to a file."""
     steering = None
     if head_weight or value_weight or only:
         steering = Steering(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from pydantic import ValidationError
 
-from intentrec.config import apply_overrides
+from intentrec.config import apply_overrides, describe
 from intentrec.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,7 +26,9 @@ def serve(
     ),
     index: str | None = typer.Option(None, help="Vector index: auto (default), exact or hnsw."),
     set_: list[str] = typer.Option(
-        [], "--set", help="Override a serving setting, e.g. --set max_k=500 --set index.ef_search=1024."
+        [],
+        "--set",
+        help="Override a serving setting, e.g. --set cache_users=0 --set index.ef_search=1024.",
     ),
     workers: int | None = typer.Option(
         None, help="Processes serving requests (default 1; up to one a core)."
@@ -52,7 +54,4 @@ def parse_serve_config(overrides: list[str]) -> ServeConfig:
     try:
         return ServeConfig.model_validate(apply_overrides({}, overrides))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()
-        )
-        raise ConfigError(f"serving settings: {problems}") from None
+        raise ConfigError(describe(error, "serving settings", ServeConfig)) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from intentrec.data.filters import FilterConfig, apply_filters
 from intentrec.data.raw import RawLog, TimestampKind
@@ -152,7 +152,7 @@ class Dataset:
     def load(cls, directory: str | Path) -> Dataset:
         """Read a Dataset written by :meth:`save`."""
         card = cls.load_card(directory)
-        tables = {table: pl.read_parquet(Path(directory) / f"{table}.parquet") for table in TABLES}
+        tables = {table: _read_table(Path(directory) / f"{table}.parquet") for table in TABLES}
         return cls(card=card, **tables)
 
     @staticmethod
@@ -161,12 +161,15 @@ class Dataset:
         card_path = Path(directory) / CARD_FILE
         if not card_path.is_file():
             raise DataError(f"{directory}: not a saved IntentRec dataset (no {CARD_FILE}).")
-        return DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+        try:
+            return DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+        except (ValidationError, UnicodeDecodeError) as error:
+            raise DataError(f"{card_path}: not a dataset card written by IntentRec ({error}).") from None
 
     @staticmethod
     def load_item_ids(directory: str | Path) -> pl.Series:
         """The raw item IDs, in index order, of a Dataset written by :meth:`save`; nothing else is read."""
-        return pl.read_parquet(Path(directory) / "items.parquet", columns=["item"])["item"]
+        return _read_table(Path(directory) / "items.parquet", columns=["item"])["item"]
 
     def item_ids(self, item_idx: Any) -> pl.Series:
         """Raw item IDs for an array of item indices."""
@@ -245,3 +248,11 @@ def _fingerprint(interactions: pl.DataFrame) -> str:
     for column in ("user_idx", "item_idx", "timestamp"):
         digest.update(interactions[column].to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _read_table(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """A table of a saved Dataset; a DataError naming the file when it is missing or damaged."""
+    try:
+        return pl.read_parquet(path, columns=columns)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise DataError(f"{path}: unreadable table of a saved dataset ({error}).") from None

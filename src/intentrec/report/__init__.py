@@ -20,13 +20,14 @@ from pathlib import Path
 
 from intentrec.report.page import render_page
 from intentrec.report.runs import ReportError, RunSummary, read_run, read_runs
-from intentrec.storage import write_text
+from intentrec.storage import check_file_target, write_text
 
 __all__ = ["ReportError", "RunSummary", "read_run", "read_runs", "render_page", "write_report"]
 
 
 def write_report(runs: Sequence[str | Path], out: str | Path) -> Path:
     """Write the report of the run folders ``runs``, in that order, to ``out`` (atomically)."""
+    check_file_target(out)
     page = render_page(read_runs(runs))
     write_text(out, page)
     return Path(out)

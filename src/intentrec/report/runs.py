@@ -75,7 +75,8 @@ def read_run(folder: str | Path, name: str | None = None) -> RunSummary:
     """Read the run in ``folder``, labelled ``name`` (default: the folder's name)."""
     files = RunFiles(folder)
     if not files.root.is_dir():
-        raise ReportError(f"{files.root}: no such run folder.")
+        found = "a file, not a run folder" if files.root.exists() else "no such run folder"
+        raise ReportError(f"{files.root}: {found}.")
     if not files.config.is_file():
         raise ReportError(
             f"{files.root}: not an IntentRec run (no config.json); give a folder from `fit --out`."

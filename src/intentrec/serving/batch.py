@@ -1,9 +1,9 @@
-"""Recommendations for many users at once, streamed to Parquet: ``intentrec recommend RUN --out FILE``.
+"""Recommendations for many users at once, streamed to a file: ``intentrec recommend RUN --out FILE``.
 
 Users are ranked a block at a time by :meth:`Recommender.recommend` (exact full ranking, as the evaluator
 ranks) and each block is appended to the file as a row group, so memory stays flat however many users
-there are. The file appears complete or not at all: it is written next to its place and moved there at
-the end.
+there are. The file is Parquet, or CSV when its name ends in ``.csv``. It appears complete or not at all:
+it is written next to its place and moved there at the end.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
-from intentrec.storage import atomic_path
+from intentrec.storage import atomic_path, check_file_target
 
 
 def write_recommendations(
@@ -32,19 +34,22 @@ def write_recommendations(
     block_size: int = 4096,
     on_block: Callable[[int], None] | None = None,
 ) -> int:
-    """Write ``user, rank, item, score, head`` for ``users`` (raw IDs; None = every user) to the Parquet
-    ``out``.
+    """Write ``user, rank, item, score, head`` for ``users`` (raw IDs; None = every user) to ``out``:
+    Parquet (``.parquet``) or CSV (``.csv``).
 
     Rows are in the order of ``users``, ranks ascending; the filters and steering are those of
     :meth:`Recommender.recommend`. ``on_block(n)`` is called after each block of ``n`` users (a progress
     bar). Returns the number of rows written.
     """
+    out = check_file_target(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"--out {out}: expected a .parquet or .csv file name.")
     users = list(recommender.catalogue.user_ids if users is None else users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
     # an empty ranking gives the file's schema, so that even a file for no user has every column
     schema = recommender.recommend([], k).to_arrow().schema
     written = 0
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(out) as tmp, _writer(tmp, schema, csv=out.suffix.lower() == ".csv") as writer:
         for start in range(0, len(users), block_size):
             block = users[start : start + block_size]
             table = recommender.recommend(
@@ -62,11 +67,16 @@ def write_recommendations(
     return written
 
 
+def _writer(path: Path, schema: pa.Schema, csv: bool) -> pq.ParquetWriter | pa_csv.CSVWriter:
+    return pa_csv.CSVWriter(path, schema) if csv else pq.ParquetWriter(path, schema)
+
+
 def read_user_ids(path: str | Path) -> list[str]:
     """User IDs from a text file, one per line (surrounding spaces and empty lines ignored)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--users {path}: no such file; give 'all' or a file with one user ID per line.")
+        found = "that is a folder" if path.is_dir() else "no such file"
+        raise ConfigError(f"--users {path}: {found}; give 'all' or a file with one user ID per line.")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:

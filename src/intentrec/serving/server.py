@@ -50,6 +50,11 @@ def serve(
     if workers > 1 and not hasattr(os, "fork"):
         raise ConfigError(f"--workers {workers}: more than one needs a system that can fork (Linux, macOS).")
     RunFiles(run).require()
+    cores = os.cpu_count() or 1
+    if workers > cores:
+        log.warning(
+            "%d workers on %d cores: more than one a core adds no throughput, only memory.", workers, cores
+        )
     listeners = bind(host, port, copies=workers)
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)

@@ -299,7 +299,7 @@ def check_continuable(checkpoint: Checkpoint, config: TrainConfig) -> None:
     epoch, best = checkpoint.epoch, checkpoint.meta["best_epoch"]
     if epoch >= config.epochs:
         raise ConfigError(
-            f"the run has trained {epoch} epochs, train.epochs = {config.epochs}; "
+            f"the run has trained {epoch} epoch{'s' * (epoch != 1)}, train.epochs = {config.epochs}; "
             "raise train.epochs to continue it."
         )
     if epoch >= config.min_epochs and epoch - best >= config.patience:
