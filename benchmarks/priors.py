@@ -28,6 +28,12 @@ the list is ``log(P_heads + w P_backbone)``, from the heads' alone (w = 0) to th
 (w = 1e6); the operating point is the w with the most validation entropy@10 among those whose validation
 NDCG@10 is at least the backbone's alone (``RUN/blend.json``, ``RUN/blend.png``).
 
+``--explore RUN [RUN ...]`` sweeps the weight ``u`` of the heads of categories new to each user
+(``Steering.unexplored``) together with the backbone's weight ``w``; the operating point is the (w, u) with
+the most validation explore_recall@10 among those whose validation NDCG@10 is at least the backbone's alone
+(``RUN/explore.json``). ``--against`` runs (no heads) get the same boost without heads, as a control:
+their logits plus ``log u`` on every item none of whose categories the user has met, u chosen likewise.
+
 ``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
 rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
 merged list beat the backbone that the heads were trained on?
@@ -43,6 +49,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
@@ -51,7 +59,9 @@ import torch
 import torch.nn.functional as F
 from grid import fit_seeds, print_table
 
-from intentrec.data.sequences import pad_left
+from intentrec.data.sequences import PaddedBatch, pad_left
+from intentrec.evaluation.beyond_accuracy import ItemFeatures
+from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.heads import NEXT_ITEM_HEAD, Merge, Steering
 from intentrec.recommender import Recommender
 from intentrec.storage import write_json
@@ -68,6 +78,8 @@ COLUMNS = ("ndcg@10", "recall@10", "entropy@10", "coverage@10", "explore_recall@
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
 #: Weights of the backbone's own head; the last ranks as the backbone alone.
 BACKBONE_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 1e6)
+#: Weights of the heads (or, in the control, the items) of categories new to the user.
+UNEXPLORED_WEIGHTS = (1.0, 1.5, 2.0, 3.0, 5.0)
 
 
 def main() -> None:
@@ -82,7 +94,14 @@ def main() -> None:
     parser.add_argument("--steer", nargs="+", type=Path, help="runs with prior heads: steer them instead")
     parser.add_argument("--blend", nargs="+", type=Path, help="runs with prior heads: weigh the backbone in")
     parser.add_argument(
-        "--against", nargs="+", type=Path, default=[], help="with --steer/--blend: runs without heads"
+        "--explore", nargs="+", type=Path, help="runs with prior heads: lean to new categories"
+    )
+    parser.add_argument(
+        "--against",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="with --steer/--blend/--explore: runs without heads",
     )
     parser.add_argument("--merges", nargs="+", type=Path, help="runs with prior heads: compare merges")
     parser.add_argument("--queries", nargs="+", type=Path, help="runs: how alike users' queries are")
@@ -92,6 +111,9 @@ def main() -> None:
         return
     if args.blend:
         sweep_runs(args.blend, args.against, "blend")
+        return
+    if args.explore:
+        explore_runs(args.explore, args.against)
         return
     if args.merges:
         compare_merges(args.merges)
@@ -133,6 +155,71 @@ def sweep_runs(runs: list[Path], against: list[Path], sweep: str) -> None:
     if against:
         results["no heads"] = [Recommender.load(run).evaluate("test") for run in against]
     print_table(f"test, {len(runs)} runs", results, COLUMNS)
+
+
+def explore_runs(runs: list[Path], against: list[Path]) -> None:
+    """The (w, u) grid of each heads run and the u grid of each no-heads run, tabulated at the points
+    validation chooses (see the module docstring)."""
+    results: dict[str, list[dict[str, float]]] = {}
+    for label, folders, grid in (("heads", runs, explore_grid), ("no heads, boosted", against, boost_grid)):
+        for run in folders:
+            curve = grid(run)
+            floor = curve[(1e6 if label == "heads" else None, 1.0)]["valid"]["ndcg@10"]
+            keeping = [at for at, metrics in curve.items() if metrics["valid"]["ndcg@10"] >= floor]
+            point = max(keeping, key=lambda at: curve[at]["valid"]["explore_recall@10"])
+            print(f"{run}: (w, u) chosen on validation = {point}", flush=True)
+            for name, at in ((f"{label}, (w, u) chosen on validation", point), (label, (point[0], 1.0))):
+                results.setdefault(name, []).append(curve[at]["test"])
+    if against:
+        results["no heads"] = [Recommender.load(run).evaluate("test") for run in against]
+    print_table(f"test, {len(runs)} runs", results, COLUMNS)
+
+
+def explore_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str, float]]]:
+    """Validation and test metrics of a heads run at every (w, u), kept in ``RUN/explore.json``."""
+    saved = run / "explore.json"
+    if saved.is_file():
+        return {tuple(json.loads(at)): metrics for at, metrics in json.loads(saved.read_text()).items()}
+    recommender = heads_run(run)
+    curve = {}
+    for w in BACKBONE_WEIGHTS:
+        for u in UNEXPLORED_WEIGHTS:
+            steering = Steering(heads={NEXT_ITEM_HEAD: w}, unexplored=u)
+            curve[(w, u)] = {on: recommender.evaluate(on, steering=steering) for on in ("valid", "test")}
+            print(f"{run} w {w:g} u {u:g}  valid explore_recall@10 "
+                  f"{curve[(w, u)]['valid']['explore_recall@10']:.4f}", flush=True)  # fmt: skip
+    write_json(saved, {json.dumps(at): metrics for at, metrics in curve.items()})
+    return curve
+
+
+def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str, float]]]:
+    """The control: a run without heads, its logits plus ``log u`` on every item none of whose categories
+    the user's history (the events the model reads) has, at each u."""
+    recommender = Recommender.load(run)
+    model, split = recommender.model, recommender.split
+    features = ItemFeatures.from_dataset(recommender.dataset, split.train)
+    categories = F.pad(features.categories, (0, 0, 1, 0)).float()  # model indices: row 0 padding
+    config = recommender.config.eval.for_device(model.item_embedding.weight.device)
+
+    def boosted(u: float) -> Callable[[PaddedBatch], torch.Tensor]:
+        def score(batch: PaddedBatch) -> torch.Tensor:
+            logits = model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
+            met = categories[torch.from_numpy(batch.items)].amax(dim=1)  # (B, C)
+            new = (met @ categories[1:].T == 0) & (categories[1:].sum(1) > 0)  # (B, n_items)
+            return logits / model.temperature + math.log(u) * new
+
+        return score
+
+    curve = {}
+    with torch.inference_mode():
+        for u in UNEXPLORED_WEIGHTS:
+            curve[(None, u)] = {
+                on: evaluate(
+                    boosted(u), getattr(split, on), recommender.config.model.max_len, config, features
+                )
+                for on in ("valid", "test")
+            }
+    return curve
 
 
 def compare_merges(runs: list[Path]) -> None:

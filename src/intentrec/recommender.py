@@ -456,7 +456,8 @@ class Recommender:
         backbone_weight = None  # the run's
         if model.heads is not None and steering is not None:
             backbone_weight = model.heads.backbone_weight(steering)
-        return model.score_last(items, timestamps, self._head_weights(steering), merge, backbone_weight)
+        weights = self._head_weights(steering, items)
+        return model.score_last(items, timestamps, weights, merge, backbone_weight)
 
     def _eval_config(self) -> EvalConfig:
         """The run's evaluation settings, ``chunk_events`` resolved for the device the model is on."""
@@ -474,14 +475,17 @@ class Recommender:
         self._head_weights(steering)  # a steering mistake fails here, before any ranking
         return lambda batch: self._score(batch, steering)[0]
 
-    def _head_weights(self, steering: Steering | None) -> torch.Tensor | None:
-        """``(H,)`` head weights of ``steering`` (None: all 1); a ConfigError for a run without heads."""
+    def _head_weights(
+        self, steering: Steering | None, histories: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """``(H,)`` head weights of ``steering``, or ``(B, H)`` for ``histories (B, L)`` (see
+        :meth:`PriorHeads.head_weights`); None: all 1. A ConfigError for a run without heads."""
         model, _ = self._fitted()
         if steering is None:
             return None
         if model.heads is None:
             raise ConfigError("steering weighs prior heads, but this run has none (config heads.priors).")
-        return model.heads.head_weights(steering)
+        return model.heads.head_weights(steering, histories)
 
     def _fitted_dataset(self) -> Dataset:
         self._fitted()

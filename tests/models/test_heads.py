@@ -324,6 +324,33 @@ def test_steering_weights_heads_by_name_value_or_subset() -> None:
         Steering(values={"a": -1.0})
 
 
+@pytest.mark.parametrize("composition", ["additive", "multiplicative"])
+def test_the_heads_of_categories_a_history_has_not_met_are_weighed_per_user(composition: str) -> None:
+    config = HeadsConfig(priors=["taxonomy", "horizon"], composition=composition, pred_len=4)
+    heads = PriorHeads(DIM, 3, two_priors(), config)  # items 1: a, 2: b, 3: a and b (model indices)
+    histories = torch.tensor([[PAD_ITEM, 1], [1, 2], [PAD_ITEM, PAD_ITEM]])
+    names = heads.names
+    new = heads.unexplored(histories)
+    met_by_first = {name for name, unmet in zip(names, new[0].tolist(), strict=True) if not unmet}
+    assert met_by_first == ({"a", "next 1-2", "next 3-4"} if composition == "additive" else set(names[:2]))
+    assert not new[1].any()  # both categories met
+    assert new[2].tolist() == [name.startswith(("a", "b")) for name in names]  # nothing met: every category
+    weights = heads.head_weights(Steering(values={"next 1-2": 2.0}, unexplored=3.0), histories)
+    base = heads.head_weights(Steering(values={"next 1-2": 2.0}))
+    assert weights.shape == (3, len(names))
+    torch.testing.assert_close(weights, base * torch.where(new, 3.0, 1.0))
+    assert heads.head_weights(Steering(unexplored=1.0), histories).shape == (len(names),)  # no per-user work
+
+    with torch.no_grad():  # per-user weights score each user as that user's own (H,) weights would
+        heads.weight.normal_(0, 0.5)
+    hidden, items = torch.randn(3, DIM), torch.randn(4, DIM)
+    scores, head = heads.score(hidden, items, weights)
+    for user in range(3):
+        alone, alone_head = heads.score(hidden[user : user + 1], items, weights[user])
+        torch.testing.assert_close(scores[user : user + 1], alone)
+        assert torch.equal(head[user : user + 1], alone_head)
+
+
 def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_path, monkeypatch) -> None:
     rng = np.random.default_rng(0)
     rows = []
@@ -408,6 +435,15 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
             entries = response.json()["items"]
             assert [entry["item"] for entry in entries] == offline["item"].to_list()
             assert [entry["head"] for entry in entries] == offline["head"].to_list()
+    # a history that met only "odd": the "even" and "third" heads weigh 5 for it, served as offline
+    lean, history = Steering(unexplored=5.0), [{"item": "i1"}]
+    for steering in (lean, lean.model_copy(update={"merge": "sum"})):
+        offline = loaded.recommend_history(["i1"], k=4, steering=steering)
+        served = service.recommend(RecommendRequest(history=history, k=4, steering=steering))
+        assert [entry["item"] for entry in served["items"]] == offline["item"].to_list()
+        assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
+    by_values = loaded.recommend_history(["i1"], k=4, steering=Steering(values={"even": 5.0, "third": 5.0}))
+    assert loaded.recommend_history(["i1"], k=4, steering=lean).equals(by_values)
     small = Service(loaded, ServeConfig(index=IndexConfig(kind="exact"), exact_max_items=11))
     with pytest.raises(IntentRecError, match=r"12 items, over the server's exact_max_items \(11\)"):
         small.prepare(RecommendRequest(user="u1", steering=Steering(merge="mix")))

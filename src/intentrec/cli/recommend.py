@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from intentrec.cli.options import parse_weights
+from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.serving.batch import read_user_ids, write_recommendations
@@ -29,15 +31,22 @@ def recommend(
         [], help="Prior heads: weigh every head with a prior value, VALUE=W (repeatable)."
     ),
     only: list[str] = typer.Option([], help="Prior heads: keep only these heads or values (repeatable)."),
+    unexplored: float = typer.Option(
+        1.0, help="Prior heads: weigh the heads of categories new to each user by this (> 1: explore)."
+    ),
 ) -> None:
     """Rank the whole catalogue for each user, as the evaluator does, and stream the top k to a file."""
     steering = None
-    if head_weight or value_weight or only:
-        steering = Steering(
-            heads=parse_weights("--head-weight", head_weight),
-            values=parse_weights("--value-weight", value_weight),
-            only=only or None,
-        )
+    if head_weight or value_weight or only or unexplored != 1:
+        try:
+            steering = Steering(
+                heads=parse_weights("--head-weight", head_weight),
+                values=parse_weights("--value-weight", value_weight),
+                only=only or None,
+                unexplored=unexplored,
+            )
+        except ValidationError:
+            raise ConfigError(f"--unexplored {unexplored}: expected a weight >= 0.") from None
     recommender = Recommender.load(run)
     wanted = None if users == "all" else read_user_ids(users)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users

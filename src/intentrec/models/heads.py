@@ -240,7 +240,8 @@ class Steering(BaseModel):
     """Request-time weights on the heads: an item's score from head ``c`` gains ``log w_c``.
 
     ``heads`` weighs heads by name, ``values`` weighs every head that carries a prior value (weights
-    multiply), ``only`` keeps just the heads named or carrying a value named (all others get 0).
+    multiply), ``only`` keeps just the heads named or carrying a value named (all others get 0),
+    ``unexplored`` weighs, for each user, the heads whose category that user's history has not met.
     Unnamed heads weigh 1, except the backbone's own head ``"next"``, which weighs the run's
     ``heads.backbone_weight`` (1 when ``only`` names it).
     """
@@ -250,6 +251,12 @@ class Steering(BaseModel):
     heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
     values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")
     only: list[str] | None = Field(None, description="Heads or prior values to keep; None: all.")
+    unexplored: float = Field(
+        1.0,
+        ge=0,
+        description="Extra weight of the heads of categories (item-prior values) that none of the events "
+        "the model reads (the last max_len) has: > 1 leans each list towards what is new to its user.",
+    )
     merge: Merge | None = Field(None, description="How heads combine; None: the run's.")
 
     @field_validator("heads", "values")
@@ -292,6 +299,9 @@ class PriorHeads(nn.Module):
                 any_value = torch.ones(n_items, 1, dtype=torch.bool)  # column -1: the head ignores prior t
                 allowed &= torch.cat([prior.membership, any_value], dim=1)[:, self.values[:, t]]
         self.register_buffer("allowed", F.pad(allowed, (0, 0, 1, 0)), persistent=False)
+        # (H,): the heads that carry a value of an item prior (a category, a cluster)
+        item_prior = torch.tensor([prior.membership is not None for prior in priors])
+        self.register_buffer("categorised", ((self.values >= 0) & item_prior).any(dim=1), persistent=False)
 
     @property
     def horizon(self) -> int:
@@ -353,9 +363,9 @@ class PriorHeads(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of every dataset item and the head each score comes from.
 
-        ``hidden (B, D)``, ``items (n_items + 1, D)`` (row 0 padding), ``head_weights (H,)`` >= 0 or None
-        -> ``scores (B, n_items)`` and ``head (B, n_items)`` int64. An item no head may give (all its heads
-        weighted 0) scores ``-inf``.
+        ``hidden (B, D)``, ``items (n_items + 1, D)`` (row 0 padding), ``head_weights`` >= 0, ``(H,)`` for
+        every user or ``(B, H)`` for each (:meth:`head_weights`), or None -> ``scores (B, n_items)`` and
+        ``head (B, n_items)`` int64. An item no head may give (all its heads weighted 0) scores ``-inf``.
 
         ``merge`` (default: the config's) ``"max"`` gives an item its best head's score; ``"sum"``
         ``log sum_c w_c exp(score_c)`` over its heads; ``"mix"`` the log of the mixture
@@ -368,6 +378,7 @@ class PriorHeads(nn.Module):
         if (merge == "mix" or backbone_weight > 0) and own_scores is None:
             raise ValueError("merge='mix' or a backbone weight needs the backbone's own next-item scores")
         queries, items = self(hidden), self.items(items[1:])  # (B, H, D), (n_items, D)
+        # (H,) or (B, H): a head's column is then a scalar or one weight per user, the scores' columns
         log_weights = (
             hidden.new_zeros(len(self.names)) if head_weights is None else torch.log(head_weights.to(hidden))
         )
@@ -381,7 +392,11 @@ class PriorHeads(nn.Module):
         best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
         # head by head, so memory stays (n_items, B) however many heads there are, and each head scores
         # only the items it may give: with disjoint categories all heads together cost one head's work
-        dropped = [False] * len(self.names) if head_weights is None else (head_weights == 0).tolist()
+        dropped = (
+            [False] * len(self.names)
+            if head_weights is None
+            else (head_weights.reshape(-1, len(self.names)) == 0).all(dim=0).tolist()
+        )
         for head in range(len(self.names)):
             if dropped[head]:
                 continue  # a dropped head adds nothing to the sum and never wins the max
@@ -392,7 +407,7 @@ class PriorHeads(nn.Module):
                 assert own_log_probs is not None
                 head_log_prob = torch.logsumexp(own_log_probs[rows], dim=0, keepdim=True)
                 logits = head_log_prob + torch.log_softmax(logits, dim=0)
-            logits = logits + log_weights[head]
+            logits = logits + log_weights[..., head]
             total[rows] = torch.logaddexp(total[rows], logits)
             best_so_far = best[rows]
             better = logits > best_so_far
@@ -411,8 +426,22 @@ class PriorHeads(nn.Module):
                 merged = torch.logaddexp(heads_log_probs, own)
         return merged.T.contiguous(), best_head.T.contiguous()
 
-    def head_weights(self, steering: Steering) -> torch.Tensor:
-        """``(H,)`` weights from a :class:`Steering`; unknown head or value names are a ConfigError."""
+    def head_weights(self, steering: Steering, histories: torch.Tensor | None = None) -> torch.Tensor:
+        """``(H,)`` weights from a :class:`Steering`, or ``(B, H)``, one row per history, when it weighs
+        the heads a user has not met (``unexplored`` != 1) and ``histories (B, L)`` (model item indices,
+        ``PAD`` = 0: the model's input) are given. Unknown head or value names are a ConfigError."""
+        weights = self._weights(steering)
+        if histories is None or steering.unexplored == 1:
+            return weights
+        return weights * torch.where(self.unexplored(histories).cpu(), steering.unexplored, 1.0)
+
+    def unexplored(self, histories: torch.Tensor) -> torch.Tensor:
+        """``(B, H)`` bool: the heads that carry a category (a value of an item prior) that no item of
+        ``histories (B, L)`` has; a head of no item prior (a horizon segment) is never unexplored."""
+        met = self.allowed[histories].any(dim=1)  # the padding row may give nothing
+        return ~met & self.categorised
+
+    def _weights(self, steering: Steering) -> torch.Tensor:
         values = {name for prior in self.priors for name in prior.names}
         for field, known, asked in (
             ("heads", [*self.names, NEXT_ITEM_HEAD], steering.heads),

@@ -85,8 +85,9 @@ class SequentialModel(nn.Module):
         """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history, and
         the prior head each score comes from ``(B, n_items)`` int64 (None without prior heads).
 
-        With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights (H,)``
-        and ``backbone_weight``, default the config's, steer them; see :mod:`intentrec.models.heads`).
+        With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights``,
+        ``(H,)`` or ``(B, H)``, and ``backbone_weight``, default the config's, steer them; see
+        :mod:`intentrec.models.heads`).
         """
         return self.score_states(
             self.forward(items, timestamps, last_only=True), head_weights, merge, backbone_weight

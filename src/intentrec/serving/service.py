@@ -154,13 +154,26 @@ class Service:
                     "weighed 0, or raise the limit (--set exact_max_items=N)."
                 )
             steered = dict(
-                head_weights=self.heads.head_weights(steering).numpy(),
+                head_weights=self.heads.head_weights(steering).numpy(),  # checks the names
                 merge=merge,
                 backbone_weight=backbone_weight,
                 exact=exact,
             )
         elif request.steering is not None:
             raise ConfigError("'steering' weighs prior heads, but this run has none.")
+        resolved = self._resolve_history(request, allowed, steered)
+        if request.steering is not None and request.steering.unexplored != 1:
+            assert self.heads is not None
+            window = pad_left(
+                resolved.history, np.array([resolved.row]), self.recommender.config.model.max_len
+            )
+            weights = self.heads.head_weights(request.steering, torch.from_numpy(window.items))[0]
+            resolved = replace(resolved, head_weights=weights.numpy())
+        return resolved
+
+    def _resolve_history(
+        self, request: RecommendRequest, allowed: np.ndarray | None, steered: dict[str, Any]
+    ) -> Resolved:
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
             return Resolved(request, self.recommender.history, user, allowed, [], 0, **steered)
