@@ -133,6 +133,13 @@ def test_prior_heads_from_fit_to_steered_recommendations(intentrec, csv, tmp_pat
     )
     table = pl.read_parquet(recs)
     assert table.height == 40 * 3 and set(table["head"]) == {"next 1-4"}
+    negative = intentrec(
+        "recommend", out, "--unexplored", "-1", "--value-weight", "x=-2", "--out", recs, expect=2
+    )
+    assert "steering: invalid configuration" in negative.stderr and "unexplored" in negative.stderr
+    assert (
+        "values: Value error, weights must be >= 0" in negative.stderr and "Traceback" not in negative.stderr
+    )
     unknown = intentrec("recommend", out, "--only", "next 9", "--out", recs, expect=2)
     assert "no head or prior value 'next 9'" in unknown.stderr
     malformed = intentrec("recommend", out, "--value-weight", "next 1-4", "--out", recs, expect=2)

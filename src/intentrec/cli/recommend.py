@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from intentrec.cli.options import parse_weights
+from intentrec.config import describe
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
@@ -45,8 +46,8 @@ def recommend(
                 only=only or None,
                 unexplored=unexplored,
             )
-        except ValidationError:
-            raise ConfigError(f"--unexplored {unexplored}: expected a weight >= 0.") from None
+        except ValidationError as error:  # a negative weight
+            raise ConfigError(describe(error, "steering", Steering)) from None
     recommender = Recommender.load(run)
     wanted = None if users == "all" else read_user_ids(users)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users
