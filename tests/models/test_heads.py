@@ -10,13 +10,8 @@ from fastapi.testclient import TestClient
 
 from intentrec.config import RunConfig
 from intentrec.errors import IntentRecError
-from intentrec.models.heads import (
-    HeadsConfig,
-    PriorHeads,
-    Steering,
-    merged_softmax_loss,
-    prior_heads_loss,
-)
+from intentrec.models.head_losses import merged_softmax_loss, prior_heads_loss
+from intentrec.models.heads import HeadsConfig, PriorHeads, Steering
 from intentrec.models.model import SequentialModel
 from intentrec.models.priors import Prior
 from intentrec.models.sasrec import SASRec, SASRecConfig

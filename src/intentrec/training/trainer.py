@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from intentrec.data.sequences import PAD, Sequences, training_batch
 from intentrec.errors import ConfigError
-from intentrec.models.heads import prior_heads_loss
+from intentrec.models.head_losses import prior_heads_loss
 from intentrec.models.model import Precision, SequentialModel
 from intentrec.training.losses import LossConfig, next_item_loss
 
