@@ -122,6 +122,9 @@ def test_events_of_types_the_run_did_not_train_on_are_skipped(make_dataset) -> N
     assert encoded.history.items.tolist() == [0, 0] and encoded.skipped_events == 1
     with pytest.raises(IntentRecError, match=r"1 event\(s\) of types the model was not trained on"):
         catalogue.encode_history([10], events=["buy"])
+    unfiltered = Catalogue(make_dataset(rows))  # a type the log never had is not one it trained on either
+    encoded = unfiltered.encode_history([10, 20, 10], events=["buy", "nope", "click"])
+    assert encoded.history.items.tolist() == [0, 0] and encoded.skipped_events == 1
 
 
 @pytest.mark.parametrize("field", ["timestamps", "events"])

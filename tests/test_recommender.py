@@ -230,6 +230,19 @@ def test_recommend_speaks_raw_ids_and_never_returns_seen_items(fitted) -> None:
         assert group["item"][0] == next_item(last[user])  # the model learned what comes next
 
 
+def test_one_user_id_is_one_user_and_k_and_the_split_are_checked(fitted) -> None:
+    recommender, _ = fitted
+    assert recommender.recommend("u1", k=3).equals(recommender.recommend(["u1"], k=3))
+    for k in (2.5, True, "3"):
+        with pytest.raises(ConfigError, match=rf"k = {k!r}: expected a whole number of items"):
+            recommender.recommend(["u1"], k=k)
+    for on in ("train", "foo"):
+        with pytest.raises(ConfigError, match=rf"on = '{on}': evaluate on 'valid' or 'test'"):
+            recommender.evaluate(on)
+        with pytest.raises(ConfigError, match=rf"on = '{on}'"):
+            recommender.breakdown(on)
+
+
 def test_recommend_without_filter_may_return_seen_items(fitted) -> None:
     recommender, _ = fitted
     table = recommender.recommend(["u7"], k=N_ITEMS, filter_seen=False)

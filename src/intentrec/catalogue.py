@@ -63,8 +63,7 @@ class Catalogue:
             name: np.asarray(indices, dtype=np.int64)
             for name, indices in members.group_by("categories").agg("item_idx").iter_rows()
         }
-        events = dataset.card.filters.events
-        self._trained_events = set(events) if events is not None else None
+        self._trained_events = set(dataset.card.events)  # what the log held after its filters
 
     # --- lookups -------------------------------------------------------------------------------------------
 
@@ -160,7 +159,7 @@ class Catalogue:
         keep, indices, unknown, skipped = [], [], [], 0
         for position, raw in enumerate(items):
             event = events[position] if events is not None else None
-            if self._trained_events is not None and event is not None and event not in self._trained_events:
+            if event is not None and event not in self._trained_events:
                 skipped += 1
                 continue
             index = self.item_index(raw)

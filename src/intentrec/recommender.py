@@ -257,6 +257,7 @@ class Recommender:
         ``steering`` re-weights the prior heads (:class:`~intentrec.models.heads.Steering`).
         """
         model, split = self._fitted()
+        _check_split(on)
         eval_set = split.valid if on == "valid" else split.test
         model.eval()
         return evaluate(
@@ -276,6 +277,7 @@ class Recommender:
         """
         model, split = self._fitted()
         _check_k(k)
+        _check_split(on)
         eval_set = split.valid if on == "valid" else split.test
         by_category = CategoryBreakdown(self._item_features(), k)
         config = self._eval_config().model_copy(update={"ks": [k]})
@@ -288,7 +290,7 @@ class Recommender:
 
     def recommend(
         self,
-        users: Sequence[Any] | None = None,
+        users: Sequence[Any] | Any | None = None,
         k: int = 10,
         filter_seen: bool = True,
         *,
@@ -296,7 +298,7 @@ class Recommender:
         exclude_categories: Sequence[str] | None = None,
         steering: Steering | None = None,
     ) -> pl.DataFrame:
-        """Top-``k`` items for known users (raw IDs; None = every user), from their whole history.
+        """Top-``k`` items for known users (raw IDs, or one ID; None = every user), from their whole history.
 
         Returns a table ``user, rank, item, score, head`` (rank 1 = best) in the user's own IDs; ``head``
         names the prior head that put the item there (``"next"`` for a model without prior heads). Only
@@ -307,6 +309,8 @@ class Recommender:
         dataset = self._fitted_dataset()
         _check_k(k)
         history = self.history
+        if isinstance(users, str | int | np.integer):  # one user, not the characters or digits of its ID
+            users = [users]
         rows = np.arange(len(history)) if users is None else self.catalogue.require_users(list(users))
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
         table = self._rank(history.subset(rows), k, filter_seen, allowed, steering)
@@ -552,8 +556,15 @@ class Recommender:
 
 
 def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ConfigError(f"k = {k!r}: expected a whole number of items, e.g. k=10.")
     if k < 1:
         raise ConfigError(f"k = {k}: ask for at least one item.")
+
+
+def _check_split(on: str) -> None:
+    if on not in ("valid", "test"):
+        raise ConfigError(f"on = {on!r}: evaluate on 'valid' or 'test' (the split's held-out events).")
 
 
 def _checkpoint(

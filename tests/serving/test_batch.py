@@ -88,6 +88,8 @@ def test_user_files_hold_one_id_per_line(tmp_path) -> None:
     path = tmp_path / "users.txt"
     path.write_text("u1\n\n  u2  \nu3")
     assert read_user_ids(path) == ["u1", "u2", "u3"]
+    path.write_bytes(b"\xef\xbb\xbfu1\r\nu2\r\n")  # as a Windows editor saves it: a BOM, CRLF
+    assert read_user_ids(path) == ["u1", "u2"]
 
 
 @pytest.mark.parametrize(

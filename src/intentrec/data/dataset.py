@@ -17,6 +17,7 @@ Indices follow the sorted order of the raw IDs, so the same log always gets the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from intentrec.errors import DataError
 from intentrec.storage import atomic_directory, write_json
 
 CARD_FILE = "card.json"
+log = logging.getLogger("intentrec")
+
 TABLES = ("interactions", "users", "items")
 
 
@@ -103,8 +106,10 @@ class Dataset:
         ).collect(engine="streaming")
         if interactions.height == 0:
             raise DataError(f"{raw.source}: the log has no interactions.")
-        _check_no_nulls(interactions, ("user", "item", "timestamp"))
+        _check_no_nulls(interactions, ("user", "item", "timestamp", "event"))
         interactions = interactions.drop("file", "line")
+        if raw.timestamp_kind == "unix_seconds":
+            interactions = _in_seconds(interactions, raw.source)
 
         # stable: equal timestamps keep their reading order
         interactions = interactions.sort("user", "timestamp", maintain_order=True)
@@ -219,8 +224,24 @@ def _check_no_nulls(interactions: pl.DataFrame, columns: tuple[str, ...]) -> Non
             first = nulls.row(0, named=True)
             raise DataError(
                 f"{first['file']}:{first['line']}: missing value in column '{column}' "
-                f"({nulls.height} row(s) in all); every interaction needs a user, an item and a time."
+                f"({nulls.height} row(s) in all); every interaction needs a user, an item, a time and, "
+                "where the log has event types, its type."
             )
+
+
+def _in_seconds(interactions: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Unix times written in milliseconds, microseconds or nanoseconds, divided down to seconds.
+
+    A time of 10^11 seconds is in the year 5138, and 10^11 milliseconds in 1973: when even the earliest
+    time of the log is that large, the log counts in a finer unit (1000x again for each further unit).
+    """
+    earliest = interactions["timestamp"].min()
+    assert isinstance(earliest, int)
+    for unit, factor in (("nanoseconds", 10**9), ("microseconds", 10**6), ("milliseconds", 10**3)):
+        if earliest >= 10**8 * factor:
+            log.warning("%s: the times are in %s (earliest %d); read as seconds", source, unit, earliest)
+            return interactions.with_columns(pl.col("timestamp") // factor)
+    return interactions
 
 
 def _vocabulary(raw_ids: pl.Series, name: str) -> pl.DataFrame:

@@ -26,6 +26,8 @@ from typing import Annotated
 
 import faiss
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import to_json
@@ -94,6 +96,15 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     def user_mistake(request: Request, error: IntentRecError) -> JSONResponse:
         status = 404 if isinstance(error, UnknownIdError) else 422
         return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422, but a long input (a history of thousands of events) is not sent back whole
+        problems = [
+            {**problem, "input": _shortened(problem["input"])} if "input" in problem else problem
+            for problem in error.errors()
+        ]
+        return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
 
     # The hot path, in three stages that overlap across requests: parsing and writing on the event loop,
     # the model on the batcher's thread (requests that queue up share a forward pass; a known user's
@@ -179,6 +190,12 @@ class _BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def _shortened(value: object, limit: int = 200) -> object:
+    """``value`` as it is, or the start of its text when that is longer than ``limit`` characters."""
+    text = repr(value)
+    return value if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _bearer_token(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:

@@ -78,7 +78,7 @@ def read_user_ids(path: str | Path) -> list[str]:
         found = "that is a folder" if path.is_dir() else "no such file"
         raise ConfigError(f"--users {path}: {found}; give 'all' or a file with one user ID per line.")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is not part of the first ID
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"--users {path}: not a UTF-8 text file ({error.reason} at byte {error.start})."

@@ -77,7 +77,8 @@ class RecommendRequest(_Request):
     @model_validator(mode="after")
     def _user_or_history(self) -> RecommendRequest:
         if (self.user is None) == (self.history is None):
-            raise ValueError("give either 'user' (a known user ID) or 'history' (a list of events), not both")
+            given = "not both" if self.user is not None else "neither was given"
+            raise ValueError(f"give either 'user' (a known user ID) or 'history' (a list of events), {given}")
         if self.history is not None:
             stamped = sum(event.timestamp is not None for event in self.history)
             if 0 < stamped < len(self.history):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import polars as pl
@@ -116,3 +117,31 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
         read(write("h.parquet", "user,item\n"))
     with pytest.raises(DataError, match=r"i\.csv:3: a row has more fields than the header"):
         read_table(write("i.csv", "user,item,ts\n1,2,3\n1,2,3,4\n"))
+    with pytest.raises(DataError, match=r"j\.csv:1: the column 'item' appears twice in the header"):
+        read(write("j.csv", "user,item,ts,item\n1,2,3,4\n"))
+    compressed = write("k.csv", gzip.compress(b"user,item,ts\n1,2,3\n"))
+    with pytest.raises(DataError, match=r"k\.csv: the file is compressed \(\.gz\); name it k\.csv\.gz"):
+        read(compressed)
+    with pytest.raises(DataError, match=r"l\.csv:3: missing value in column 'event'"):
+        Dataset.from_raw(read(write("l.csv", "user,item,ts,event\n1,2,3,view\n1,3,4,\n")))
+
+
+def test_whole_numbers_stored_as_floats_are_integer_ids(tmp_path: Path) -> None:
+    path = tmp_path / "log.parquet"  # as pandas writes an ID column that had a gap
+    pl.DataFrame({"user": [1.0, 2.0], "item": [7.0, 8.0], "ts": [1, 2]}).write_parquet(path)
+    log = read(path).interactions.collect()
+    assert log["user"].to_list() == [1, 2] and log["item"].to_list() == [7, 8]
+    assert log["item"].dtype == pl.Int64
+    pl.DataFrame({"user": [1.0, 2.0], "item": [7.5, 8.0], "ts": [1, 2]}).write_parquet(path)
+    assert read(path).interactions.collect()["item"].to_list() == ["7.5", "8.0"]  # not IDs to round
+
+
+@pytest.mark.parametrize(
+    ("unit", "factor"), [("seconds", 1), ("milliseconds", 10**3), ("nanoseconds", 10**9)]
+)
+def test_times_in_a_finer_unit_are_read_as_seconds(write, caplog, unit: str, factor: int) -> None:
+    seconds = [1_600_000_000, 1_600_000_060, 1_600_000_120]
+    rows = "".join(f"u1,i{i},{t * factor}\n" for i, t in enumerate(seconds))
+    dataset = Dataset.from_raw(read(write("log.csv", "user,item,timestamp\n" + rows)))
+    assert dataset.interactions["timestamp"].to_list() == seconds
+    assert (f"the times are in {unit}" in caplog.text) == (factor > 1)

@@ -105,8 +105,12 @@ def ids_are_integers(frame: pl.LazyFrame, column: str) -> pl.Expr:
     Text IDs become integers only if every one of them round-trips exactly, so ``"007"`` or ``"A12"`` keep
     the whole column as strings and two different raw IDs can never collapse into one.
     """
-    if frame.collect_schema()[column].is_integer():
+    dtype = frame.collect_schema()[column]
+    if dtype.is_integer():
         return pl.lit(True)
+    if dtype.is_float():  # whole numbers stored as floats (a column with gaps, through pandas): 7.0 is 7
+        whole = pl.col(column).is_finite() & (pl.col(column) == pl.col(column).floor())
+        return (pl.col(column).is_null() | whole).all()
     ids = pl.col(column).cast(pl.String).str.strip_chars()
     round_trips = (ids.cast(pl.Int64, strict=False).cast(pl.String) == ids).fill_null(False)
     return (ids.is_null() | round_trips).all()
@@ -127,7 +131,8 @@ def checked_user_and_item(
 
 def raw_ids(frame: pl.LazyFrame, column: str, as_integers: bool) -> pl.Expr:
     """User or item IDs in their natural type: Int64 when :func:`ids_are_integers` said so, else String."""
-    if frame.collect_schema()[column].is_integer():
+    dtype = frame.collect_schema()[column]
+    if dtype.is_integer() or (dtype.is_float() and as_integers):
         return pl.col(column).cast(pl.Int64)
     text = pl.col(column).cast(pl.String).str.strip_chars()
     return text.cast(pl.Int64) if as_integers else text

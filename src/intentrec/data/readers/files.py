@@ -275,6 +275,9 @@ def csv_header(path: Path, separator: str, quote_char: str | None = '"') -> list
     head = head_bytes(path)
     if not head.strip():
         raise DataError(f"{path}: the file is empty.")
+    for magic, suffix in ((b"\x1f\x8b", ".gz"), (b"\x28\xb5\x2f\xfd", ".zst")):
+        if head.startswith(magic) and not path.name.endswith(suffix):
+            raise DataError(f"{path}: the file is compressed ({suffix}); name it {path.name}{suffix}.")
     header = head.split(b"\n", 1)[0]
     try:
         header.decode("utf-8")
@@ -287,7 +290,14 @@ def csv_header(path: Path, separator: str, quote_char: str | None = '"') -> list
         )
     except pl.exceptions.PolarsError as error:
         raise DataError(f"{path}:1: cannot read the header row: {_first_line(error)}") from None
-    return header_only.columns
+    names = header_only.columns
+    for name in names:  # polars renames a repeated name "x" to "x_duplicated_0", "x_duplicated_1", ...
+        base, marker, number = name.rpartition("_duplicated_")
+        if marker and number.isdigit() and base in names:
+            raise DataError(
+                f"{path}:1: the column '{base}' appears twice in the header; name each column once."
+            )
+    return names
 
 
 def scan_csv(
