@@ -28,8 +28,8 @@ DEFAULT_EVENT = "interaction"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 _TIMESTAMP_EXPECTED = (
-    "a timestamp: unix seconds, or an ISO 8601 datetime such as '2017-11-25 10:00:00' "
-    "(give timestamp_format for other layouts)"
+    "a timestamp: unix seconds, or an ISO 8601 datetime such as '2017-11-25 10:00:00' in the layout of "
+    "the column's first value, all with or all without a UTC offset (give timestamp_format for other layouts)"
 )
 
 
