@@ -32,7 +32,8 @@ NDCG@10 is at least the backbone's alone (``RUN/blend.json``, ``RUN/blend.png``)
 (``Steering.unexplored``) together with the backbone's weight ``w``; the operating point is the (w, u) with
 the most validation explore_recall@10 among those whose validation NDCG@10 is at least the backbone's alone
 (``RUN/explore.json``). ``--against`` runs (no heads) get the same boost without heads, as a control:
-their logits plus ``log u`` on every item none of whose categories the user has met, u chosen likewise.
+their logits plus ``log u`` on every item none of whose categories the user has met, u chosen likewise;
+their u = 1 row is the backbone without heads.
 
 ``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
 rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
@@ -48,6 +49,7 @@ than the states it reads has turned towards a list for everyone.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -161,25 +163,27 @@ def explore_runs(runs: list[Path], against: list[Path]) -> None:
     """The (w, u) grid of each heads run and the u grid of each no-heads run, tabulated at the points
     validation chooses (see the module docstring)."""
     results: dict[str, list[dict[str, float]]] = {}
-    for label, folders, grid in (("heads", runs, explore_grid), ("no heads, boosted", against, boost_grid)):
+    for label, folders, grid in (("heads", runs, explore_grid), ("no heads", against, boost_grid)):
         for run in folders:
             curve = grid(run)
+            # the reference: the backbone alone, unsteered (w = 1e6 with heads; u = 1 without)
             floor = curve[(1e6 if label == "heads" else None, 1.0)]["valid"]["ndcg@10"]
             keeping = [at for at, metrics in curve.items() if metrics["valid"]["ndcg@10"] >= floor]
             point = max(keeping, key=lambda at: curve[at]["valid"]["explore_recall@10"])
             print(f"{run}: (w, u) chosen on validation = {point}", flush=True)
             for name, at in ((f"{label}, (w, u) chosen on validation", point), (label, (point[0], 1.0))):
                 results.setdefault(name, []).append(curve[at]["test"])
-    if against:
-        results["no heads"] = [Recommender.load(run).evaluate("test") for run in against]
     print_table(f"test, {len(runs)} runs", results, COLUMNS)
 
 
 def explore_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str, float]]]:
     """Validation and test metrics of a heads run at every (w, u), kept in ``RUN/explore.json``."""
     saved = run / "explore.json"
+    points = set(itertools.product(BACKBONE_WEIGHTS, UNEXPLORED_WEIGHTS))
     if saved.is_file():
-        return {tuple(json.loads(at)): metrics for at, metrics in json.loads(saved.read_text()).items()}
+        curve = {tuple(json.loads(at)): metrics for at, metrics in json.loads(saved.read_text()).items()}
+        if set(curve) == points:
+            return curve
     recommender = heads_run(run)
     curve = {}
     for w in BACKBONE_WEIGHTS:
@@ -198,13 +202,14 @@ def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str
     recommender = Recommender.load(run)
     model, split = recommender.model, recommender.split
     features = ItemFeatures.from_dataset(recommender.dataset, split.train)
-    categories = F.pad(features.categories, (0, 0, 1, 0)).float()  # model indices: row 0 padding
+    # model indices (row 0 padding), where the model's scores are
+    categories = F.pad(features.categories, (0, 0, 1, 0)).float().to(model.item_embedding.weight.device)
     config = recommender.config.eval.for_device(model.item_embedding.weight.device)
 
     def boosted(u: float) -> Callable[[PaddedBatch], torch.Tensor]:
         def score(batch: PaddedBatch) -> torch.Tensor:
             logits = model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
-            met = categories[torch.from_numpy(batch.items)].amax(dim=1)  # (B, C)
+            met = categories[torch.from_numpy(batch.items).to(categories.device)].amax(dim=1)  # (B, C)
             new = (met @ categories[1:].T == 0) & (categories[1:].sum(1) > 0)  # (B, n_items)
             return logits / model.temperature + math.log(u) * new
 

@@ -7,9 +7,10 @@
 
 Each ``--grid`` is one axis: alternatives separated by ``|``, each a comma-separated list of overrides
 (scalar values only). Every (backbone, setting, seed) is fitted into ``OUT/<backbone>/<setting>-s<seed>``
-(finished runs are reused, so several processes, say one per seed, can share the work and a last call
-tabulates). For each backbone the setting with the highest mean validation NDCG@10 over the seeds is
-chosen; the test metrics of that setting alone make the comparison, so no test number picks a setting.
+(finished runs are reused, so several processes, say one per seed, can share the work, and a last call
+tabulates once they have all finished: a run without metrics.json is trained again from the start).
+For each backbone the setting with the highest mean validation NDCG@10 over the seeds is chosen; the
+test metrics of that setting alone make the comparison, so no test number picks a setting.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def main() -> None:
     args = parser.parse_args()
 
     axes = [[alternative.split(",") for alternative in axis.split("|")] for axis in args.grid]
-    settings = {_name(overrides): overrides for overrides in _combinations(axes)}
+    combinations = _combinations(axes)
+    settings = {_name(overrides): overrides for overrides in combinations}
+    if len(settings) < len(combinations):
+        parser.error("two settings of the grid get the same folder name: name each key only once")
     chosen: dict[str, list[dict[str, float]]] = {}
     for model in args.models:
         valid: dict[str, list[float]] = {}

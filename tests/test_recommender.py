@@ -311,7 +311,8 @@ def test_fit_writes_only_into_a_new_or_empty_folder_or_over_a_run_it_may_replace
     assert (run / "train.log").read_text().count("fit sasrec") == 1
 
     mine = tmp_path / "mine"
-    mine.mkdir()
+    (mine / "dataset").mkdir(parents=True)
+    (mine / "config.json").write_text("{}")  # a config.json alone is not a run: nothing here is deleted
     (mine / "notes.txt").write_text("keep")
     (tmp_path / "file").write_text("keep")
     for out, words in (
@@ -322,7 +323,9 @@ def test_fit_writes_only_into_a_new_or_empty_folder_or_over_a_run_it_may_replace
             with pytest.raises(ConfigError, match=f"--out {out}: {words}"):
                 Recommender(tiny_config(epochs=1)).fit(cyclic, out=out, overwrite=overwrite)
     assert (mine / "notes.txt").read_text() == (tmp_path / "file").read_text() == "keep"
-    assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
+    assert sorted(path.name for path in mine.iterdir()) == ["config.json", "dataset", "notes.txt"]
+    with pytest.raises(ConfigError, match="out is empty"):
+        Recommender(tiny_config(epochs=1)).fit(cyclic, out="")
 
 
 def test_load_names_damaged_weights_and_datasets(fitted, tmp_path) -> None:
@@ -435,6 +438,8 @@ def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp
         ConfigError, match=r"train\.epoch is not a setting \(did you mean 'train\.epochs'\?\)"
     ):
         Recommender.resume(run, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match=r"model\.dimm is not a setting"):
+        Recommender.resume(run, ["model.dimm=3"])
     Recommender(tiny_config(epochs=1, resumable=False)).fit(cyclic, out=tmp_path / "plain")
     with pytest.raises(IntentRecError, match=r"no resume\.safetensors"):
         Recommender.resume(tmp_path / "plain", ["train.epochs=2"])

@@ -64,6 +64,7 @@ class Catalogue:
             for name, indices in members.group_by("categories").agg("item_idx").iter_rows()
         }
         self._trained_events = set(dataset.card.events)  # what the log held after its filters
+        self._time_divisor = dataset.card.time_divisor
 
     # --- lookups -------------------------------------------------------------------------------------------
 
@@ -185,7 +186,8 @@ class Catalogue:
             users=np.zeros(1, dtype=np.int32),
             offsets=np.array([0, len(keep)], dtype=np.int64),
             items=np.asarray(indices, dtype=np.int32)[order],
-            timestamps=times[keep][order],
+            # ordered in the log's unit, then in seconds as the model was trained (DatasetCard.time_divisor)
+            timestamps=times[keep][order] // (self._time_divisor if timestamps is not None else 1),
         )
         return EncodedHistory(history=history, unknown=unknown, skipped_events=skipped)
 

@@ -48,7 +48,6 @@ from intentrec.training.trainer import (
     RESUMABLE_SETTINGS,
     Checkpoint,
     StateDict,
-    TrainConfig,
     TrainResult,
     check_continuable,
     train,
@@ -111,6 +110,8 @@ class Recommender:
         config = self.config
         started = time.perf_counter()
         usable_device(config.train.device)  # before loading anything: a machine without it fails at once
+        if out is not None and not str(out).strip():
+            raise ConfigError("out is empty: give the folder to write the run to, e.g. runs/first.")
         files = RunFiles(Path(out)).check_new(overwrite) if out is not None else None
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
         self._build_model()
@@ -143,10 +144,7 @@ class Recommender:
         for change in changes:
             key = change.partition("=")[0].strip()
             if key not in allowed:
-                section, _, name = key.partition(".")
-                known = section in RunConfig.model_fields and (
-                    section != "train" or name in TrainConfig.model_fields
-                )
+                known = key in _setting_names(RunConfig.from_file(files.config).to_json())
                 why = (
                     f"{key} is part of what was trained (start a new run with `fit` to change it)"
                     if known
@@ -560,6 +558,16 @@ def _check_k(k: int) -> None:
         raise ConfigError(f"k = {k!r}: expected a whole number of items, e.g. k=10.")
     if k < 1:
         raise ConfigError(f"k = {k}: ask for at least one item.")
+
+
+def _setting_names(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """``{"train.lr", "model.dim", ...}``: the dotted names of every setting in a config's JSON."""
+    names = set()
+    for key, value in values.items():
+        names.add(f"{prefix}{key}")
+        if isinstance(value, dict):
+            names |= _setting_names(value, f"{prefix}{key}.")
+    return names
 
 
 def _check_split(on: str) -> None:

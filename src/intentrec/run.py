@@ -58,7 +58,8 @@ class RunFiles:
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--out {self.root}: that is a file; give a folder for the run.")
         if self.root.is_dir() and any(self.root.iterdir()):
-            if not self.config.is_file():
+            # a run: its config and its saved dataset, so that no other folder's files are ever deleted
+            if not (self.config.is_file() and (self.dataset / "card.json").is_file()):
                 raise ConfigError(
                     f"--out {self.root}: the folder holds other files and no IntentRec run; "
                     "give a new or empty folder."

@@ -57,7 +57,7 @@ def test_a_config_mistake_names_the_field(intentrec, csv, tmp_path) -> None:
     assert "train.lrr: unknown field (did you mean 'lr'?)" in done.stderr
 
 
-def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec, csv, run) -> None:
+def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec, csv, run, tmp_path):
     done = intentrec("fit", "--data", csv, "--out", "", expect=2)
     assert (
         done.stderr.strip()
@@ -65,6 +65,11 @@ def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec,
     )
     done = intentrec("fit", "--data", csv, "--out", run[0], expect=2)
     assert done.stderr.strip().startswith(f"error: --out {run[0]}: the folder already holds a run")
+    copy = tmp_path / "copy"
+    shutil.copytree(run[0], copy)  # the module's run stays as the other tests expect it
+    tiny = ["--set", "train.epochs=1", "--set", "model.dim=8", "--set", "train.threads=1"]
+    intentrec("fit", "--data", csv, *tiny, "--out", copy, "--overwrite")
+    assert json.loads((copy / "metrics.json").read_text())["epochs"] == 1
 
 
 def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run) -> None:
@@ -140,6 +145,8 @@ def test_prior_heads_from_fit_to_steered_recommendations(intentrec, csv, tmp_pat
     assert (
         "values: Value error, weights must be >= 0" in negative.stderr and "Traceback" not in negative.stderr
     )
+    intentrec("recommend", out, "--k", "3", "--unexplored", "3", "--out", tmp_path / "explore.csv")
+    assert pl.read_csv(tmp_path / "explore.csv").height == 40 * 3  # no category heads: nothing to explore
     unknown = intentrec("recommend", out, "--only", "next 9", "--out", recs, expect=2)
     assert "no head or prior value 'next 9'" in unknown.stderr
     malformed = intentrec("recommend", out, "--value-weight", "next 1-4", "--out", recs, expect=2)

@@ -344,6 +344,14 @@ def test_the_heads_of_categories_a_history_has_not_met_are_weighed_per_user(comp
         alone, alone_head = heads.score(hidden[user : user + 1], items, weights[user])
         torch.testing.assert_close(scores[user : user + 1], alone)
         assert torch.equal(head[user : user + 1], alone_head)
+    # a user left no head at all ranks by the backbone's own distribution when it is weighed in
+    own = torch.randn(3, 3)
+    none_for_first = torch.ones(3, len(names))
+    none_for_first[0] = 0.0
+    mixed, mixed_head = heads.score(hidden, items, none_for_first, "sum", own, backbone_weight=0.5)
+    assert torch.isfinite(mixed).all()
+    torch.testing.assert_close(mixed[0], torch.log_softmax(own[0], dim=0) + np.log(0.5))
+    assert (mixed_head[0] == len(names)).all()  # the head "next"
 
 
 def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_path, monkeypatch) -> None:

@@ -54,6 +54,9 @@ class DatasetCard(BaseModel):
     n_categories: int
     filters: FilterConfig
     fingerprint: str
+    #: The log's times were divided by this to make seconds (1000: it counted milliseconds); a history
+    #: brought at serving time, in the log's own unit, is divided the same way.
+    time_divisor: int = 1
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,12 @@ class Dataset:
             raise DataError(f"{raw.source}: the log has no interactions.")
         _check_no_nulls(interactions, ("user", "item", "timestamp", "event"))
         interactions = interactions.drop("file", "line")
-        if raw.timestamp_kind == "unix_seconds":
-            interactions = _in_seconds(interactions, raw.source)
 
         # stable: equal timestamps keep their reading order
         interactions = interactions.sort("user", "timestamp", maintain_order=True)
+        # after the sort, so events a few milliseconds apart keep their order within a second
+        divisor = _time_divisor(interactions, raw) if raw.timestamp_kind == "unix_seconds" else 1
+        interactions = interactions.with_columns(pl.col("timestamp") // divisor)
         interactions = apply_filters(interactions, filters, raw.source)
         users = _vocabulary(interactions["user"], "user")
         items = _vocabulary(interactions["item"], "item")
@@ -141,6 +145,7 @@ class Dataset:
             n_categories=items["categories"].explode().drop_nulls().n_unique(),
             filters=filters,
             fingerprint=_fingerprint(encoded),
+            time_divisor=divisor,
         )
         return cls(interactions=encoded, users=users, items=items, card=card)
 
@@ -229,19 +234,19 @@ def _check_no_nulls(interactions: pl.DataFrame, columns: tuple[str, ...]) -> Non
             )
 
 
-def _in_seconds(interactions: pl.DataFrame, source: str) -> pl.DataFrame:
-    """Unix times written in milliseconds, microseconds or nanoseconds, divided down to seconds.
+def _time_divisor(interactions: pl.DataFrame, raw: RawLog) -> int:
+    """1, or 10^3, 10^6, 10^9 when the log's Unix times count milliseconds, microseconds, nanoseconds.
 
     A time of 10^11 seconds is in the year 5138, and 10^11 milliseconds in 1973: when even the earliest
     time of the log is that large, the log counts in a finer unit (1000x again for each further unit).
     """
     earliest = interactions["timestamp"].min()
     assert isinstance(earliest, int)
-    for unit, factor in (("nanoseconds", 10**9), ("microseconds", 10**6), ("milliseconds", 10**3)):
-        if earliest >= 10**8 * factor:
-            log.warning("%s: the times are in %s (earliest %d); read as seconds", source, unit, earliest)
-            return interactions.with_columns(pl.col("timestamp") // factor)
-    return interactions
+    for unit, divisor in (("nanoseconds", 10**9), ("microseconds", 10**6), ("milliseconds", 10**3)):
+        if earliest >= 10**8 * divisor:
+            log.warning("%s: the times are in %s (earliest %d); read as seconds", raw.source, unit, earliest)
+            return divisor
+    return 1
 
 
 def _vocabulary(raw_ids: pl.Series, name: str) -> pl.DataFrame:

@@ -421,8 +421,10 @@ class PriorHeads(nn.Module):
             if all(dropped):
                 merged, best_head = own, torch.full_like(best_head, len(self.names))
             else:
-                # the heads' list as a distribution over the catalogue, log P_heads(i | u)
-                heads_log_probs = merged - torch.logsumexp(merged, dim=0, keepdim=True)
+                # the heads' list as a distribution over the catalogue, log P_heads(i | u); a user whose
+                # heads are all weighed 0 (steering per user) has none, and gets the backbone's alone
+                normaliser = torch.logsumexp(merged, dim=0, keepdim=True)
+                heads_log_probs = torch.where(normaliser.isinf(), float("-inf"), merged - normaliser)
                 best_head = torch.where(own > heads_log_probs, len(self.names), best_head)
                 merged = torch.logaddexp(heads_log_probs, own)
         return merged.T.contiguous(), best_head.T.contiguous()

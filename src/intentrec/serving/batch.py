@@ -1,9 +1,9 @@
 """Recommendations for many users at once, streamed to a file: ``intentrec recommend RUN --out FILE``.
 
 Users are ranked a block at a time by :meth:`Recommender.recommend` (exact full ranking, as the evaluator
-ranks) and each block is appended to the file as a row group, so memory stays flat however many users
-there are. The file is Parquet, or CSV when its name ends in ``.csv``. It appears complete or not at all:
-it is written next to its place and moved there at the end.
+ranks) and each block is appended to the file (a Parquet row group, or CSV rows), so memory stays flat
+however many users there are. The file is Parquet, or CSV when its name ends in ``.csv``. It appears
+complete or not at all: it is written next to its place and moved there at the end.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import polars as pl
 import pydantic
 import pytest
 
+from intentrec.catalogue import Catalogue
 from intentrec.data.dataset import Dataset
 from intentrec.data.raw import INTERACTION_COLUMNS
 from intentrec.data.readers import ColumnMapping, read
@@ -142,6 +143,17 @@ def test_whole_numbers_stored_as_floats_are_integer_ids(tmp_path: Path) -> None:
 def test_times_in_a_finer_unit_are_read_as_seconds(write, caplog, unit: str, factor: int) -> None:
     seconds = [1_600_000_000, 1_600_000_060, 1_600_000_120]
     rows = "".join(f"u1,i{i},{t * factor}\n" for i, t in enumerate(seconds))
+    rows += f"u1,late,{seconds[0] * factor + factor // 2}\nu1,early,{seconds[0] * factor + factor // 4}\n"
     dataset = Dataset.from_raw(read(write("log.csv", "user,item,timestamp\n" + rows)))
-    assert dataset.interactions["timestamp"].to_list() == seconds
+    assert dataset.card.time_divisor == factor
+    assert dataset.interactions["timestamp"].to_list() == [seconds[0]] * 3 + seconds[1:]
+    order = dataset.item_ids(dataset.interactions["item_idx"]).to_list()
+    # within a second, the finer unit still orders the events (whole seconds: the order of the file)
+    assert order == (["i0", "late", "early"] if factor == 1 else ["i0", "early", "late"]) + ["i1", "i2"]
     assert (f"the times are in {unit}" in caplog.text) == (factor > 1)
+    # a history brought at serving time is in the log's unit too
+    times = [seconds[1] * factor, seconds[0] * factor + factor // 2, seconds[0] * factor]
+    brought = Catalogue(dataset).encode_history(["i1", "late", "i0"], timestamps=times)
+    assert brought.history.timestamps.tolist() == [seconds[0], seconds[0], seconds[1]]
+    in_order = ["late", "i0"] if factor == 1 else ["i0", "late"]  # a tie keeps the order given
+    assert dataset.item_ids(brought.history.items).to_list() == [*in_order, "i1"]
