@@ -379,13 +379,13 @@ def test_ctrl_c_during_training_still_finishes_the_run(cyclic, tmp_path, monkeyp
 def test_a_run_killed_after_an_epoch_loads_from_its_checkpoint(cyclic, tmp_path, monkeypatch) -> None:
     import intentrec.recommender as module
 
-    checkpoint = module._checkpoint
+    save_epoch = module.save_epoch
 
     def checkpoint_then_die(files: RunFiles, *epoch_end) -> None:
-        checkpoint(files, *epoch_end)
+        save_epoch(files, *epoch_end)
         raise RuntimeError("killed")  # the process dies right after the first checkpoint
 
-    monkeypatch.setattr(module, "_checkpoint", checkpoint_then_die)
+    monkeypatch.setattr(module, "save_epoch", checkpoint_then_die)
     with pytest.raises(RuntimeError, match="killed"):
         Recommender(tiny_config(epochs=4)).fit(cyclic, out=tmp_path)
     assert not (tmp_path / "metrics.json").exists()
@@ -399,18 +399,29 @@ def test_a_run_killed_after_an_epoch_loads_from_its_checkpoint(cyclic, tmp_path,
 def test_a_killed_run_resumes_to_what_it_would_have_been(cyclic, tmp_path, monkeypatch) -> None:
     import intentrec.recommender as module
 
-    checkpoint = module._checkpoint
+    save_epoch = module.save_epoch
 
-    def die_after_epoch_2(files: RunFiles, result, *epoch_end) -> None:
-        checkpoint(files, result, *epoch_end)
+    def die_after_epoch_2(files: RunFiles, config, result, *epoch_end) -> None:
+        save_epoch(files, config, result, *epoch_end)
         if len(result.history) == 2:
             raise RuntimeError("killed")
 
     straight = Recommender(tiny_config(epochs=5)).fit(cyclic, out=tmp_path / "straight")
-    monkeypatch.setattr(module, "_checkpoint", die_after_epoch_2)
+    monkeypatch.setattr(module, "save_epoch", die_after_epoch_2)
     with pytest.raises(RuntimeError, match="killed"):
         Recommender(tiny_config(epochs=3)).fit(cyclic, out=tmp_path / "killed")
     monkeypatch.undo()
+
+    config_file = tmp_path / "killed" / "config.json"  # edited by hand since: refused, naming what changed
+    saved = config_file.read_text()
+    edited = json.loads(saved)
+    edited["model"]["dropout"], edited["train"]["lr"] = 0.3, 0.5
+    config_file.write_text(json.dumps(edited))
+    with pytest.raises(
+        ConfigError, match=r"config\.json: differs .* in model\.dropout, train\.lr; put it back"
+    ):
+        Recommender.resume(tmp_path / "killed", ["train.epochs=5"])
+    config_file.write_text(saved)
 
     resumed = Recommender.resume(tmp_path / "killed", ["train.epochs=5", "train.max_minutes=30"])
     assert resumed.metrics["resumed_at"] == [2] and resumed.metrics["epochs"] == 5

@@ -35,19 +35,19 @@ from intentrec.models.model import Precision, SequentialModel
 from intentrec.ranking import ScoreFn, ranked_chunks
 from intentrec.run import (
     RunFiles,
+    check_unedited,
+    flat_settings,
     load_checkpoint,
     load_weights,
     read_metrics,
-    save_checkpoint,
+    save_epoch,
     save_weights,
-    write_history,
     write_metrics,
 )
 from intentrec.storage import write_json
 from intentrec.training.trainer import (
     RESUMABLE_SETTINGS,
     Checkpoint,
-    StateDict,
     TrainResult,
     check_continuable,
     train,
@@ -144,7 +144,8 @@ class Recommender:
         for change in changes:
             key = change.partition("=")[0].strip()
             if key not in allowed:
-                known = key in _setting_names(RunConfig.from_file(files.config).to_json())
+                names = {name for name, _ in flat_settings(RunConfig.from_file(files.config).to_json())}
+                known = key in names or any(name.startswith(f"{key}.") for name in names)
                 why = (
                     f"{key} is part of what was trained (start a new run with `fit` to change it)"
                     if known
@@ -157,6 +158,7 @@ class Recommender:
             apply_overrides(RunConfig.from_file(files.config).to_json(), list(changes)), "--set"
         )
         checkpoint = load_checkpoint(files.checkpoint)
+        check_unedited(files, checkpoint, config)
         try:
             check_continuable(checkpoint, config.train)
         except ConfigError as error:
@@ -209,7 +211,7 @@ class Recommender:
                 config.model.max_len,
                 # early stopping reads accuracy only; the beyond-accuracy metrics come once, at the end
                 validate=lambda: self.evaluate("valid", beyond_accuracy=False),
-                on_epoch_end=(lambda *epoch_end: _checkpoint(files, *epoch_end)) if files else None,
+                on_epoch_end=(lambda *epoch_end: save_epoch(files, config, *epoch_end)) if files else None,
                 resume=resume,
             )
             train_seconds = time.perf_counter() - started
@@ -560,30 +562,9 @@ def _check_k(k: int) -> None:
         raise ConfigError(f"k = {k}: ask for at least one item.")
 
 
-def _setting_names(values: dict[str, Any], prefix: str = "") -> set[str]:
-    """``{"train.lr", "model.dim", ...}``: the dotted names of every setting in a config's JSON."""
-    names = set()
-    for key, value in values.items():
-        names.add(f"{prefix}{key}")
-        if isinstance(value, dict):
-            names |= _setting_names(value, f"{prefix}{key}.")
-    return names
-
-
 def _check_split(on: str) -> None:
     if on not in ("valid", "test"):
         raise ConfigError(f"on = {on!r}: evaluate on 'valid' or 'test' (the split's held-out events).")
-
-
-def _checkpoint(
-    files: RunFiles, result: TrainResult, state: StateDict, checkpoint: Checkpoint | None
-) -> None:
-    save_weights(files.last_weights, state)
-    if result.best_state and result.best_epoch == len(result.history):
-        save_weights(files.best_weights, result.best_state)
-    write_history(files.history, result.history)
-    if checkpoint is not None:  # last: it must never be ahead of the best weights and history beside it
-        save_checkpoint(files.checkpoint, checkpoint)
 
 
 def _median(result: TrainResult, key: str) -> float:

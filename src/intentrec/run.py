@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -25,7 +25,10 @@ from safetensors.torch import load_file, save_file
 
 from intentrec.errors import ConfigError, IntentRecError
 from intentrec.storage import write_json, write_text, write_with
-from intentrec.training.trainer import Checkpoint
+from intentrec.training.trainer import RESUMABLE_SETTINGS, Checkpoint, StateDict, TrainResult
+
+if TYPE_CHECKING:
+    from intentrec.config import RunConfig
 
 
 class RunFiles:
@@ -132,6 +135,51 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if meta is None:
         raise IntentRecError(f"{path}: not a training checkpoint of IntentRec (no 'training' metadata).")
     return Checkpoint(tensors, json.loads(meta))
+
+
+def save_epoch(
+    files: RunFiles, config: RunConfig, result: TrainResult, state: StateDict, checkpoint: Checkpoint | None
+) -> None:
+    """What an epoch leaves in the run folder: the last (and best) weights, the history, the checkpoint."""
+    save_weights(files.last_weights, state)
+    if result.best_state and result.best_epoch == len(result.history):
+        save_weights(files.best_weights, result.best_state)
+    write_history(files.history, result.history)
+    if checkpoint is not None:  # last: it must never be ahead of the best weights and history beside it
+        # what was trained, so that resume notices a config.json edited since
+        checkpoint.meta["trained_config"] = _trained_part(config)
+        save_checkpoint(files.checkpoint, checkpoint)
+
+
+def check_unedited(files: RunFiles, checkpoint: Checkpoint, config: RunConfig) -> None:
+    """A ConfigError naming the settings in which ``config`` (the run's config.json, with the changes a
+    resume may make) differs from what the checkpoint was trained with."""
+    trained = checkpoint.meta.get("trained_config")  # absent from checkpoints of older versions
+    edited = flat_settings(trained) ^ flat_settings(_trained_part(config)) if trained is not None else set()
+    if edited:
+        keys = ", ".join(sorted({key for key, _ in edited}))
+        raise ConfigError(
+            f"{files.config}: differs from the config the run was trained with in {keys}; "
+            "put it back, or start a new run with `fit` to change it."
+        )
+
+
+def flat_settings(values: dict[str, Any], prefix: str = "") -> set[tuple[str, str]]:
+    """``{("model.dim", "64"), ...}``: every leaf setting of a config's JSON with its value as JSON."""
+    leaves = set()
+    for key, value in values.items():
+        if isinstance(value, dict):
+            leaves |= flat_settings(value, f"{prefix}{key}.")
+        else:
+            leaves.add((f"{prefix}{key}", json.dumps(value)))
+    return leaves
+
+
+def _trained_part(config: RunConfig) -> dict[str, Any]:
+    """The config as JSON without the settings a resumed run may change."""
+    values = config.to_json()
+    values["train"] = {k: v for k, v in values["train"].items() if k not in RESUMABLE_SETTINGS}
+    return values
 
 
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:

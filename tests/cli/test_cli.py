@@ -6,7 +6,11 @@ Each call starts a Python process (a few seconds of imports), so the tiny run is
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +74,24 @@ def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec,
     tiny = ["--set", "train.epochs=1", "--set", "model.dim=8", "--set", "train.threads=1"]
     intentrec("fit", "--data", csv, *tiny, "--out", copy, "--overwrite")
     assert json.loads((copy / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_ctrl_c_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path) -> None:
+    out = tmp_path / "cut"
+    command = [str(Path(sys.executable).parent / "intentrec"), "fit", "--data", str(csv), "--out", str(out)]
+    command += ["--set", "train.epochs=100000", "--set", "train.patience=100000", "--set", "model.dim=8"]
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # the first epoch has been checkpointed once its line is logged
+        if "epoch 1 " in line:
+            break
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130, rest
+    assert "Traceback" not in rest
+    assert json.loads((out / "metrics.json").read_text())["stopped"] == "interrupted"
 
 
 def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run) -> None:

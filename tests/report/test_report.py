@@ -167,11 +167,24 @@ def test_a_folder_that_is_not_a_readable_run_is_named(tmp_path, make, message) -
         read_runs([folder])
 
 
-def test_no_run_or_the_same_run_twice_is_an_error(runs) -> None:
+def test_no_run_or_the_same_run_twice_is_an_error(runs, tmp_path) -> None:
     with pytest.raises(ReportError, match="at least one run folder"):
         read_runs([])
     with pytest.raises(ReportError, match="the same run folder is given twice"):
         read_runs([runs[0], runs[0]])
+    link = tmp_path / "link"
+    link.symlink_to(runs[0])
+    for other in (link, runs[0].parent / ".." / runs[0].parent.name / runs[0].name):
+        with pytest.raises(ReportError, match="the same run folder is given twice"):
+            read_runs([runs[0], other])
+
+
+def test_the_report_never_replaces_a_file_of_a_run_it_reads(runs) -> None:
+    for name in ("config.json", "metrics.json", "dataset/card.json"):
+        before = (runs[0] / name).read_bytes()
+        with pytest.raises(ReportError, match=f"that is a file of the run {runs[0]}"):
+            write_report(runs, runs[0] / name)
+        assert (runs[0] / name).read_bytes() == before
 
 
 def test_runs_that_share_a_folder_name_are_told_apart_by_their_path(runs, tmp_path) -> None:

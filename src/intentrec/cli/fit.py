@@ -49,3 +49,5 @@ def fit(
         values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
     recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out, overwrite=overwrite)
     typer.echo(json.dumps({"run": out, "test": recommender.metrics["test"]}, indent=2))
+    if recommender.metrics.get("stopped") == "interrupted":  # saved, but not done: say so to a script
+        raise typer.Exit(130)

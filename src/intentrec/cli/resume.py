@@ -24,3 +24,5 @@ def resume(
     the test set and rewrite the run's metrics."""
     recommender = Recommender.resume(run, set_)
     typer.echo(json.dumps({"run": run, "test": recommender.metrics["test"]}, indent=2))
+    if recommender.metrics.get("stopped") == "interrupted":  # saved, but not done: say so to a script
+        raise typer.Exit(130)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from intentrec.report.page import render_page
 from intentrec.report.runs import ReportError, RunSummary, read_run, read_runs
+from intentrec.run import RunFiles
 from intentrec.storage import check_file_target, write_text
 
 __all__ = ["ReportError", "RunSummary", "read_run", "read_runs", "render_page", "write_report"]
@@ -27,7 +28,12 @@ __all__ = ["ReportError", "RunSummary", "read_run", "read_runs", "render_page", 
 
 def write_report(runs: Sequence[str | Path], out: str | Path) -> Path:
     """Write the report of the run folders ``runs``, in that order, to ``out`` (atomically)."""
-    check_file_target(out)
+    target = check_file_target(out).resolve()
+    for run in runs:
+        files = RunFiles(run)
+        ours = target in (path.resolve() for path in files.artefacts)
+        if ours or target.is_relative_to(files.dataset.resolve()):
+            raise ReportError(f"--out {out}: that is a file of the run {run}; write the report elsewhere.")
     page = render_page(read_runs(runs))
     write_text(out, page)
     return Path(out)

@@ -61,13 +61,14 @@ def read_runs(folders: Sequence[str | Path]) -> list[RunSummary]:
     if not folders:
         raise ReportError("give at least one run folder (written by `intentrec fit --out`).")
     paths = [Path(folder) for folder in folders]
-    names = [path.resolve().name for path in paths]
+    resolved = [path.resolve() for path in paths]  # one folder by two names (a link, an absolute path)
+    if len(set(resolved)) < len(resolved):
+        twice = next(path for path, real in zip(paths, resolved, strict=True) if resolved.count(real) > 1)
+        raise ReportError(f"{twice}: the same run folder is given twice.")
+    names = [path.name for path in resolved]
     if len(set(names)) < len(names):
         # folder names are the short labels on the plots; when two clash, the paths as given tell them apart
         names = [str(path) for path in paths]
-    if len(set(names)) < len(names):
-        twice = next(name for name in names if names.count(name) > 1)
-        raise ReportError(f"{twice}: the same run folder is given twice.")
     return [read_run(path, name) for path, name in zip(paths, names, strict=True)]
 
 
