@@ -91,6 +91,8 @@ def test_the_page_shows_every_run_with_its_metrics_and_is_self_contained(runs, p
         for key, _ in METRICS:
             assert f"<td>{metrics['test'][key]:.4f}</td>" in text, key
         assert f"<td>{metrics['timing']['fit_seconds']:.1f}</td>" in text
+        stopped = metrics["stopped"].replace("_", " ")  # why it ended: a run cut short says so
+        assert f"<td>{metrics['epochs']}</td><td>{stopped}</td>" in text
         assert f"<td>{metrics['parameters']['backbone']:,}</td>" in text
     assert "—" not in text  # every column names a metric the runs really have
     assert 'src="http' not in text and 'href="http' not in text and "<script" not in text.lower()
@@ -217,7 +219,14 @@ def test_chromium_shows_the_tables_and_every_plot(page, tmp_path) -> None:
         for name in ("sasrec-tiny", "gru4rec <i>&co", "<script>alert(1)</script>", "Drama <b>"):
             assert name in shown, name
         headers = [header.text for header in driver.find_elements(By.CSS_SELECTOR, "table th")]
-        for header in ("run", "backbone", "priors", *(label for _, label in METRICS), "best epoch"):
+        for header in (
+            "run",
+            "backbone",
+            "priors",
+            *(label for _, label in METRICS),
+            "best epoch",
+            "stopped",
+        ):
             assert header in headers, header
         images = driver.find_elements(By.TAG_NAME, "img")
         assert len(images) == PLOTS

@@ -95,7 +95,7 @@ def render_page(runs: Sequence[RunSummary]) -> str:
 def _metrics_table(runs: Sequence[RunSummary]) -> str:
     headers = [
         "run", "backbone", "priors", *(label for _, label in METRICS),
-        "backbone params", "heads params", "best epoch", "fit seconds",
+        "backbone params", "heads params", "best epoch", "epochs", "stopped", "fit seconds",
     ]  # fmt: skip
     rows = []
     for run in runs:
@@ -114,6 +114,10 @@ def _metrics_table(runs: Sequence[RunSummary]) -> str:
             _count(parameters.get("backbone")),
             _count(parameters.get("heads")),
             _text(run.metrics.get("best_epoch", MISSING)),
+            _text(run.metrics.get("epochs", MISSING)),
+            # early_stopping, max_epochs, time_limit, interrupted: a run cut short does not look finished
+            _text(str(run.metrics.get("stopped", MISSING)).replace("_", " ")),
+            # this session's: a resumed run's earlier sessions are in its history
             _number(timing.get("fit_seconds") if isinstance(timing, dict) else None, digits=1),
         ]
         rows.append(cells)
