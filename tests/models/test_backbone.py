@@ -175,6 +175,8 @@ def test_last_only_is_the_last_position_of_the_full_output(name: str) -> None:
     last = backbone(embeddings, timestamps, mask, last_only=True)
     assert last.shape == (5, 1, DIM)
     torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-5)
+    empty = [tensor[:0] for tensor in (embeddings, timestamps, mask)]  # no users: shapes, not an error
+    assert backbone(*empty).shape == (0, 9, DIM) and backbone(*empty, last_only=True).shape == (0, 1, DIM)
 
 
 @backbone_names

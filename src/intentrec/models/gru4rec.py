@@ -67,6 +67,8 @@ class GRU4Rec(Backbone):
         last_only: bool = False,
     ) -> torch.Tensor:
         length = mask.shape[1]
+        if len(mask) == 0:  # no histories: packing rejects an empty batch
+            return item_embeddings.new_zeros(0, 1 if last_only else length, self.dim)
         lengths = mask.sum(1)
         x = self.dropout(item_embeddings * math.sqrt(self.dim))
         # left-align the real events, so every row's recurrence starts at its first event

@@ -65,7 +65,7 @@ class SelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(batch, -1, dim))
+        return self.out(y.transpose(1, 2).reshape(batch, q.shape[2], dim))  # (B, queries, D), even for B = 0
 
 
 class Block(nn.Module):
