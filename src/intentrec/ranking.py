@@ -81,8 +81,13 @@ def ranked_chunks(
     """
     chunks = scored_chunks(score, histories, max_len, filter_seen, chunk_size, allowed, chunk_events)
     for rows, scores in chunks:
-        top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        yield rows, top_items.cpu(), top_scores.cpu()
+        yield rows, *top_k(scores, k)
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``top_items, top_scores (B, min(k, n_items))`` of ``scores (B, n_items)``, best first, on the CPU."""
+    top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    return top_items.cpu(), top_scores.cpu()
 
 
 def mask_seen(scores: torch.Tensor, histories: Sequences, rows: np.ndarray) -> None:

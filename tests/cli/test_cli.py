@@ -80,9 +80,8 @@ def test_ctrl_c_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path
     out = tmp_path / "cut"
     command = [str(Path(sys.executable).parent / "intentrec"), "fit", "--data", str(csv), "--out", str(out)]
     command += ["--set", "train.epochs=100000", "--set", "train.patience=100000", "--set", "model.dim=8"]
-    process = subprocess.Popen(
-        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}
-    )
+    environment = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}  # log lines unwrapped
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
     assert process.stderr is not None
     for line in process.stderr:  # the first epoch has been checkpointed once its line is logged
         if "epoch 1 " in line:

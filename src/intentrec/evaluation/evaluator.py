@@ -23,7 +23,7 @@ from intentrec.evaluation.metrics import (
     rank_hits,
     ranking_metrics,
 )
-from intentrec.ranking import ScoreFn, padded_targets, scored_chunks
+from intentrec.ranking import ScoreFn, padded_targets, scored_chunks, top_k
 
 #: Padded events per ranking chunk on a CPU: HSTU's 200-event test pass on MovieLens-100K ran 3.6x faster
 #: than with 1,024 users a chunk (BENCHMARKS.md).
@@ -105,5 +105,5 @@ def evaluate(
 def _top_lists(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``top_items (B, min(k, n_items))`` on the CPU, best first, and where they hold an item that is
     not excluded (a seen item left in a short list, scored ``-inf``, is no recommendation)."""
-    top_scores, top_items = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    return top_items.cpu(), top_scores.cpu() > float("-inf")
+    top_items, top_scores = top_k(scores, k)
+    return top_items, top_scores > float("-inf")

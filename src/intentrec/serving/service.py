@@ -33,7 +33,7 @@ from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Merge, Steering
 from intentrec.models.model import Precision
-from intentrec.ranking import mask_seen
+from intentrec.ranking import mask_seen, top_k
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
 from intentrec.serving.index import IndexConfig, ItemIndex
@@ -350,9 +350,7 @@ class Service:
                 mask_seen(scores[row : row + 1], each.history, np.array([each.row]))
             if each.allowed is not None:
                 scores[row, torch.from_numpy(~each.allowed)] = float("-inf")
-        top_scores, top_items = torch.topk(
-            scores, min(max(each.request.k for each in requests), scores.shape[1])
-        )
+        top_items, top_scores = top_k(scores, max(each.request.k for each in requests))
         ranked = []
         for row, each in enumerate(requests):
             row_scores, row_items = top_scores[row, : each.request.k], top_items[row, : each.request.k]
