@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from intentrec.data.load import DataConfig, load_dataset
-from intentrec.data.sequences import PaddedBatch
+from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import split_dataset
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
 
@@ -29,7 +29,7 @@ def main() -> None:
     split = split_dataset(dataset)
     counts = torch.from_numpy(np.bincount(split.train.items, minlength=dataset.n_items).astype(np.float32))
 
-    def score(batch: PaddedBatch) -> torch.Tensor:
+    def score(batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
         return counts.expand(len(batch.items), -1).clone()  # clone: the evaluator masks seen items in place
 
     for name, eval_set in (("valid", split.valid), ("test", split.test)):

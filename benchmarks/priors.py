@@ -32,8 +32,8 @@ NDCG@10 is at least the backbone's alone (``RUN/blend.json``, ``RUN/blend.png``)
 (``Steering.unexplored``) together with the backbone's weight ``w``; the operating point is the (w, u) with
 the most validation explore_recall@10 among those whose validation NDCG@10 is at least the backbone's alone
 (``RUN/explore.json``). ``--against`` runs (no heads) get the same boost without heads, as a control:
-their logits plus ``log u`` on every item none of whose categories the user has met, u chosen likewise;
-their u = 1 row is the backbone without heads.
+their logits plus ``log u`` on every item none of whose categories the user's whole history has met, u
+chosen likewise; their u = 1 row is the backbone without heads.
 
 ``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
 rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
@@ -52,7 +52,6 @@ import argparse
 import itertools
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
@@ -61,10 +60,11 @@ import torch
 import torch.nn.functional as F
 from grid import fit_seeds, print_table
 
-from intentrec.data.sequences import PaddedBatch, pad_left
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_left, pad_whole
 from intentrec.evaluation.beyond_accuracy import ItemFeatures
 from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.heads import NEXT_ITEM_HEAD, Merge, Steering
+from intentrec.ranking import ScoreFn
 from intentrec.recommender import Recommender
 from intentrec.storage import write_json
 
@@ -198,7 +198,7 @@ def explore_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[s
 
 def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str, float]]]:
     """The control: a run without heads, its logits plus ``log u`` on every item none of whose categories
-    the user's history (the events the model reads) has, at each u."""
+    the user's whole history has, at each u."""
     recommender = Recommender.load(run)
     model, split = recommender.model, recommender.split
     features = ItemFeatures.from_dataset(recommender.dataset, split.train)
@@ -206,10 +206,11 @@ def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str
     categories = F.pad(features.categories, (0, 0, 1, 0)).float().to(model.item_embedding.weight.device)
     config = recommender.config.eval.for_device(model.item_embedding.weight.device)
 
-    def boosted(u: float) -> Callable[[PaddedBatch], torch.Tensor]:
-        def score(batch: PaddedBatch) -> torch.Tensor:
+    def boosted(u: float) -> ScoreFn:
+        def score(batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
             logits = model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
-            met = categories[torch.from_numpy(batch.items).to(categories.device)].amax(dim=1)  # (B, C)
+            whole = torch.from_numpy(pad_whole(histories).items).to(categories.device)
+            met = categories[whole].amax(dim=1)  # (B, C)
             new = (met @ categories[1:].T == 0) & (categories[1:].sum(1) > 0)  # (B, n_items)
             return logits / model.temperature + math.log(u) * new
 

@@ -30,7 +30,7 @@ class FavoursLowIds:
     def __init__(self) -> None:
         self.shapes: list[tuple[int, int]] = []  # (rows, width) of every batch scored
 
-    def __call__(self, batch: PaddedBatch) -> torch.Tensor:
+    def __call__(self, batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
         self.shapes.append(batch.items.shape)
         return torch.arange(N_ITEMS, 0, -1, dtype=torch.float32).repeat(len(batch.items), 1)
 

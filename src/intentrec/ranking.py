@@ -13,8 +13,9 @@ import torch
 
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 
-#: ``PaddedBatch (B, L)`` -> scores ``(B, n_items)`` of every dataset item.
-ScoreFn = Callable[[PaddedBatch], torch.Tensor]
+#: ``(inputs, histories)`` -> scores ``(B, n_items)`` of every dataset item: ``inputs (B, L)`` is what the
+#: model reads (each row's last ``max_len`` events), ``histories`` the same rows' whole histories.
+ScoreFn = Callable[[PaddedBatch, Sequences], torch.Tensor]
 
 
 def scored_chunks(
@@ -42,9 +43,11 @@ def scored_chunks(
     by_length = np.argsort(widths, kind="stable")
     for start, end in _chunk_bounds(widths[by_length], chunk_size, chunk_events):
         rows = by_length[start:end]
-        scores = score(pad_left(histories, rows, max_len))
+        whole = histories.subset(rows)
+        every_row = np.arange(len(rows))
+        scores = score(pad_left(whole, every_row, max_len), whole)
         if filter_seen:
-            mask_seen(scores, histories, rows)
+            mask_seen(scores, whole, every_row)
         if disallowed is not None:
             scores[:, disallowed.to(scores.device)] = float("-inf")
         yield rows, scores

@@ -24,7 +24,7 @@ from intentrec.catalogue import Catalogue, UnknownItems
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
-from intentrec.data.sequences import PaddedBatch, Sequences
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_whole
 from intentrec.data.split import Split, split_dataset
 from intentrec.errors import ConfigError, IntentRecError, did_you_mean
 from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
@@ -450,17 +450,17 @@ class Recommender:
         return self.model, self.split
 
     def _score(
-        self, batch: PaddedBatch, steering: Steering | None = None
+        self, batch: PaddedBatch, histories: Sequences, steering: Steering | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Scores ``(B, n_items)`` of every item after each history, and with prior heads the head each
-        score comes from ``(B, n_items)``."""
+        """Scores ``(B, n_items)`` of every item after each history (``batch`` the model's input,
+        ``histories`` the same users' whole histories), and with prior heads the head each score came from."""
         model, _ = self._fitted()
         items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
         merge = steering.merge if steering is not None else None
         backbone_weight = None  # the run's
         if model.heads is not None and steering is not None:
             backbone_weight = model.heads.backbone_weight(steering)
-        weights = self._head_weights(steering, items)
+        weights = self._head_weights(steering, histories)
         return model.score_last(items, timestamps, weights, merge, backbone_weight)
 
     def _eval_config(self) -> EvalConfig:
@@ -477,19 +477,22 @@ class Recommender:
 
     def _scores_only(self, steering: Steering | None = None) -> ScoreFn:
         self._head_weights(steering)  # a steering mistake fails here, before any ranking
-        return lambda batch: self._score(batch, steering)[0]
+        return lambda batch, histories: self._score(batch, histories, steering)[0]
 
     def _head_weights(
-        self, steering: Steering | None, histories: torch.Tensor | None = None
+        self, steering: Steering | None, histories: Sequences | None = None
     ) -> torch.Tensor | None:
-        """``(H,)`` head weights of ``steering``, or ``(B, H)`` for ``histories (B, L)`` (see
-        :meth:`PriorHeads.head_weights`); None: all 1. A ConfigError for a run without heads."""
+        """``(H,)`` head weights of ``steering``, or ``(B, H)``, one row per whole history of ``histories``,
+        when it weighs the heads each user has not met (see :meth:`PriorHeads.head_weights`); None: all 1.
+        A ConfigError for a run without heads."""
         model, _ = self._fitted()
         if steering is None:
             return None
         if model.heads is None:
             raise ConfigError("steering weighs prior heads, but this run has none (config heads.priors).")
-        return model.heads.head_weights(steering, histories)
+        if histories is None or steering.unexplored == 1:
+            return model.heads.head_weights(steering)
+        return model.heads.head_weights(steering, torch.from_numpy(pad_whole(histories).items))
 
     def _fitted_dataset(self) -> Dataset:
         self._fitted()
@@ -513,8 +516,8 @@ class Recommender:
         chunk_size = max(1, min(self.config.eval.chunk_size, _SCORES_PER_CHUNK // dataset.n_items))
         heads_of_chunk: list[torch.Tensor | None] = [None]  # which head gave each score in the latest chunk
 
-        def score(batch: PaddedBatch) -> torch.Tensor:
-            scores, heads_of_chunk[0] = self._score(batch, steering)
+        def score(batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
+            scores, heads_of_chunk[0] = self._score(batch, histories, steering)
             return scores
 
         parts = [_EMPTY_RANKING]

@@ -142,7 +142,7 @@ def test_evaluate_reports_beyond_accuracy_next_to_accuracy() -> None:
     history = sequences([[0], [3]])
     eval_set = EvalSet(history=history, targets=sequences([[2], [1]]))
 
-    def score(batch) -> torch.Tensor:  # the same fixed preference for everyone: 2 > 1 > 4 > ...
+    def score(batch, histories) -> torch.Tensor:  # the same fixed preference for everyone: 2 > 1 > 4 > ...
         return torch.tensor([[0.0, 5.0, 6.0, 1.0, 4.0, 3.0]]).expand(len(batch.items), -1).clone()
 
     metrics = evaluate(score, eval_set, max_len=5, config=EvalConfig(ks=[2]), features=features())

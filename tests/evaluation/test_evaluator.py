@@ -41,7 +41,7 @@ def model(split) -> SequentialModel:
 
 
 def scorer(model: SequentialModel):
-    def score(batch):
+    def score(batch, histories):
         return model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
 
     return score
@@ -131,7 +131,7 @@ def one_user(history: list[int], targets: list[int]) -> EvalSet:
 def test_catalogue_smaller_than_k_and_seen_targets_are_never_hits() -> None:
     # 4 items, 3 of them seen; the target is a seen item (a repeat): with filter_seen it cannot be hit, even
     # though the top-10 list of a 4-item catalogue has to be padded with seen items and empty ranks.
-    def score(batch):
+    def score(batch, histories):
         return torch.tensor([[4.0, 3.0, 2.0, 1.0]])
 
     eval_set = one_user(history=[0, 1, 2], targets=[0])

@@ -447,6 +447,16 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
         assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
     by_values = loaded.recommend_history(["i1"], k=4, steering=Steering(values={"even": 5.0, "third": 5.0}))
     assert loaded.recommend_history(["i1"], k=4, steering=lean).equals(by_values)
+    # "met" is read over the whole history: i0 ("even", "third") lies before the 8 events the model reads
+    long = ["i0", *["i1", "i5", "i7", "i11"] * 2]
+    assert loaded.recommend_history(long, k=4, steering=lean).equals(loaded.recommend_history(long, k=4))
+    served = service.recommend(RecommendRequest(history=[{"item": i} for i in long], k=4, steering=lean))
+    assert [entry["item"] for entry in served["items"]] == loaded.recommend_history(long, k=4)[
+        "item"
+    ].to_list()
+    assert not loaded.recommend_history(long[1:], k=4, steering=lean).equals(
+        loaded.recommend_history(long[1:], k=4)
+    )
     small = Service(loaded, ServeConfig(index=IndexConfig(kind="exact"), exact_max_items=11))
     with pytest.raises(IntentRecError, match=r"12 items, over the server's exact_max_items \(11\)"):
         small.prepare(RecommendRequest(user="u1", steering=Steering(merge="mix")))

@@ -42,7 +42,11 @@ def test_served_rankings_equal_the_evaluators_on_the_test_inputs(client, recomme
     catalogue = recommender.catalogue
     config = recommender.config
     for rows, top_items, top_scores in ranked_chunks(
-        lambda batch: recommender._score(batch)[0], test.history, K, config.model.max_len, chunk_size=64
+        lambda batch, histories: recommender._score(batch, histories)[0],
+        test.history,
+        K,
+        config.model.max_len,
+        chunk_size=64,
     ):
         for row, expected_items, expected_scores in zip(rows, top_items.tolist(), top_scores, strict=True):
             start, end = test.history.offsets[row], test.history.offsets[row + 1]

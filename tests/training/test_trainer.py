@@ -120,7 +120,7 @@ def test_same_seed_gives_identical_weights_and_history(split) -> None:
 
 
 def model_scores(model: SequentialModel):
-    def score(batch):
+    def score(batch, histories):
         return model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
 
     return score

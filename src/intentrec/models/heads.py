@@ -255,8 +255,8 @@ class Steering(BaseModel):
     unexplored: float = Field(
         1.0,
         ge=0,
-        description="Extra weight of the heads of categories (item-prior values) that none of the events "
-        "the model reads (the last max_len) has: > 1 leans each list towards what is new to its user.",
+        description="Extra weight of the heads of categories (item-prior values) that no event of the "
+        "user's whole history has: > 1 leans each list towards what is new to its user.",
     )
     merge: Merge | None = Field(None, description="How heads combine; None: the run's.")
 
@@ -432,7 +432,8 @@ class PriorHeads(nn.Module):
     def head_weights(self, steering: Steering, histories: torch.Tensor | None = None) -> torch.Tensor:
         """``(H,)`` weights from a :class:`Steering`, or ``(B, H)``, one row per history, when it weighs
         the heads a user has not met (``unexplored`` != 1) and ``histories (B, L)`` (model item indices,
-        ``PAD`` = 0: the model's input) are given. Unknown head or value names are a ConfigError."""
+        ``PAD`` = 0; each user's whole history, not only the events the model reads) are given. Unknown
+        head or value names are a ConfigError."""
         weights = self._weights(steering)
         if histories is None or steering.unexplored == 1:
             return weights
