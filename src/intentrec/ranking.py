@@ -44,10 +44,9 @@ def scored_chunks(
     for start, end in _chunk_bounds(widths[by_length], chunk_size, chunk_events):
         rows = by_length[start:end]
         whole = histories.subset(rows)
-        every_row = np.arange(len(rows))
-        scores = score(pad_left(whole, every_row, max_len), whole)
+        scores = score(pad_left(whole, np.arange(len(rows)), max_len), whole)
         if filter_seen:
-            mask_seen(scores, whole, every_row)
+            mask_seen(scores, whole)
         if disallowed is not None:
             scores[:, disallowed.to(scores.device)] = float("-inf")
         yield rows, scores
@@ -93,13 +92,12 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return top_items.cpu(), top_scores.cpu()
 
 
-def mask_seen(scores: torch.Tensor, histories: Sequences, rows: np.ndarray) -> None:
-    """Set ``scores[b, i] = -inf`` in place for every item ``i`` in the history of ``rows[b]``."""
-    lengths = histories.lengths[rows]
-    batch_index = np.repeat(np.arange(len(rows)), lengths)
-    items = histories.subset(rows).items
+def mask_seen(scores: torch.Tensor, histories: Sequences) -> None:
+    """Set ``scores[b, i] = -inf`` in place for every item ``i`` in row ``b`` of ``histories`` (one row per
+    row of ``scores``)."""
+    batch_index = np.repeat(np.arange(len(histories)), histories.lengths)
     rows_index = torch.from_numpy(batch_index).to(scores.device)
-    items_index = torch.from_numpy(items.astype(np.int64)).to(scores.device)
+    items_index = torch.from_numpy(histories.items.astype(np.int64)).to(scores.device)
     scores[rows_index, items_index] = float("-inf")
 
 

@@ -45,6 +45,7 @@ from intentrec.run import (
     write_metrics,
 )
 from intentrec.storage import write_json
+from intentrec.training.processes import join
 from intentrec.training.trainer import (
     RESUMABLE_SETTINGS,
     Checkpoint,
@@ -105,7 +106,9 @@ class Recommender:
         """Train on ``dataset`` (default: the one ``config.data`` names), then measure valid and test.
 
         With ``out``, the config, dataset, checkpoints, history, log and metrics are written there: a new
-        or empty folder, or one holding a run that ``overwrite`` allows to be replaced.
+        or empty folder, or one holding a run that ``overwrite`` allows to be replaced. Started by
+        ``torchrun``, the processes train together and process 0 alone writes and measures (the others
+        return with empty ``metrics``).
         """
         config = self.config
         started = time.perf_counter()
@@ -113,6 +116,8 @@ class Recommender:
         if out is not None and not str(out).strip():
             raise ConfigError("out is empty: give the folder to write the run to, e.g. runs/first.")
         files = RunFiles(Path(out)).check_new(overwrite) if out is not None else None
+        if not join(config.train.device).main:
+            files = None
         self.dataset = dataset if dataset is not None else load_dataset(config.data)
         self._build_model()
         if config.heads.backbone_from is not None:
@@ -167,6 +172,8 @@ class Recommender:
         recommender = cls(config)
         recommender.dataset = Dataset.load(files.dataset)
         recommender._build_model()
+        if not join(config.train.device).main:
+            return recommender._train(None, started, checkpoint)
         write_json(files.config, config.to_json())
         return recommender._train(files, started, checkpoint)
 
@@ -180,9 +187,11 @@ class Recommender:
         self.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
 
     def _train(self, files: RunFiles | None, started: float, resume: Checkpoint | None = None) -> Recommender:
-        """Train the built model (from ``resume`` when given), then measure valid and test."""
+        """Train the built model (from ``resume`` when given), then measure valid and test. Under
+        ``torchrun`` process 0 measures, and every process returns once it has written the run."""
         config, model, split = self.config, self.model, self.split
         assert self.dataset is not None and model is not None and split is not None
+        group = join(config.train.device)
         with _log_to(files.log if files else None):
             log.info(
                 "%s %s on %s: %d users, %d items, %d training sequences",
@@ -214,33 +223,39 @@ class Recommender:
                 on_epoch_end=(lambda *epoch_end: save_epoch(files, config, *epoch_end)) if files else None,
                 resume=resume,
             )
-            train_seconds = time.perf_counter() - started
-            test_started = time.perf_counter()
-            test = self.evaluate("test")
-            test_seconds = time.perf_counter() - test_started
-            self.metrics = {
-                "valid": self.evaluate("valid"),
-                "test": test,
-                "best_epoch": result.best_epoch,
-                "epochs": len(result.history),
-                "stopped": result.stopped,
-                **({"resumed_at": result.resumed_at} if result.resumed_at else {}),
-                "parameters": parameters,
-                "timing": {
-                    "fit_seconds": train_seconds,
-                    "windows_per_second": _median(result, "windows_per_second"),
-                    "eval_users_per_second": len(split.test) / test_seconds,
-                    "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                },
-            }
-            breakdown = self.breakdown("test")
-            self.metrics["test_by_category"] = breakdown["by_category"]
-            if model.heads is not None:
-                self.metrics["test_heads"] = breakdown["heads"]
-            log.info("test %s", _format(test, config.train.monitor))
+            if group.main:
+                self._measure(result, parameters, time.perf_counter() - started)
         if files:
             write_metrics(files.metrics, self.metrics)
+        group.wait()
         return self
+
+    def _measure(self, result: TrainResult, parameters: dict[str, int], train_seconds: float) -> None:
+        """``self.metrics``: valid and test, per category and per head, and how training went."""
+        model, split = self._fitted()
+        test_started = time.perf_counter()
+        test = self.evaluate("test")
+        test_seconds = time.perf_counter() - test_started
+        self.metrics = {
+            "valid": self.evaluate("valid"),
+            "test": test,
+            "best_epoch": result.best_epoch,
+            "epochs": len(result.history),
+            "stopped": result.stopped,
+            **({"resumed_at": result.resumed_at} if result.resumed_at else {}),
+            "parameters": parameters,
+            "timing": {
+                "fit_seconds": train_seconds,
+                "windows_per_second": _median(result, "windows_per_second"),
+                "eval_users_per_second": len(split.test) / test_seconds,
+                "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            },
+        }
+        breakdown = self.breakdown("test")
+        self.metrics["test_by_category"] = breakdown["by_category"]
+        if model.heads is not None:
+            self.metrics["test_heads"] = breakdown["heads"]
+        log.info("test %s", _format(self.metrics["test"], self.config.train.monitor))
 
     # --- evaluation and recommendation ---------------------------------------------------------------------
 

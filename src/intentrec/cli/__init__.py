@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from intentrec.cli import data, evaluate, fit, recommend, report, resume, serve
 from intentrec.errors import IntentRecError
+from intentrec.training import processes
 
 app = typer.Typer(
     name="intentrec",
@@ -43,14 +44,20 @@ def main() -> None:
     )
     # faiss reports at INFO which build it loads, and that it fell back from one that does not exist
     logging.getLogger("faiss").setLevel(logging.WARNING)
+    status: int | str | None = 0
     try:
         # standalone: typer reports its own usage errors and exits with their status. (Recent typer
         # versions vendor click, so `import click` is not available to catch them here ourselves.)
         app()
+    except SystemExit as done:
+        status = done.code
     except IntentRecError as error:
         # escaped: a message quoting a path or a line like "[a]" must print as it is, never as markup
         stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        status = 2
     except KeyboardInterrupt:
         stderr.print("interrupted")
-        sys.exit(130)
+        status = 130
+    if processes.joined():  # one of several torchrun processes: they end together
+        processes.exit_group(status if isinstance(status, int) else int(status is not None))
+    sys.exit(status)

@@ -48,6 +48,8 @@ def fit(
     if columns:
         values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
     recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out, overwrite=overwrite)
+    if not recommender.metrics:
+        return  # one of several torchrun processes, not the first: process 0 reports
     typer.echo(json.dumps({"run": out, "test": recommender.metrics["test"]}, indent=2))
     if recommender.metrics.get("stopped") == "interrupted":  # saved, but not done: say so to a script
         raise typer.Exit(130)

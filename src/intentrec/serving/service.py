@@ -345,7 +345,7 @@ class Service:
         scores, heads = scores.cpu(), heads.cpu()
         for row, each in enumerate(requests):
             if each.request.exclude_seen:
-                mask_seen(scores[row : row + 1], each.history, np.array([each.row]))
+                mask_seen(scores[row : row + 1], each.history.subset(np.array([each.row])))
             if each.allowed is not None:
                 scores[row, torch.from_numpy(~each.allowed)] = float("-inf")
         top_items, top_scores = top_k(scores, max(each.request.k for each in requests))

@@ -12,7 +12,8 @@ level (SASRec on MovieLens latest-small, BENCHMARKS.md).
 Ctrl-C stops training cleanly: the best and the last weights stay usable. After every epoch a
 :class:`Checkpoint` holds everything the next epoch depends on (weights, optimiser moments, plateau
 counters, random generators), so a run cut by ``max_minutes``, Ctrl-C or a crash continues from its last
-whole epoch exactly as if it had never stopped.
+whole epoch exactly as if it had never stopped. Started by ``torchrun``, several processes share each
+batch (``training/processes.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from intentrec.errors import ConfigError
 from intentrec.models.head_losses import prior_heads_loss
 from intentrec.models.model import Precision, SequentialModel
 from intentrec.training.losses import LossConfig, next_item_loss
+from intentrec.training.processes import Group, join
 
 log = logging.getLogger("intentrec")
 
@@ -174,8 +176,10 @@ def train(
     called after every epoch with the result so far, the current weights and, with ``config.resumable``,
     the checkpoint to continue from (None when Ctrl-C cut an epoch short: its weights are saved as the
     last ones, but training resumes from the end of the epoch before). ``resume`` continues from such a
-    checkpoint (see :func:`check_continuable`). On return the model holds the best weights.
+    checkpoint (see :func:`check_continuable`). On return the model holds the best weights. Under
+    ``torchrun`` only process 0 validates and calls ``on_epoch_end``.
     """
+    group = join(config.device)
     set_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -218,11 +222,16 @@ def train(
         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:.0f} windows/s"),
         TimeElapsedColumn(),
         transient=True,
+        disable=not group.main,
     )
     try:
         with progress:
             for epoch in range(first_epoch, config.epochs + 1):
                 batches = length_bucketed_batches(lengths, config.batch_size, rng)
+                if group.size > 1:  # each process its own dropout masks, a function of (seed, epoch, rank)
+                    torch.manual_seed(
+                        int(np.random.SeedSequence([config.seed, epoch, group.rank]).generate_state(1)[0])
+                    )
                 task = progress.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 epoch_start = time.perf_counter()
                 model.train()
@@ -234,18 +243,19 @@ def train(
                         model,
                         optimizer,
                         sequences,
-                        trainable[batch_rows],
+                        trainable[batch_rows[group.rank :: group.size]],  # this process's share
                         max_len,
                         horizon,
                         loss_config,
                         config.precision,
+                        group,
                     )
                     total_loss += loss
                     speed = step * config.batch_size / (time.perf_counter() - epoch_start)
                     progress.update(task, advance=1, loss=total_loss / step, speed=speed)
                 progress.remove_task(task)
                 train_seconds = time.perf_counter() - epoch_start
-                valid = _evaluate(model, validate)
+                valid = group.from_main(_evaluate(model, validate) if group.main else {})
                 record = {
                     "epoch": epoch,
                     "loss": total_loss / len(batches),
@@ -271,7 +281,7 @@ def train(
                 )
                 if plateau:
                     plateau.step(valid[config.monitor])
-                if on_epoch_end:
+                if on_epoch_end and group.main:
                     checkpoint = (
                         _checkpoint(model, optimizer, plateau, rng, result) if config.resumable else None
                     )
@@ -279,13 +289,14 @@ def train(
                 if epoch >= config.min_epochs and epoch - result.best_epoch >= config.patience:
                     result.stopped = "early_stopping"
                     break
-                if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
+                elapsed = time.perf_counter() - started
+                if group.from_main(config.max_minutes is not None and elapsed > 60 * config.max_minutes):
                     result.stopped = "time_limit"
                     break
     except KeyboardInterrupt:
         result.stopped = "interrupted"
         log.warning("interrupted: keeping the best weights so far (epoch %d)", result.best_epoch)
-        if on_epoch_end:
+        if on_epoch_end and group.main:
             on_epoch_end(result, model.state_dict(), None)
     if result.best_state:
         model.load_state_dict(result.best_state)
@@ -398,15 +409,23 @@ def train_step(
     horizon: int,
     loss_config: LossConfig,
     precision: Precision = "float32",
+    group: Group = Group(),
 ) -> float:
-    """One optimisation step on the windows ``rows`` of ``sequences``; returns the loss."""
+    """One optimisation step on the windows ``rows`` of ``sequences``; returns the loss. In a ``group`` of
+    processes ``rows`` are this process's share of the batch, and the step and the loss are the batch's."""
     device = model.item_embedding.weight.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-        loss = _loss(model, sequences, rows, max_len, horizon, loss_config)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss, targets = 0.0, 0
+    if len(rows):  # a batch smaller than the group leaves some processes no rows
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            share_loss, targets = _loss(model, sequences, rows, max_len, horizon, loss_config)
+        share_loss.backward()
+        loss = share_loss.item()
+    if group.size > 1:
+        trained = [parameter for settings in optimizer.param_groups for parameter in settings["params"]]
+        loss = group.share_gradients(trained, targets, loss)
     optimizer.step()
-    return loss.item()
+    return loss
 
 
 def _loss(
@@ -416,7 +435,8 @@ def _loss(
     max_len: int,
     horizon: int,
     loss_config: LossConfig,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, int]:
+    """The loss of the windows ``rows`` and the number of targets it averages."""
     batch = training_batch(sequences, rows, max_len, horizon)
     inputs = batch.inputs
     hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
@@ -439,7 +459,7 @@ def _loss(
         loss = loss + next_item_weight * next_item_loss(
             loss_config, hidden[supervised], next_items, model.output_embeddings()
         )
-    return loss
+    return loss, int(supervised.sum())
 
 
 def _evaluate(model: SequentialModel, validate: Callable[[], dict[str, float]]) -> dict[str, float]:

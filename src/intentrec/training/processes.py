@@ -1,0 +1,118 @@
+"""Data-parallel training in several processes, started by ``torchrun``.
+
+    torchrun --nproc-per-node 2 -m intentrec fit --data DATA --out RUN
+
+Every process holds the whole model and the whole training set, and draws the same batches in the same
+order (they share the seed). Each batch is dealt out row by row; after the backward pass every process's
+gradients become
+
+    g = sum_p n_p g_p / sum_p n_p        n_p = the targets process p's share supervised
+
+one all-reduce, so the step is the one a single process takes on the whole batch (up to the order of
+floating-point sums) and ``batch_size`` and ``lr`` mean what they mean in one process. That is exact for
+the next-item loss; prior heads weigh their losses by the targets of each process's share, so with heads
+the step is close to one process's, not the same. Each process draws its own dropout masks and negatives
+from (seed, epoch, rank), so a run resumed in as many processes repeats them. Process 0 validates,
+decides when to stop and writes the run; the others follow its decisions. The processes talk over gloo, on
+the CPU: torchrun gives each one thread (``OMP_NUM_THREADS=1``) unless ``train.threads`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NoReturn, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from intentrec.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among the training processes: ``rank`` of ``size``."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Process 0: the one that validates, decides and writes."""
+        return self.rank == 0
+
+    def from_main(self, value: T) -> T:
+        """Process 0's ``value``, in every process (a broadcast of any picklable Python value)."""
+        if self.size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wait(self) -> None:
+        """Return when every process has come here (process 0 may be measuring or writing meanwhile)."""
+        if self.size > 1:
+            dist.barrier()
+
+    def share_gradients(self, parameters: list[torch.nn.Parameter], targets: int, loss: float) -> float:
+        """Replace each process's gradients of ``parameters`` by the whole batch's, weighing each process
+        by the ``targets`` its rows supervised; returns the batch's mean ``loss`` over all targets.
+
+        A parameter left without a gradient in every process stays without one (AdamW then skips it, as it
+        does in one process); one used in some process gets the batch's gradient everywhere.
+        """
+        sizes = [p.numel() for p in parameters]
+        gradients = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        used = torch.tensor([p.grad is not None for p in parameters], dtype=torch.float32)
+        sums = torch.tensor([loss * targets, targets])
+        flat = torch.cat([torch.cat([g.reshape(-1) for g in gradients]) * targets, used, sums])
+        dist.all_reduce(flat)
+        total = flat[-1].clamp(min=1)  # the whole batch's targets
+        shared, users = flat[: sum(sizes)].split(sizes), flat[sum(sizes) : -2].tolist()
+        for parameter, gradient, used_by in zip(parameters, shared, users, strict=True):
+            parameter.grad = (gradient / total).view_as(parameter) if used_by else None
+        return float(flat[-2] / total)
+
+
+def join(device: str) -> Group:
+    """The group of training processes torchrun started this one in (joined on the first call), or a
+    group of one when it runs alone. Processes other than 0 log warnings only."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return Group()
+    if torch.device(device).type != "cpu":
+        raise ConfigError(
+            f"train.device {device!r}: training in several processes (torchrun) runs on the CPU in this "
+            "version; use train.device='cpu', or one process on the accelerator."
+        )
+    if not dist.is_initialized():
+        # the others wait for process 0's measurement at the end, which can be long on a large catalogue;
+        # a process that fails is not waited for: torchrun stops the rest
+        dist.init_process_group("gloo", timeout=timedelta(hours=24))
+    group = Group(dist.get_rank(), dist.get_world_size())
+    if not group.main:
+        logging.getLogger("intentrec").setLevel(logging.WARNING)
+    return group
+
+
+def joined() -> bool:
+    """Whether this process belongs to a group of several (it ran :func:`join` under torchrun)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def exit_group(status: int) -> NoReturn:
+    """End this process of a torchrun group with ``status``, once every process has got here when it
+    succeeded. Without tearing the group down: its gloo threads, torn down while a peer's are, now and then
+    aborted a process that had done all its work ("terminate called without an active exception",
+    SIGABRT, so torchrun reported a failure), so output is flushed and the process ends at once."""
+    if status == 0:
+        dist.barrier()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

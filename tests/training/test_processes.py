@@ -1,0 +1,121 @@
+"""Training in two processes: the gradients shared as one process would take them, and ``torchrun -m
+intentrec fit`` giving the run that one process gives (real processes talking over gloo on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from intentrec.errors import IntentRecError
+from intentrec.training.processes import Group, join
+
+TINY = ["--set", "model.dim=16", "--set", "train.batch_size=16", "--set", "train.min_epochs=1"]
+
+
+def _share(rank: int, store: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        weight, only_second, unused = (torch.nn.Parameter(torch.randn(3)) for _ in range(3))
+        inputs = torch.randn(3, 3)  # rows 0, 1 go to process 0, row 2 to process 1
+        mine = inputs[:2] if rank == 0 else inputs[2:]
+        loss = (mine @ weight).square().mean()
+        if rank == 1:
+            loss = loss + only_second.sum()
+        loss.backward()
+        mean = Group(rank, 2).share_gradients([weight, only_second, unused], len(mine), loss.item())
+        expected = 2 * inputs.T @ (inputs @ weight) / 3  # the gradient of the mean over all three rows
+        torch.testing.assert_close(weight.grad, expected.detach())
+        torch.testing.assert_close(only_second.grad, torch.full((3,), 1 / 3))  # one target of three
+        assert unused.grad is None  # no process used it: AdamW skips it, as in one process
+        whole = ((inputs @ weight).square().sum() + only_second.sum()) / 3
+        assert mean == pytest.approx(whole.item(), rel=1e-5)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shared_gradients_are_the_whole_batch_s(tmp_path: Path) -> None:
+    mp.spawn(_share, args=(str(tmp_path / "store"),), nprocs=2)
+
+
+def test_several_processes_run_on_the_cpu_only(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(IntentRecError, match="runs on the CPU"):
+        join("cuda")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert join("cpu") == Group()  # alone: a group of one, nothing to join
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory) -> Path:
+    """80 users stepping through a 30-item cycle, 5..14 events each."""
+    rng = np.random.default_rng(0)
+    lines = ["user,item,timestamp"]
+    for user in range(80):
+        start = rng.integers(30)
+        steps = rng.integers(5, 15)
+        lines += [f"u{user},i{(start + 2 * t) % 30},{1_600_000_000 + 60 * t}" for t in range(steps)]
+    path = tmp_path_factory.mktemp("data") / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run(*args: str | Path, processes: int) -> subprocess.CompletedProcess[str]:
+    """``intentrec ARGS`` alone, or under ``torchrun`` in ``processes`` processes."""
+    bin_dir = Path(sys.executable).parent
+    launch = [str(bin_dir / "intentrec")]
+    if processes > 1:
+        launch = [
+            str(bin_dir / "torchrun"),
+            "--standalone",
+            f"--nproc-per-node={processes}",
+            "-m",
+            "intentrec",
+        ]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launch, *map(str, args)], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def _history(run: Path) -> list[dict[str, float]]:
+    return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_train_as_one_does(log: Path, tmp_path: Path) -> None:
+    settings = [*TINY, "--set", "model.dropout=0", "--set", "train.epochs=3"]
+    _run("fit", "--data", log, "--out", tmp_path / "one", *settings, processes=1)
+    two = _run("fit", "--data", log, "--out", tmp_path / "two", *settings, processes=2)
+    assert json.loads(two.stdout)["run"] == str(tmp_path / "two")  # process 0 alone reports
+    assert two.stderr.count("epoch 1 ") == 1  # and logs
+    one_epochs, two_epochs = _history(tmp_path / "one"), _history(tmp_path / "two")
+    assert len(two_epochs) == 3
+    for alone, shared in zip(one_epochs, two_epochs, strict=True):
+        assert shared["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+        assert shared["valid_ndcg@10"] == pytest.approx(alone["valid_ndcg@10"], abs=1e-6)
+    one_metrics, two_metrics = (
+        json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("one", "two")
+    )
+    assert two_metrics["test"] == pytest.approx(one_metrics["test"], abs=1e-6)
+    assert (tmp_path / "two" / "train.log").read_text().count("epoch 1 ") == 1
+
+
+def test_two_processes_resume_as_if_never_stopped(log: Path, tmp_path: Path) -> None:
+    # dropout on: each process's masks come from (seed, epoch, rank), so a resumed epoch repeats them
+    settings = [*TINY, "--set", "model.dropout=0.3"]
+    _run("fit", "--data", log, "--out", tmp_path / "whole", *settings, "--set", "train.epochs=3", processes=2)
+    _run("fit", "--data", log, "--out", tmp_path / "cut", *settings, "--set", "train.epochs=2", processes=2)
+    _run("resume", tmp_path / "cut", "--set", "train.epochs=3", processes=2)
+    whole, cut = _history(tmp_path / "whole"), _history(tmp_path / "cut")
+    assert [epoch["loss"] for epoch in cut] == pytest.approx([epoch["loss"] for epoch in whole], rel=1e-6)
+    assert [e["valid_ndcg@10"] for e in cut] == pytest.approx([e["valid_ndcg@10"] for e in whole], abs=1e-7)
