@@ -69,8 +69,9 @@ def log(tmp_path_factory) -> Path:
     return path
 
 
-def _run(*args: str | Path, processes: int) -> subprocess.CompletedProcess[str]:
-    """``intentrec ARGS`` alone, or under ``torchrun`` in ``processes`` processes."""
+def _run(*args: str | Path, processes: int, fails: bool = False) -> subprocess.CompletedProcess[str]:
+    """``intentrec ARGS`` alone, or under ``torchrun`` in ``processes`` processes (which, when one fails,
+    prints a traceback of its own)."""
     bin_dir = Path(sys.executable).parent
     launch = [str(bin_dir / "intentrec")]
     if processes > 1:
@@ -83,6 +84,9 @@ def _run(*args: str | Path, processes: int) -> subprocess.CompletedProcess[str]:
         ]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([*launch, *map(str, args)], capture_output=True, text=True, env=env, timeout=180)
+    if fails:
+        assert done.returncode != 0
+        return done
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr
     return done
@@ -108,6 +112,8 @@ def test_two_processes_train_as_one_does(log: Path, tmp_path: Path) -> None:
     )
     assert two_metrics["test"] == pytest.approx(one_metrics["test"], abs=1e-6)
     assert (tmp_path / "two" / "train.log").read_text().count("epoch 1 ") == 1
+    again = _run("fit", "--data", log, "--out", tmp_path / "two", *settings, processes=2, fails=True)
+    assert again.stderr.count("error: --out") == 1  # every process meets the mistake; one says it
 
 
 def test_two_processes_resume_as_if_never_stopped(log: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ with status 2; only a bug in IntentRec shows a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -52,8 +53,9 @@ def main() -> None:
     except SystemExit as done:
         status = done.code
     except IntentRecError as error:
-        # escaped: a message quoting a path or a line like "[a]" must print as it is, never as markup
-        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the mistake: say it once
+            # escaped: a message quoting a path or a line like "[a]" must print as it is, never as markup
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         status = 2
     except KeyboardInterrupt:
         stderr.print("interrupted")

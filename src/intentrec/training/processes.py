@@ -81,7 +81,7 @@ class Group:
 
 def join(device: str) -> Group:
     """The group of training processes torchrun started this one in (joined on the first call), or a
-    group of one when it runs alone. Processes other than 0 log warnings only."""
+    group of one when it runs alone. Processes other than 0 log errors only."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return Group()
@@ -95,8 +95,8 @@ def join(device: str) -> Group:
         # a process that fails is not waited for: torchrun stops the rest
         dist.init_process_group("gloo", timeout=timedelta(hours=24))
     group = Group(dist.get_rank(), dist.get_world_size())
-    if not group.main:
-        logging.getLogger("intentrec").setLevel(logging.WARNING)
+    if not group.main:  # process 0 says it all, once
+        logging.getLogger("intentrec").setLevel(logging.ERROR)
     return group
 
 
@@ -106,13 +106,15 @@ def joined() -> bool:
 
 
 def exit_group(status: int) -> NoReturn:
-    """End this process of a torchrun group with ``status``, once every process has got here when it
-    succeeded. Without tearing the group down: its gloo threads, torn down while a peer's are, now and then
-    aborted a process that had done all its work ("terminate called without an active exception",
-    SIGABRT, so torchrun reported a failure), so output is flushed and the process ends at once."""
-    if status == 0:
-        dist.barrier()
+    """End this process of a torchrun group once every process has got here, all with the highest
+    status any of them ends with (process 0 alone sees that a run was interrupted, say).
+
+    The group is not torn down: gloo's threads, torn down while a peer's are, now and then aborted a
+    process that had done all its work ("terminate called without an active exception", SIGABRT, so
+    torchrun reported a failure); output is flushed and the process ends at once."""
+    statuses = torch.tensor([status])
+    dist.all_reduce(statuses, op=dist.ReduceOp.MAX)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)
+    os._exit(int(statuses))
