@@ -6,8 +6,9 @@
 Each layout ``PxT`` (P processes of T threads each) fits the same config for ``--epochs`` epochs (no
 early stop before them) with ``intentrec fit``, under ``torchrun --standalone`` when P > 1. The layouts
 take turns for ``--rounds`` rounds, so a machine whose load changes slows all of them alike. For each,
-the median over rounds of the median epoch's training seconds (``history.jsonl``, validation excluded)
-and the supervised windows per second, with the speed-up against the first layout; and the last epoch's
+the median over rounds of the median epoch's training seconds (``history.jsonl``) and the supervised
+windows per second, with the speed-up against the first layout; the same epoch with its validation pass
+(which process 0 runs alone, with its own threads, while the others wait); and the last epoch's
 validation NDCG@10, which is the same in every layout up to float rounding when dropout is 0 (with dropout
 each process draws its own masks).
 """
@@ -40,6 +41,7 @@ def main() -> None:
 
     bin_dir = Path(sys.executable).parent
     seconds: dict[str, list[float]] = {layout: [] for layout in args.layouts}
+    with_valid: dict[str, list[float]] = {layout: [] for layout in args.layouts}
     last: dict[str, dict] = {}
     for round_ in range(args.rounds):
         for layout in args.layouts:
@@ -60,19 +62,23 @@ def main() -> None:
                 sys.exit(f"{run}: exit {done.returncode}\n{done.stderr[-3000:]}")
             epochs = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
             seconds[layout].append(statistics.median(epoch["train_seconds"] for epoch in epochs))
+            whole = [epoch["train_seconds"] + epoch["valid_seconds"] for epoch in epochs]
+            with_valid[layout].append(statistics.median(whole))
             last[layout] = epochs[-1] | {
                 "windows": epochs[-1]["windows_per_second"] * epochs[-1]["train_seconds"]
             }
             print(f"{run}: median epoch {seconds[layout][-1]:.2f} s", flush=True)
 
     first = statistics.median(seconds[args.layouts[0]])
-    print("\n| processes x threads | epoch, s (median of rounds) | windows/s | speed-up | valid NDCG@10 |")
-    print("|---|---|---|---|---|")
+    first_whole = statistics.median(with_valid[args.layouts[0]])
+    print("\n| processes x threads | training epoch, s | windows/s | speed-up | with validation, s "
+          "| speed-up | valid NDCG@10 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for layout in args.layouts:
-        median = statistics.median(seconds[layout])
+        median, whole = statistics.median(seconds[layout]), statistics.median(with_valid[layout])
         speed = last[layout]["windows"] / median
-        print(f"| {layout} | {median:.2f} | {speed:,.0f} | {first / median:.2f}x | "
-              f"{last[layout]['valid_ndcg@10']:.4f} |")  # fmt: skip
+        print(f"| {layout} | {median:.2f} | {speed:,.0f} | {first / median:.2f}x | {whole:.2f} | "
+              f"{first_whole / whole:.2f}x | {last[layout]['valid_ndcg@10']:.4f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -91,6 +92,19 @@ def make_dataset() -> DatasetBuilder:
         return replace(dataset, items=items)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def csv(tmp_path_factory) -> Path:
+    """40 users walking a 20-item cycle, 4..8 events each, with a header ``user,item,timestamp``."""
+    rng = np.random.default_rng(0)
+    lines = ["user,item,timestamp"]
+    for user in range(40):
+        start = rng.integers(20)
+        lines += [f"u{user},i{(start + t) % 20},{1_600_000_000 + 60 * t}" for t in range(rng.integers(4, 9))]
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 #: ``intentrec(*args, expect=0)``: run the installed command as a user would, check its exit status.

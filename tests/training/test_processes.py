@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -55,20 +54,6 @@ def test_several_processes_run_on_the_cpu_only(monkeypatch) -> None:
     assert join("cpu") == Group()  # alone: a group of one, nothing to join
 
 
-@pytest.fixture(scope="module")
-def log(tmp_path_factory) -> Path:
-    """80 users stepping through a 30-item cycle, 5..14 events each."""
-    rng = np.random.default_rng(0)
-    lines = ["user,item,timestamp"]
-    for user in range(80):
-        start = rng.integers(30)
-        steps = rng.integers(5, 15)
-        lines += [f"u{user},i{(start + 2 * t) % 30},{1_600_000_000 + 60 * t}" for t in range(steps)]
-    path = tmp_path_factory.mktemp("data") / "log.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _run(*args: str | Path, processes: int, fails: bool = False) -> subprocess.CompletedProcess[str]:
     """``intentrec ARGS`` alone, or under ``torchrun`` in ``processes`` processes (which, when one fails,
     prints a traceback of its own)."""
@@ -96,10 +81,10 @@ def _history(run: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_train_as_one_does(log: Path, tmp_path: Path) -> None:
+def test_two_processes_train_as_one_does(csv: Path, tmp_path: Path) -> None:
     settings = [*TINY, "--set", "model.dropout=0", "--set", "train.epochs=3"]
-    _run("fit", "--data", log, "--out", tmp_path / "one", *settings, processes=1)
-    two = _run("fit", "--data", log, "--out", tmp_path / "two", *settings, processes=2)
+    _run("fit", "--data", csv, "--out", tmp_path / "one", *settings, processes=1)
+    two = _run("fit", "--data", csv, "--out", tmp_path / "two", *settings, processes=2)
     assert json.loads(two.stdout)["run"] == str(tmp_path / "two")  # process 0 alone reports
     assert two.stderr.count("epoch 1 ") == 1  # and logs
     one_epochs, two_epochs = _history(tmp_path / "one"), _history(tmp_path / "two")
@@ -112,15 +97,15 @@ def test_two_processes_train_as_one_does(log: Path, tmp_path: Path) -> None:
     )
     assert two_metrics["test"] == pytest.approx(one_metrics["test"], abs=1e-6)
     assert (tmp_path / "two" / "train.log").read_text().count("epoch 1 ") == 1
-    again = _run("fit", "--data", log, "--out", tmp_path / "two", *settings, processes=2, fails=True)
+    again = _run("fit", "--data", csv, "--out", tmp_path / "two", *settings, processes=2, fails=True)
     assert again.stderr.count("error: --out") == 1  # every process meets the mistake; one says it
 
 
-def test_two_processes_resume_as_if_never_stopped(log: Path, tmp_path: Path) -> None:
+def test_two_processes_resume_as_if_never_stopped(csv: Path, tmp_path: Path) -> None:
     # dropout on: each process's masks come from (seed, epoch, rank), so a resumed epoch repeats them
     settings = [*TINY, "--set", "model.dropout=0.3"]
-    _run("fit", "--data", log, "--out", tmp_path / "whole", *settings, "--set", "train.epochs=3", processes=2)
-    _run("fit", "--data", log, "--out", tmp_path / "cut", *settings, "--set", "train.epochs=2", processes=2)
+    _run("fit", "--data", csv, "--out", tmp_path / "whole", *settings, "--set", "train.epochs=3", processes=2)
+    _run("fit", "--data", csv, "--out", tmp_path / "cut", *settings, "--set", "train.epochs=2", processes=2)
     _run("resume", tmp_path / "cut", "--set", "train.epochs=3", processes=2)
     whole, cut = _history(tmp_path / "whole"), _history(tmp_path / "cut")
     assert [epoch["loss"] for epoch in cut] == pytest.approx([epoch["loss"] for epoch in whole], rel=1e-6)
