@@ -224,7 +224,8 @@ class Recommender:
                 resume=resume,
             )
             if group.main:
-                self._measure(result, parameters, time.perf_counter() - started)
+                with group.all_threads():
+                    self._measure(result, parameters, time.perf_counter() - started)
         if files:
             write_metrics(files.metrics, self.metrics)
         group.wait()

@@ -12,9 +12,10 @@ one all-reduce, so the step is the one a single process takes on the whole batch
 floating-point sums) and ``batch_size`` and ``lr`` mean what they mean in one process. That is exact for
 the next-item loss; prior heads weigh their losses by the targets of each process's share, so with heads
 the step is close to one process's, not the same. Each process draws its own dropout masks and negatives
-from (seed, epoch, rank), so a run resumed in as many processes repeats them. Process 0 validates,
-decides when to stop and writes the run; the others follow its decisions. The processes talk over gloo, on
-the CPU: torchrun gives each one thread (``OMP_NUM_THREADS=1``) unless ``train.threads`` says otherwise.
+from (seed, epoch, rank), so a run resumed in as many processes repeats them. Process 0 validates
+(with the threads of every process: the others wait idle), decides when to stop and writes the run; the
+others follow its decisions. The processes talk over gloo, on the CPU: torchrun gives each one thread
+(``OMP_NUM_THREADS=1``) unless ``train.threads`` says otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn, TypeVar
@@ -53,6 +56,18 @@ class Group:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    @contextmanager
+    def all_threads(self) -> Iterator[None]:
+        """In process 0, the threads of every process for what it does alone (validation, measurement):
+        meanwhile the others wait in a collective, which keeps no core busy."""
+        threads = torch.get_num_threads()
+        if self.size > 1 and self.main:
+            torch.set_num_threads(threads * self.size)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     def wait(self) -> None:
         """Return when every process has come here (process 0 may be measuring or writing meanwhile)."""

@@ -255,7 +255,8 @@ def train(
                     progress.update(task, advance=1, loss=total_loss / step, speed=speed)
                 progress.remove_task(task)
                 train_seconds = time.perf_counter() - epoch_start
-                valid = group.from_main(_evaluate(model, validate) if group.main else {})
+                with group.all_threads():
+                    valid = group.from_main(_evaluate(model, validate) if group.main else {})
                 record = {
                     "epoch": epoch,
                     "loss": total_loss / len(batches),
