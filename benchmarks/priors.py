@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from grid import fit_seeds, print_table
 
-from intentrec.data.sequences import PaddedBatch, Sequences, pad_left, pad_whole
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.evaluation.beyond_accuracy import ItemFeatures
 from intentrec.evaluation.evaluator import evaluate
 from intentrec.models.heads import NEXT_ITEM_HEAD, Merge, Steering
@@ -209,8 +209,10 @@ def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str
     def boosted(u: float) -> ScoreFn:
         def score(batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
             logits = model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
-            whole = torch.from_numpy(pad_whole(histories).items).to(categories.device)
-            met = categories[whole].amax(dim=1)  # (B, C)
+            device = categories.device
+            owners = torch.from_numpy(np.repeat(np.arange(len(histories)), histories.lengths)).to(device)
+            events = categories[torch.from_numpy(histories.items.astype(np.int64) + 1).to(device)]  # (E, C)
+            met = events.new_zeros(len(histories), events.shape[1]).index_add_(0, owners, events).clamp(max=1)
             new = (met @ categories[1:].T == 0) & (categories[1:].sum(1) > 0)  # (B, n_items)
             return logits / model.temperature + math.log(u) * new
 

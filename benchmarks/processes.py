@@ -8,7 +8,7 @@ early stop before them) with ``intentrec fit``, under ``torchrun --standalone`` 
 take turns for ``--rounds`` rounds, so a machine whose load changes slows all of them alike. For each,
 the median over rounds of the median epoch's training seconds (``history.jsonl``) and the supervised
 windows per second, with the speed-up against the first layout; the same epoch with its validation pass
-(which process 0 runs alone, with its own threads, while the others wait); and the last epoch's
+(which process 0 runs with every process's threads while the others wait); and the last epoch's
 validation NDCG@10, which is the same in every layout up to float rounding when dropout is 0 (with dropout
 each process draws its own masks).
 """

@@ -24,7 +24,7 @@ from intentrec.catalogue import Catalogue, UnknownItems
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
-from intentrec.data.sequences import PaddedBatch, Sequences, pad_whole
+from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
 from intentrec.errors import ConfigError, IntentRecError, did_you_mean
 from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
@@ -508,7 +508,7 @@ class Recommender:
             raise ConfigError("steering weighs prior heads, but this run has none (config heads.priors).")
         if histories is None or steering.unexplored == 1:
             return model.heads.head_weights(steering)
-        return model.heads.head_weights(steering, torch.from_numpy(pad_whole(histories).items))
+        return model.heads.head_weights(steering, histories)
 
     def _fitted_dataset(self) -> Dataset:
         self._fitted()

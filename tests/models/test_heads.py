@@ -9,6 +9,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from intentrec.config import RunConfig
+from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError
 from intentrec.models.head_losses import merged_softmax_loss, prior_heads_loss
 from intentrec.models.heads import HeadsConfig, PriorHeads, Steering
@@ -323,7 +324,9 @@ def test_steering_weights_heads_by_name_value_or_subset() -> None:
 def test_the_heads_of_categories_a_history_has_not_met_are_weighed_per_user(composition: str) -> None:
     config = HeadsConfig(priors=["taxonomy", "horizon"], composition=composition, pred_len=4)
     heads = PriorHeads(DIM, 3, two_priors(), config)  # items 1: a, 2: b, 3: a and b (model indices)
-    histories = torch.tensor([[PAD_ITEM, 1], [1, 2], [PAD_ITEM, PAD_ITEM]])
+    histories = Sequences(  # dataset items 0; 0, 1; nothing (model items 1; 1, 2; nothing)
+        users=np.arange(3), offsets=np.array([0, 1, 3, 3]), items=np.array([0, 0, 1]), timestamps=np.zeros(3)
+    )
     names = heads.names
     new = heads.unexplored(histories)
     met_by_first = {name for name, unmet in zip(names, new[0].tolist(), strict=True) if not unmet}

@@ -46,8 +46,12 @@ def test_shared_gradients_are_the_whole_batch_s(tmp_path: Path) -> None:
     mp.spawn(_share, args=(str(tmp_path / "store"),), nprocs=2)
 
 
-def test_several_processes_run_on_the_cpu_only(monkeypatch) -> None:
-    monkeypatch.setenv("WORLD_SIZE", "2")
+def test_several_processes_run_on_the_cpu_and_under_torchrun(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # set by some platforms without torchrun
+    with pytest.raises(IntentRecError, match="RANK, MASTER_ADDR or MASTER_PORT is not set"):
+        join("cpu")
+    for name, value in (("RANK", "0"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(name, value)
     with pytest.raises(IntentRecError, match="runs on the CPU"):
         join("cuda")
     monkeypatch.delenv("WORLD_SIZE")
@@ -110,3 +114,5 @@ def test_two_processes_resume_as_if_never_stopped(csv: Path, tmp_path: Path) -> 
     whole, cut = _history(tmp_path / "whole"), _history(tmp_path / "cut")
     assert [epoch["loss"] for epoch in cut] == pytest.approx([epoch["loss"] for epoch in whole], rel=1e-6)
     assert [e["valid_ndcg@10"] for e in cut] == pytest.approx([e["valid_ndcg@10"] for e in whole], abs=1e-7)
+    alone = _run("resume", tmp_path / "cut", "--set", "train.epochs=4", processes=1)
+    assert "resumed in 1 process(es), trained in 2" in alone.stderr

@@ -136,11 +136,6 @@ def pad_left(sequences: Sequences, rows: np.ndarray, max_len: int, drop_last: in
     return PaddedBatch(items=items, timestamps=timestamps)
 
 
-def pad_whole(sequences: Sequences) -> PaddedBatch:
-    """Every event of every row (not only the last ``max_len``), left-padded to the longest row."""
-    return pad_left(sequences, np.arange(len(sequences)), max(int(sequences.lengths.max(initial=0)), 1))
-
-
 @dataclass(frozen=True)
 class TrainingBatch:
     """Inputs and what each input position is trained to predict.

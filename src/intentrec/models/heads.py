@@ -68,6 +68,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -429,20 +430,24 @@ class PriorHeads(nn.Module):
                 merged = torch.logaddexp(heads_log_probs, own)
         return merged.T.contiguous(), best_head.T.contiguous()
 
-    def head_weights(self, steering: Steering, histories: torch.Tensor | None = None) -> torch.Tensor:
+    def head_weights(self, steering: Steering, histories: Sequences | None = None) -> torch.Tensor:
         """``(H,)`` weights from a :class:`Steering`, or ``(B, H)``, one row per history, when it weighs
-        the heads a user has not met (``unexplored`` != 1) and ``histories (B, L)`` (model item indices,
-        ``PAD`` = 0; each user's whole history, not only the events the model reads) are given. Unknown
-        head or value names are a ConfigError."""
+        the heads a user has not met (``unexplored`` != 1) and the users' whole ``histories`` (not only
+        the events the model reads) are given. Unknown head or value names are a ConfigError."""
         weights = self._weights(steering)
         if histories is None or steering.unexplored == 1:
             return weights
         return weights * torch.where(self.unexplored(histories).cpu(), steering.unexplored, 1.0)
 
-    def unexplored(self, histories: torch.Tensor) -> torch.Tensor:
-        """``(B, H)`` bool: the heads that carry a category (a value of an item prior) that no item of
-        ``histories (B, L)`` has; a head of no item prior (a horizon segment) is never unexplored."""
-        met = self.allowed[histories].any(dim=1)  # the padding row may give nothing
+    def unexplored(self, histories: Sequences) -> torch.Tensor:
+        """``(B, H)`` bool, one row per history: the heads that carry a category (a value of an item
+        prior) that no event of it has; a head of no item prior (a horizon segment) is never unexplored."""
+        device = self.allowed.device
+        owners = torch.from_numpy(np.repeat(np.arange(len(histories)), histories.lengths)).to(device)
+        items = torch.from_numpy(histories.items.astype(np.int64) + 1).to(device)  # model indices
+        # event by event, not padded to the longest history: memory grows with the events alone
+        seen = torch.zeros(len(histories), len(self.names), device=device)
+        met = seen.index_add_(0, owners, self.allowed[items].to(seen.dtype)) > 0
         return ~met & self.categorised
 
     def _weights(self, steering: Steering) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 import intentrec
-from intentrec.data.sequences import PaddedBatch, Sequences, pad_left, pad_whole
+from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Merge, Steering
 from intentrec.models.model import Precision
@@ -164,8 +164,8 @@ class Service:
         resolved = self._resolve_history(request, allowed, steered)
         if request.steering is not None and request.steering.unexplored != 1:
             assert self.heads is not None
-            whole = pad_whole(resolved.history.subset(np.array([resolved.row])))
-            weights = self.heads.head_weights(request.steering, torch.from_numpy(whole.items))[0]
+            whole = resolved.history.subset(np.array([resolved.row]))
+            weights = self.heads.head_weights(request.steering, whole)[0]
             resolved = replace(resolved, head_weights=weights.numpy())
         return resolved
 

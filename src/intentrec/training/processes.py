@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,6 +101,12 @@ def join(device: str) -> Group:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return Group()
+    if not all(name in os.environ for name in ("RANK", "MASTER_ADDR", "MASTER_PORT")):
+        raise ConfigError(
+            f"WORLD_SIZE is {size} but RANK, MASTER_ADDR or MASTER_PORT is not set: several processes are "
+            "started by torchrun (torchrun --standalone --nproc-per-node N -m intentrec fit ...); to train "
+            "in one process, unset WORLD_SIZE."
+        )
     if torch.device(device).type != "cpu":
         raise ConfigError(
             f"train.device {device!r}: training in several processes (torchrun) runs on the CPU in this "
@@ -109,6 +116,10 @@ def join(device: str) -> Group:
         # the others wait for process 0's measurement at the end, which can be long on a large catalogue;
         # a process that fails is not waited for: torchrun stops the rest
         dist.init_process_group("gloo", timeout=timedelta(hours=24))
+        # Ctrl-C reaches every process at a different point, and one that stopped by itself would wait
+        # in a collective the others never enter: torchrun alone handles it and stops them all at once
+        # (the run keeps its last whole epoch, which `intentrec resume` continues)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     group = Group(dist.get_rank(), dist.get_world_size())
     if not group.main:  # process 0 says it all, once
         logging.getLogger("intentrec").setLevel(logging.ERROR)
@@ -122,7 +133,7 @@ def joined() -> bool:
 
 def exit_group(status: int) -> NoReturn:
     """End this process of a torchrun group once every process has got here, all with the highest
-    status any of them ends with (process 0 alone sees that a run was interrupted, say).
+    status any of them ends with.
 
     The group is not torn down: gloo's threads, torn down while a peer's are, now and then aborted a
     process that had done all its work ("terminate called without an active exception", SIGABRT, so

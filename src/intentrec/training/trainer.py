@@ -107,7 +107,7 @@ class Checkpoint:
     ``tensors``: ``model.*`` the weights, ``best.*`` the best weights (only when an earlier epoch was
     best), ``optimizer.<param>.<name>`` AdamW's moments and step, ``rng.*`` torch's generator states.
     ``meta`` (JSON): the epoch, the record so far, the optimiser's groups (lr, betas), the plateau's
-    counters and the state of the generator that shuffles the batches.
+    counters, the state of the generator that shuffles the batches and how many processes trained.
     """
 
     tensors: StateDict
@@ -214,6 +214,14 @@ def train(
         check_continuable(resume, config)
         _restore(resume, model, optimizer, plateau, rng, result)
         first_epoch = resume.epoch + 1
+        trained_in = resume.meta.get("processes", 1)  # checkpoints of earlier versions: one process
+        if trained_in != group.size:
+            log.warning(
+                "resumed in %d process(es), trained in %d: the same batches and steps, but not the dropout "
+                "masks and negatives of an uninterrupted run",
+                group.size,
+                trained_in,
+            )
     started = time.perf_counter()
     progress = Progress(
         TextColumn("epoch {task.fields[epoch]}"),
@@ -284,7 +292,9 @@ def train(
                     plateau.step(valid[config.monitor])
                 if on_epoch_end and group.main:
                     checkpoint = (
-                        _checkpoint(model, optimizer, plateau, rng, result) if config.resumable else None
+                        _checkpoint(model, optimizer, plateau, rng, result, group.size)
+                        if config.resumable
+                        else None
                     )
                     on_epoch_end(result, model.state_dict(), checkpoint)
                 if epoch >= config.min_epochs and epoch - result.best_epoch >= config.patience:
@@ -327,6 +337,7 @@ def _checkpoint(
     plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
     rng: np.random.Generator,
     result: TrainResult,
+    processes: int,
 ) -> Checkpoint:
     epoch = len(result.history)
     tensors = {f"model.{name}": tensor for name, tensor in model.state_dict().items()}
@@ -348,6 +359,7 @@ def _checkpoint(
         "optimizer": optimizer_state["param_groups"],
         "plateau": plateau.state_dict() if plateau else None,
         "batch_order": rng.bit_generator.state,
+        "processes": processes,
     }
     return Checkpoint(tensors, meta)
 
