@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -39,6 +38,7 @@ from intentrec.run import (
     flat_settings,
     load_checkpoint,
     load_weights,
+    log_to,
     read_metrics,
     save_epoch,
     save_weights,
@@ -192,7 +192,7 @@ class Recommender:
         config, model, split = self.config, self.model, self.split
         assert self.dataset is not None and model is not None and split is not None
         group = join(config.train.device)
-        with _log_to(files.log if files else None):
+        with log_to(files.log if files else None):
             log.info(
                 "%s %s on %s: %d users, %d items, %d training sequences",
                 f"resume after epoch {resume.epoch}:" if resume else "fit",
@@ -247,7 +247,7 @@ class Recommender:
             "parameters": parameters,
             "timing": {
                 "fit_seconds": train_seconds,
-                "windows_per_second": _median(result, "windows_per_second"),
+                "windows_per_second": result.median("windows_per_second"),
                 "eval_users_per_second": len(split.test) / test_seconds,
                 "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             },
@@ -586,28 +586,6 @@ def _check_split(on: str) -> None:
         raise ConfigError(f"on = {on!r}: evaluate on 'valid' or 'test' (the split's held-out events).")
 
 
-def _median(result: TrainResult, key: str) -> float:
-    values = [record[key] for record in result.history]
-    return float(np.median(values)) if values else 0.0
-
-
 def _format(metrics: dict[str, float], first: str) -> str:
     keys = [first] + [key for key in metrics if key != first and key.endswith("@10")]
     return "  ".join(f"{key} {metrics[key]:.4f}" for key in keys)
-
-
-@contextmanager
-def _log_to(path: Path | None) -> Iterator[None]:
-    """Copy the ``intentrec`` log into ``path`` for the duration of the block."""
-    if path is None:
-        yield
-        return
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        handler.close()

@@ -15,7 +15,10 @@ index.faiss          the HNSW index `intentrec serve` builds for a large catalog
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,8 @@ from safetensors.torch import load_file, save_file
 from intentrec.errors import ConfigError, IntentRecError
 from intentrec.storage import write_json, write_text, write_with
 from intentrec.training.trainer import RESUMABLE_SETTINGS, Checkpoint, StateDict, TrainResult
+
+log = logging.getLogger("intentrec")
 
 if TYPE_CHECKING:
     from intentrec.config import RunConfig
@@ -192,3 +197,20 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
 
 def read_metrics(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextmanager
+def log_to(path: Path | None) -> Iterator[None]:
+    """Copy the ``intentrec`` log into ``path`` (a run's ``train.log``) for the duration of the block."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()

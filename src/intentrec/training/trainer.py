@@ -99,6 +99,11 @@ class TrainResult:
     best_state: StateDict = field(default_factory=dict)
     resumed_at: list[int] = field(default_factory=list)  # the epochs after which training was resumed
 
+    def median(self, key: str) -> float:
+        """The median over epochs of a record's ``key`` (0 before any epoch)."""
+        values = [record[key] for record in self.history]
+        return float(np.median(values)) if values else 0.0
+
 
 @dataclass
 class Checkpoint:
