@@ -208,7 +208,8 @@ def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str
 
     def boosted(u: float) -> ScoreFn:
         def score(batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
-            logits = model.score_last(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps))[0]
+            items, timestamps, request_times = batch.tensors()
+            logits = model.score_last(items, timestamps, request_times=request_times)[0]
             device = categories.device
             owners = torch.from_numpy(np.repeat(np.arange(len(histories)), histories.lengths)).to(device)
             events = categories[torch.from_numpy(histories.items.astype(np.int64) + 1).to(device)]  # (E, C)

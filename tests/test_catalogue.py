@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import polars as pl
 import pytest
 
@@ -95,6 +97,20 @@ def test_timestamps_order_a_history_and_ties_keep_the_order_given(catalogue) -> 
     encoded = catalogue.encode_history([10, 20, 30, 40], timestamps=[9, 5, 9, 1])
     assert encoded.history.items.tolist() == [3, 1, 0, 2]
     assert encoded.history.timestamps.tolist() == [1, 5, 9, 9]
+
+
+def test_a_history_asks_for_its_next_items_at_the_request_time_in_the_models_seconds(make_dataset) -> None:
+    in_milliseconds = make_dataset([(1, 10, 1_600_000_000_000), (1, 20, 1_600_000_060_000)])
+    catalogue = Catalogue(in_milliseconds)
+    encoded = catalogue.encode_history(
+        [10, 20], timestamps=[1_600_000_000_000, 1_600_000_060_000], at=1_700_000_000_123
+    )
+    assert encoded.history.timestamps.tolist() == [1_600_000_000, 1_600_000_060]
+    assert encoded.history.request_times.tolist() == [1_700_000_000]
+    assert catalogue.request_time(catalogue.now()) == pytest.approx(time.time(), abs=2)
+    assert catalogue.encode_history([10, 20]).history.request_times.tolist() == [2]  # positions: the next one
+    with pytest.raises(IntentRecError, match="no timestamps"):
+        catalogue.encode_history([10, 20], at=1_700_000_000_000)
 
 
 def test_unknown_items_are_left_out_and_listed_or_rejected(catalogue) -> None:

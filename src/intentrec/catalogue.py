@@ -9,6 +9,7 @@ finds item ``"42"`` of a string-keyed one.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -128,17 +129,29 @@ class Catalogue:
 
     # --- raw histories -------------------------------------------------------------------------------------
 
+    def request_time(self, at: int | None = None) -> int:
+        """When a request asks for its items, in the unit the model was trained in (seconds for real
+        timestamps): ``at`` in the log's own unit, by default now."""
+        return int(self.now() if at is None else at) // self._time_divisor
+
+    def now(self) -> int:
+        """The current time in the log's own unit (what ``at`` takes)."""
+        return int(time.time()) * self._time_divisor
+
     def encode_history(
         self,
         items: Sequence[Any],
         timestamps: Sequence[int] | None = None,
         events: Sequence[str | None] | None = None,
         unknown_items: UnknownItems = "ignore",
+        at: int | None = None,
     ) -> EncodedHistory:
         """Encode a history given in raw item IDs (oldest first, or in any order with timestamps).
 
         With timestamps the events are ordered by time, ties kept in the order given (the Dataset's own
-        ordering policy); without them they are taken in the order given and numbered 0, 1, 2, ...
+        ordering policy), and the history asks for its next items at ``at`` (the log's unit; default
+        now); without them they are taken in the order given and numbered 0, 1, 2, ..., and ask at the
+        next number (``at`` is then an error: it cannot be placed among the numbers).
         Events of a type the run did not train on are skipped; ``None`` is a type it trained on.
         Unknown items are left out and listed, or an error with ``unknown_items="reject"``; a history
         with no known item left is an error either way, since there is nothing to recommend from.
@@ -146,6 +159,11 @@ class Catalogue:
         if timestamps is not None and len(timestamps) != len(items):
             raise IntentRecError(
                 f"the history has {len(items)} items but {len(timestamps)} timestamps; give one per item."
+            )
+        if at is not None and timestamps is None:
+            raise IntentRecError(
+                f"at={at} gives the time of the request, but the history has no timestamps to measure it "
+                "from; give each event's timestamp too, or leave 'at' out."
             )
         if events is not None and len(events) != len(items):
             raise IntentRecError(
@@ -188,6 +206,7 @@ class Catalogue:
             items=np.asarray(indices, dtype=np.int32)[order],
             # ordered in the log's unit, then in seconds as the model was trained (DatasetCard.time_divisor)
             timestamps=times[keep][order] // (self._time_divisor if timestamps is not None else 1),
+            request_times=np.array([self.request_time(at) if timestamps is not None else len(keep)]),
         )
         return EncodedHistory(history=history, unknown=unknown, skipped_events=skipped)
 

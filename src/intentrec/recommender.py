@@ -313,8 +313,10 @@ class Recommender:
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
         steering: Steering | None = None,
+        at: int | None = None,
     ) -> pl.DataFrame:
-        """Top-``k`` items for known users (raw IDs, or one ID; None = every user), from their whole history.
+        """Top-``k`` items for known users (raw IDs, or one ID; None = every user), from their whole history,
+        asked for at ``at`` (the log's time unit; default now; read by ``model.query_time = "request"``).
 
         Returns a table ``user, rank, item, score, head`` (rank 1 = best) in the user's own IDs; ``head``
         names the prior head that put the item there (``"next"`` for a model without prior heads). Only
@@ -329,7 +331,8 @@ class Recommender:
             users = [users]
         rows = np.arange(len(history)) if users is None else self.catalogue.require_users(list(users))
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
-        table = self._rank(history.subset(rows), k, filter_seen, allowed, steering)
+        asked = history.subset(rows).at(self.catalogue.request_time(at))
+        table = self._rank(asked, k, filter_seen, allowed, steering)
         return table.join(dataset.users, on="user_idx", maintain_order="left").select(
             "user", "rank", "item", "score", "head"
         )
@@ -346,16 +349,18 @@ class Recommender:
         exclude_categories: Sequence[str] | None = None,
         unknown_items: UnknownItems = "ignore",
         steering: Steering | None = None,
+        at: int | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for someone the model has not seen, from a history they bring (raw item IDs).
 
-        Items are oldest first, or ordered by ``timestamps`` when given. Items the catalogue does not
+        Items are oldest first, or ordered by ``timestamps`` when given (then asked for at ``at``, as in
+        :meth:`recommend`; see :meth:`Catalogue.encode_history`). Items the catalogue does not
         have are left out (``unknown_items="ignore"``, logged) or make it an error (``"reject"``).
         Returns a table ``rank, item, score, head``; the filters and steering are those of :meth:`recommend`.
         """
         self._fitted()
         _check_k(k)
-        encoded = self.catalogue.encode_history(items, timestamps, events, unknown_items)
+        encoded = self.catalogue.encode_history(items, timestamps, events, unknown_items, at)
         if encoded.unknown:
             log.warning("left out unknown item(s) of the history: %s", encoded.unknown)
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
@@ -393,7 +398,8 @@ class Recommender:
         """``(B, D)``: the backbone's state after the last event of each history (the heads read it)."""
         model, _ = self._fitted()
         with torch.inference_mode():
-            states = model(torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps), last_only=True)
+            items, timestamps, request_times = batch.tensors()
+            states = model(items, timestamps, last_only=True, request_times=request_times)
         return states.cpu()
 
     def user_queries(self, states: torch.Tensor) -> torch.Tensor:
@@ -471,13 +477,13 @@ class Recommender:
         """Scores ``(B, n_items)`` of every item after each history (``batch`` the model's input,
         ``histories`` the same users' whole histories), and with prior heads the head each score came from."""
         model, _ = self._fitted()
-        items, timestamps = torch.from_numpy(batch.items), torch.from_numpy(batch.timestamps)
+        items, timestamps, request_times = batch.tensors()
         merge = steering.merge if steering is not None else None
         backbone_weight = None  # the run's
         if model.heads is not None and steering is not None:
             backbone_weight = model.heads.backbone_weight(steering)
         weights = self._head_weights(steering, histories)
-        return model.score_last(items, timestamps, weights, merge, backbone_weight)
+        return model.score_last(items, timestamps, weights, merge, backbone_weight, request_times)
 
     def _eval_config(self) -> EvalConfig:
         """The run's evaluation settings, ``chunk_events`` resolved for the device the model is on."""

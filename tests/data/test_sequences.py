@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 from hypothesis import given, settings
@@ -135,6 +137,24 @@ def test_pad_left_right_aligns_the_most_recent_events() -> None:
     np.testing.assert_array_equal(batch.items, [[6, 7], [PAD, 8]])
     np.testing.assert_array_equal(batch.timestamps, [[2, 3], [0, 9]])
     np.testing.assert_array_equal(batch.mask, [[True, True], [False, True]])
+
+
+def test_request_times_follow_their_rows_into_subsets_and_batches() -> None:
+    sequences = to_sequences(([0, 1, 2], [[4, 5, 6], [7], [8, 9]], [[1, 2, 3], [9], [20, 30]])).at(500)
+    assert sequences.request_times.tolist() == [500, 500, 500]
+    asked = replace(sequences, request_times=np.array([100, 200, 300]))
+    rows = np.array([2, 0])
+    assert asked.subset(rows).request_times.tolist() == [300, 100]
+    assert pad_left(asked, rows, max_len=2).request_times.tolist() == [300, 100]
+    assert pad_left(asked, rows, max_len=2, drop_last=1).request_times is None  # not what was asked for
+    assert pad_left(to_sequences(([0], [[1]], [[5]])), np.array([0]), 1).request_times is None
+
+
+def test_training_rows_are_asked_for_at_their_last_inputs_target_time() -> None:
+    sequences = to_sequences(([0, 1], [[1, 2, 3, 4], [5, 6]], [[10, 20, 30, 40], [50, 60]]))
+    batch = training_batch(sequences, np.array([0, 1]), max_len=2)
+    np.testing.assert_array_equal(batch.inputs.timestamps, [[20, 30], [0, 50]])
+    assert batch.inputs.request_times.tolist() == [40, 60]  # the time of the event each row predicts last
 
 
 @settings(max_examples=150, deadline=None)

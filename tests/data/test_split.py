@@ -160,6 +160,17 @@ def test_leave_last_k_gives_k_targets_and_keeps_short_users_for_training(make_da
         assert np.all(eval_set.targets.lengths == k)
 
 
+@PROPERTY_SETTINGS
+@leave_last_cases
+def test_evaluation_histories_are_asked_for_at_their_first_targets_time(make_dataset, log, k) -> None:
+    split = leave_last_split(make_dataset(log, FilterConfig(duplicates="keep")), k)
+    if split is None:
+        return
+    for eval_set in (split.valid, split.test):
+        first_targets = eval_set.targets.timestamps[eval_set.targets.offsets[:-1]]
+        np.testing.assert_array_equal(eval_set.history.request_times, first_targets)
+
+
 def test_leave_one_out_on_a_small_log(make_dataset) -> None:
     """Spelled out once: the last event is the test target, the one before it the validation target."""
     ds = make_dataset([(1, 10, 1), (1, 11, 2), (1, 12, 3), (1, 13, 4), (2, 10, 1), (2, 11, 2)])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from test_backbone import DIM, random_batch  # pytest puts this folder on sys.path
 
+from intentrec.models.fuxi import FuXi, FuXiConfig
 from intentrec.models.hstu import HSTU, HSTUConfig, RelativeAttentionBias
 
 
@@ -63,3 +65,40 @@ def test_relative_positions_and_order_only_logs() -> None:
     with torch.no_grad():
         timed.bias.time.normal_()
     assert not torch.allclose(timed(embeddings, timestamps, mask), timed(embeddings, timestamps * 1000, mask))
+
+
+@pytest.mark.parametrize("make", [HSTU, FuXi], ids=["hstu", "fuxi"])
+def test_asked_at_the_request_time_each_position_sees_the_next_events_time(make) -> None:
+    """query_time 'request': position i measures its time gaps from t_{i+1}, the last one from the request,
+    so every training position is the state a request at the next event's time would get."""
+    config = (HSTUConfig if make is HSTU else FuXiConfig)(dim=DIM, max_len=8, query_time="request")
+    torch.manual_seed(0)
+    backbone = make(config).eval()
+    with torch.no_grad():
+        for name, parameter in backbone.named_parameters():
+            if name.endswith("time"):
+                parameter.normal_()  # large enough to matter
+        # absolute positions count back from the last event, so a prefix's would differ from the whole's
+        backbone.position_embedding.weight.zero_()
+    assert backbone.reads_request_time
+    embeddings = torch.randn(1, 6, DIM)
+    timestamps = torch.tensor([[0, 50, 60, 4_000, 90_000, 90_030]])
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    asked = torch.tensor([2_000_000])
+    full = backbone(embeddings, timestamps, mask, request_times=asked)
+    for i in range(6):
+        next_time = timestamps[:, i + 1] if i < 5 else asked
+        prefix = backbone(embeddings[:, : i + 1], timestamps[:, : i + 1], mask[:, : i + 1], True, next_time)
+        torch.testing.assert_close(prefix[:, 0], full[:, i], rtol=1e-5, atol=1e-5)
+    later = backbone(embeddings, timestamps, mask, request_times=asked * 100)
+    torch.testing.assert_close(later[:, :-1], full[:, :-1], rtol=0, atol=0)  # only the request moved
+    assert not torch.allclose(later[:, -1], full[:, -1])
+    with pytest.raises(ValueError, match="time of the request"):
+        backbone(embeddings, timestamps, mask)
+    # order-only logs have no time to ask at; the default measures from each query's own event
+    assert not make(config, use_time=False).reads_request_time
+    default = make(config.model_copy(update={"query_time": "last_event"})).eval()
+    assert not default.reads_request_time
+    torch.testing.assert_close(
+        default(embeddings, timestamps, mask), default(embeddings, timestamps, mask, request_times=asked)
+    )

@@ -61,6 +61,18 @@ def run(make_dataset, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def asked_run(make_dataset, tmp_path_factory) -> Path:
+    """An HSTU whose time bias is measured from the time of the request (model.query_time 'request')."""
+    dataset = make_dataset(cyclic_rows(), source="cyclic.csv", items=item_metadata())
+    model = {"name": "hstu", "dim": 16, "n_blocks": 1, "dropout": 0.0, "max_len": 10, "query_time": "request"}
+    train = {"epochs": 2, "batch_size": 64, "lr": 0.01, "threads": 1}
+    config = RunConfig.from_dict({"model": model, "train": train, "eval": {"ks": [10]}})
+    out = tmp_path_factory.mktemp("runs") / "asked"
+    Recommender(config).fit(dataset, out=out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def recommender(run) -> Recommender:
     return Recommender.load(run)
 

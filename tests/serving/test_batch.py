@@ -30,6 +30,18 @@ def test_chosen_users_keep_their_order_and_the_filters_apply(recommender, tmp_pa
     assert_frame_equal(written, recommender.recommend(["u9", "u2"], k=3, exclude_categories=["even"]))
 
 
+def test_one_request_time_for_the_whole_file(asked_run, tmp_path, monkeypatch) -> None:
+    """A model that reads the time of the request: every block is asked at the same time, now by default."""
+    recommender = Recommender.load(asked_run)
+    out = tmp_path / "recs.parquet"
+    write_recommendations(recommender, out, ["u3", "u5"], k=3, block_size=1, at=1_600_000_000)
+    assert_frame_equal(pl.read_parquet(out), recommender.recommend(["u3", "u5"], k=3, at=1_600_000_000))
+    clock = iter(range(1_700_000_000, 9_000_000_000, 10**9))  # a clock read once per block would move
+    monkeypatch.setattr(recommender.catalogue, "now", lambda: next(clock))
+    write_recommendations(recommender, out, ["u3", "u5"], k=3, block_size=1)
+    assert_frame_equal(pl.read_parquet(out), recommender.recommend(["u3", "u5"], k=3, at=1_700_000_000))
+
+
 def test_no_users_still_gives_every_column(recommender, tmp_path) -> None:
     out = tmp_path / "recs.parquet"
     assert write_recommendations(recommender, out, [], k=3) == 0

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from intentrec.ranking import ranked_chunks
+from intentrec.recommender import Recommender
 from intentrec.serving.app import create_app
 from intentrec.serving.index import IndexConfig
 from intentrec.serving.schemas import DEFAULT_HEAD, RecommendRequest, RecommendResponse
@@ -128,3 +129,31 @@ def test_known_users_are_served_from_states_computed_at_start(recommender, monke
     assert Service(recommender, ServeConfig(cache_users=10)).cached_vector(resolved[0]) is None  # too many
     with pytest.raises(AssertionError, match="the model ran"):  # a history brought in a request is not known
         cached.rank([cached.prepare(RecommendRequest(history=[{"item": "i3"}], k=K))])
+
+
+def test_a_model_that_reads_the_request_time_serves_what_was_evaluated(asked_run) -> None:
+    recommender = Recommender.load(asked_run)
+    service = Service(recommender)
+    client = TestClient(create_app(service))
+    # test inputs sent with their timestamps and asked at the test target's time rank as evaluated
+    test, max_len = recommender.split.test, recommender.config.model.max_len
+    score = lambda batch, histories: recommender._score(batch, histories)[0]  # noqa: E731
+    rows, top_items, top_scores = next(ranked_chunks(score, test.history, K, max_len, chunk_size=16))
+    for row, expected_items, expected_scores in zip(rows, top_items.tolist(), top_scores, strict=True):
+        start, end = test.history.offsets[row], test.history.offsets[row + 1]
+        events = zip(test.history.items[start:end], test.history.timestamps[start:end], strict=True)
+        history = [{"item": recommender.catalogue.item_ids[item], "timestamp": int(t)} for item, t in events]
+        items, scores = served(client, {"history": history, "at": int(test.history.request_times[row])})
+        assert items == [recommender.catalogue.item_ids[item] for item in expected_items]
+        np.testing.assert_allclose(scores, expected_scores.numpy(), rtol=1e-4, atol=1e-5)
+    # a known user: the state depends on when it is asked for, so none is cached at start
+    asked_at = 1_600_000_000 + 3_600
+    assert service.cached_vector(service.prepare(RecommendRequest(user="u0", at=asked_at))) is None
+    table = recommender.recommend("u0", k=K, at=asked_at)
+    items, scores = served(client, {"user": "u0", "at": asked_at})
+    assert items == table["item"].to_list()
+    np.testing.assert_allclose(scores, table["score"].to_numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(served(client, {"user": "u0", "at": asked_at + 10**7})[1], scores)
+    # a history without timestamps is numbered 0, 1, 2, ...: a time of day cannot be placed among them
+    response = client.post("/recommend", json={"history": [{"item": "i3"}], "at": asked_at})
+    assert response.status_code == 422 and "no timestamps" in response.text

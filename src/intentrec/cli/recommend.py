@@ -35,6 +35,11 @@ def recommend(
     unexplored: float = typer.Option(
         1.0, help="Prior heads: weigh the heads of categories new to each user by this (> 1: explore)."
     ),
+    at: int | None = typer.Option(
+        None,
+        help="When the items are asked for, in the log's time unit (default now); read by runs with "
+        "model.query_time 'request'.",
+    ),
 ) -> None:
     """Rank the whole catalogue for each user, as the evaluator does, and stream the top k to a file."""
     steering = None
@@ -67,5 +72,6 @@ def recommend(
             exclude_categories=exclude_category,
             steering=steering,
             on_block=lambda n: progress.advance(task, n),
+            at=at,
         )
     console.print(f"wrote {rows:,} recommendations for {total:,} users to {out}", highlight=False)

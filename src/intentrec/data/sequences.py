@@ -8,10 +8,11 @@ real events are right-aligned, so the most recent event of every row sits at col
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
+import torch
 
 #: Item index used for padding in model inputs; dataset item ``i`` is model item ``i + 1``.
 PAD = 0
@@ -25,6 +26,8 @@ class Sequences:
     ``rows (E,)``, when known, is each event's row in the Dataset's interactions table (its event type,
     rating, ...). ``ahead (N,)``, set on training windows only, counts the events at the end of each row that
     are there as targets of the events before them, never as inputs (see :meth:`windows`).
+    ``request_times (N,)``, set on histories to rank, is when each row's next item is asked for (the time of
+    an evaluation user's first target, or of a request), in the unit of ``timestamps``.
     """
 
     users: np.ndarray
@@ -33,6 +36,7 @@ class Sequences:
     timestamps: np.ndarray
     rows: np.ndarray | None = None
     ahead: np.ndarray | None = None
+    request_times: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -67,7 +71,14 @@ class Sequences:
         np.cumsum(lengths, out=offsets[1:])
         flat = _ragged_positions(self.offsets[rows], lengths)
         ahead = self.ahead[rows] if self.ahead is not None else None
-        return self._gather(self.users[rows], offsets, flat, ahead)
+        gathered = self._gather(self.users[rows], offsets, flat, ahead)
+        if self.request_times is None:
+            return gathered
+        return replace(gathered, request_times=self.request_times[rows])
+
+    def at(self, request_time: int) -> Sequences:
+        """These sequences, every row's next item asked for at ``request_time``."""
+        return replace(self, request_times=np.full(len(self), request_time, dtype=np.int64))
 
     def windows(self, size: int, lookahead: int = 0) -> Sequences:
         """Cut every row into windows of at most ``size`` events, overlapping by one event.
@@ -105,19 +116,28 @@ class Sequences:
 @dataclass(frozen=True)
 class PaddedBatch:
     """Model input for ``B`` rows: ``items (B, L)`` as model indices (dataset index + 1, ``PAD`` = 0),
-    ``timestamps (B, L)`` (0 where padded); real events right-aligned, most recent at column ``L - 1``."""
+    ``timestamps (B, L)`` (0 where padded); real events right-aligned, most recent at column ``L - 1``.
+    ``request_times (B,)``, when known, is when the item after column ``L - 1`` is asked for (the time of
+    the event it predicts, in training)."""
 
     items: np.ndarray
     timestamps: np.ndarray
+    request_times: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
         """``(B, L)`` bool, True at real events."""
         return self.items != PAD
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(items, timestamps, request_times)`` as CPU tensors, as a model takes them."""
+        request_times = torch.from_numpy(self.request_times) if self.request_times is not None else None
+        return torch.from_numpy(self.items), torch.from_numpy(self.timestamps), request_times
+
 
 def pad_left(sequences: Sequences, rows: np.ndarray, max_len: int, drop_last: int = 0) -> PaddedBatch:
-    """Left-pad the last ``max_len`` events of each row, ignoring the final ``drop_last`` events.
+    """Left-pad the last ``max_len`` events of each row, ignoring the final ``drop_last`` events; with
+    ``drop_last = 0`` the rows' ``request_times`` come along.
 
     The width ``L`` is the longest kept length among ``rows`` (at most ``max_len``), so a batch of short
     sequences costs little. ``drop_last = 1`` gives the inputs of next-item training; the targets are the
@@ -131,9 +151,12 @@ def pad_left(sequences: Sequences, rows: np.ndarray, max_len: int, drop_last: in
     source = ends[:, None] - width + columns[None, :]
     valid = columns[None, :] >= (width - lengths)[:, None]
     source = np.where(valid, source, 0)
-    items = np.where(valid, sequences.items[source].astype(np.int64) + 1, PAD)
-    timestamps = np.where(valid, sequences.timestamps[source], 0)
-    return PaddedBatch(items=items, timestamps=timestamps)
+    asked = sequences.request_times
+    return PaddedBatch(
+        items=np.where(valid, sequences.items[source].astype(np.int64) + 1, PAD),
+        timestamps=np.where(valid, sequences.timestamps[source], 0),
+        request_times=asked[rows] if asked is not None and not drop_last else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +177,8 @@ def training_batch(sequences: Sequences, rows: np.ndarray, max_len: int, horizon
     """The inputs of ``rows`` and their targets ``1 .. horizon`` events ahead (``horizon = 1``: next item).
 
     Inputs are the last ``max_len`` events of each row that have an event after them and are not
-    lookahead-only (``sequences.ahead``); they are left-padded as in :func:`pad_left`.
+    lookahead-only (``sequences.ahead``); they are left-padded as in :func:`pad_left`, and each row's
+    ``request_times`` is the time of its last input's target.
     """
     ahead = sequences.ahead[rows] if sequences.ahead is not None else 0
     row_ends = sequences.offsets[rows + 1]
@@ -168,6 +192,7 @@ def training_batch(sequences: Sequences, rows: np.ndarray, max_len: int, horizon
     inputs = PaddedBatch(
         items=np.where(valid, sequences.items[source].astype(np.int64) + 1, PAD),
         timestamps=np.where(valid, sequences.timestamps[source], 0),
+        request_times=sequences.timestamps[ends],  # the last input's target: the time it is asked for
     )
     future = source[:, :, None] + np.arange(1, horizon + 1)  # (B, L, K)
     has_target = valid[:, :, None] & (future < row_ends[:, None, None])

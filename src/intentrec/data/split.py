@@ -23,7 +23,7 @@ ever in the training sequences (tests check both).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import polars as pl
@@ -153,5 +153,12 @@ def _resolve_cut(events: pl.DataFrame, cut: float) -> int:
 
 
 def _eval_set(history: pl.DataFrame, targets: pl.DataFrame) -> EvalSet:
-    """Pair histories and targets row by row; both frames are sorted by user and hold the same users."""
-    return EvalSet(history=Sequences.from_frame(history), targets=Sequences.from_frame(targets))
+    """Pair histories and targets row by row; both frames are sorted by user and hold the same users.
+
+    Each history is asked for its next items at the time of the user's first target: what a request
+    would carry, never the target itself.
+    """
+    target_sequences = Sequences.from_frame(targets)
+    asked_at = target_sequences.timestamps[target_sequences.offsets[:-1]]
+    history_sequences = replace(Sequences.from_frame(history), request_times=asked_at)
+    return EvalSet(history=history_sequences, targets=target_sequences)

@@ -22,6 +22,8 @@ class Backbone(nn.Module, ABC):
     """Base class: subclasses set ``dim`` and implement :meth:`forward`."""
 
     dim: int
+    #: True when :meth:`forward` needs ``request_times`` (a time bias measured from the request)
+    reads_request_time: bool = False
 
     @abstractmethod
     def forward(
@@ -30,11 +32,13 @@ class Backbone(nn.Module, ABC):
         timestamps: torch.Tensor,
         mask: torch.Tensor,
         last_only: bool = False,
+        request_times: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(B, L, D)`` embeddings, ``(B, L)`` int64 timestamps, ``(B, L)`` bool mask -> ``(B, L, D)``.
 
         ``last_only``: only the state after the last event, ``(B, 1, D)``, which is all that ranking
-        needs; a backbone skips the work the other positions would cost where it can.
+        needs; a backbone skips the work the other positions would cost where it can. ``request_times
+        (B,)``: when the item after each history is asked for (read only if ``reads_request_time``).
         """
 
 

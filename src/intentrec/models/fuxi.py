@@ -28,8 +28,9 @@ Details taken from the authors' code, and the choices that are ours:
   are RMSNorms. All as in the authors' code.
 - The channels are concatenated channel by channel, the authors' code head by head: the same model up to
   a fixed permutation of the learned columns of U and W_o.
-- Like our HSTU, the temporal map at query ``i`` uses the gap to ``t_i``; the authors use the time of the
-  event being predicted, ``t_{i+1}``, which this backbone cannot see without leaking the target's time.
+- Like our HSTU, the temporal map at query ``i`` uses the gap to ``t_i`` by default; ``query_time =
+  "request"`` uses the time the prediction is asked for, ``t_{i+1}``, as the authors do
+  (``models/relative.py``).
 - For order-only logs (``use_time=False``) the temporal channel is left out (c = 2), rather than fed
   meaningless gaps.
 - ``recurrent_depth = k`` runs the whole stack k times on all tokens with the same weights (the depth
@@ -47,7 +48,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
-from intentrec.models.relative import RelativeAttentionBias, relative_offsets, time_buckets
+from intentrec.models.relative import (
+    QueryTime,
+    RelativeAttentionBias,
+    relative_offsets,
+    request_queries,
+    time_buckets,
+)
 
 _EPS = 1e-6
 
@@ -67,6 +74,9 @@ class FuXiConfig(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the input and inside the MFFN.")
     max_len: int = Field(200, ge=1, description="Most recent events the model reads; the n of SiLU(.)/n.")
     n_time_buckets: int = Field(128, ge=1, description="Log-spaced buckets of time gaps, temporal channel.")
+    query_time: QueryTime = Field(
+        "last_event", description="Time gaps from each query's own event, or from the time of the request."
+    )
     recurrent_depth: int = Field(1, ge=1, description="Passes through the block stack, sharing weights.")
 
 
@@ -136,6 +146,7 @@ class FuXi(Backbone):
         self.max_len = config.max_len
         self.n_time_buckets = config.n_time_buckets
         self.use_time = use_time
+        self.reads_request_time = use_time and config.query_time == "request"
         self.recurrent_depth = config.recurrent_depth
         attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
         linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
@@ -162,6 +173,7 @@ class FuXi(Backbone):
         timestamps: torch.Tensor,
         mask: torch.Tensor,
         last_only: bool = False,
+        request_times: torch.Tensor | None = None,
     ) -> torch.Tensor:
         positions = reverse_positions(mask).clamp(max=self.max_len - 1)
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
@@ -169,7 +181,8 @@ class FuXi(Backbone):
         allowed = causal_attention_mask(mask).to(x.dtype)
         # the index tables are shared; each block looks up its own weights in them
         offsets = relative_offsets(mask.shape[1], self.max_len, mask.device)
-        buckets = time_buckets(timestamps, self.n_time_buckets) if self.use_time else None
+        queries = request_queries(timestamps, request_times) if self.reads_request_time else None
+        buckets = time_buckets(timestamps, self.n_time_buckets, queries) if self.use_time else None
         for _ in range(self.recurrent_depth):  # the same blocks again: depth without parameters
             for block in self.blocks:
                 x = block(x, offsets, buckets, allowed, self.max_len)

@@ -65,6 +65,7 @@ class GRU4Rec(Backbone):
         timestamps: torch.Tensor,
         mask: torch.Tensor,
         last_only: bool = False,
+        request_times: torch.Tensor | None = None,  # reads no time
     ) -> torch.Tensor:
         length = mask.shape[1]
         if len(mask) == 0:  # no histories: packing rejects an empty batch

@@ -25,10 +25,12 @@ loop with early stopping than the library's default full softmax, for SASRec as 
 the previous pass's output (the depth recurrence of LARES, Liu et al. 2025, without its input
 re-injection, noisy start or RL training); k = 1 is the paper's model.
 
-One deliberate difference: the authors' bias at query ``i`` uses the time of the *next* event ``t_{i+1}``
-(the time the prediction is requested for); this backbone sees only the history, so it uses ``t_i``, and no
-information about the target leaks into its own prediction. Positions count back from the most recent
-event (histories are right-aligned), which leaves every relative offset ``i - j`` unchanged.
+The time bias at query ``i`` measures gaps from ``t_i`` by default (``query_time = "last_event"``: the
+model reads the history alone). The authors measure them from the time the prediction is asked for,
+``t_{i+1}`` (``query_time = "request"``): in training the next event's time, in evaluation the time of the
+user's first target, in serving the time of the request; the target's time, never its item. Positions
+count back from the most recent event (histories are right-aligned), which leaves every relative offset
+``i - j`` unchanged.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
-from intentrec.models.relative import RelativeAttentionBias
+from intentrec.models.relative import QueryTime, RelativeAttentionBias, request_queries
 
 _EPS = 1e-6
 
@@ -61,6 +63,9 @@ class HSTUConfig(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the input and before W_o.")
     max_len: int = Field(200, ge=1, description="Most recent events the model reads; the n of SiLU(.)/n.")
     n_time_buckets: int = Field(128, ge=1, description="Log-spaced buckets of time gaps for the bias.")
+    query_time: QueryTime = Field(
+        "last_event", description="Time gaps from each query's own event, or from the time of the request."
+    )
     recurrent_depth: int = Field(1, ge=1, description="Passes through the block stack, sharing weights.")
 
 
@@ -101,6 +106,7 @@ class HSTU(Backbone):
         self.dim = config.dim
         self.max_len = config.max_len
         self.recurrent_depth = config.recurrent_depth
+        self.reads_request_time = use_time and config.query_time == "request"
         attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
         linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
@@ -117,12 +123,14 @@ class HSTU(Backbone):
         timestamps: torch.Tensor,
         mask: torch.Tensor,
         last_only: bool = False,
+        request_times: torch.Tensor | None = None,
     ) -> torch.Tensor:
         positions = reverse_positions(mask).clamp(max=self.max_len - 1)
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
         x = self.dropout(x) * mask[..., None]
         allowed = causal_attention_mask(mask).to(x.dtype)
-        bias = self.bias(timestamps).to(x.dtype)
+        queries = request_queries(timestamps, request_times) if self.reads_request_time else None
+        bias = self.bias(timestamps, queries).to(x.dtype)
         # the same blocks again on later passes: depth without parameters
         stack = [block for _ in range(self.recurrent_depth) for block in self.blocks]
         for depth, block in enumerate(stack, 1):

@@ -53,16 +53,27 @@ class SequentialModel(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def forward(self, items: torch.Tensor, timestamps: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        items: torch.Tensor,
+        timestamps: torch.Tensor,
+        last_only: bool = False,
+        request_times: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``(B, L)`` model item indices (0 = padding) and timestamps -> hidden states ``(B, L, D)``, or
-        with ``last_only`` the state after the most recent event ``(B, D)``."""
+        with ``last_only`` the state after the most recent event ``(B, D)``. ``request_times (B,)``: when
+        the item after each history is asked for; needed when ``backbone.reads_request_time``."""
         device = self.item_embedding.weight.device  # callers pass CPU tensors; the model may be elsewhere
         items, timestamps = items.to(device), timestamps.to(device)
+        if request_times is not None:
+            request_times = request_times.to(device)
         mask = items != 0
         # in training, the caller's autocast (train.precision) decides; it must not be switched off here
         low_precision = not self.training and self.inference_dtype == "bfloat16"
         with torch.autocast(device.type, dtype=torch.bfloat16) if low_precision else nullcontext():
-            hidden = self.backbone(self.item_embedding(items), timestamps, mask, last_only=last_only)
+            hidden = self.backbone(
+                self.item_embedding(items), timestamps, mask, last_only=last_only, request_times=request_times
+            )
         hidden = hidden.float()
         if last_only:
             hidden = hidden[:, -1]
@@ -81,16 +92,21 @@ class SequentialModel(nn.Module):
         head_weights: torch.Tensor | None = None,
         merge: Merge | None = None,
         backbone_weight: float | None = None,
+        request_times: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scores ``(B, n_items)`` of every dataset item after the most recent event of each history, and
         the prior head each score comes from ``(B, n_items)`` int64 (None without prior heads).
+        ``request_times (B,)`` as in :meth:`forward`.
 
         With prior heads the heads' scores merge as :meth:`PriorHeads.score` says (``head_weights``,
         ``(H,)`` or ``(B, H)``, and ``backbone_weight``, default the config's, steer them; see
         :mod:`intentrec.models.heads`).
         """
         return self.score_states(
-            self.forward(items, timestamps, last_only=True), head_weights, merge, backbone_weight
+            self.forward(items, timestamps, last_only=True, request_times=request_times),
+            head_weights,
+            merge,
+            backbone_weight,
         )
 
     @torch.no_grad()

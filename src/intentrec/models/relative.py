@@ -8,12 +8,21 @@ Both backbones learn one weight per causal offset ``i - j`` and one per log-spac
 HSTU adds the two to its attention logits (its ``rab``); FuXi-α uses each as an attention map of its own.
 The index tables depend only on the batch, so a backbone computes them once and every block looks its own
 weights up in them.
+
+Which time a query stands at is a choice (``query_time``): the time of its own event, ``t_i`` (IntentRec's
+default), or the time its prediction is asked for, ``t_{i+1}``: in training the next event's time, at the
+last position the time of the request (the authors' code; the gap since each event, as a request sees it).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
+
+#: The time a query stands at in the time-gap terms (see the module docstring).
+QueryTime = Literal["last_event", "request"]
 
 
 def relative_offsets(length: int, max_len: int, device: torch.device) -> torch.Tensor:
@@ -25,9 +34,21 @@ def relative_offsets(length: int, max_len: int, device: torch.device) -> torch.T
     return (index[:, None] - index[None, :]).clamp(0, max_len - 1)
 
 
-def time_buckets(timestamps: torch.Tensor, n_time_buckets: int) -> torch.Tensor:
-    """``(B, L, L)`` log-spaced bucket of ``|t_i - t_j|`` in seconds, clamped to ``n_time_buckets``."""
-    gaps = (timestamps[:, :, None] - timestamps[:, None, :]).abs().clamp(min=1)
+def request_queries(timestamps: torch.Tensor, request_times: torch.Tensor | None) -> torch.Tensor:
+    """``(B, L)`` the time each position's prediction is asked for (``query_time = "request"``): the next
+    event's time, and at the last position ``request_times (B,)``."""
+    if request_times is None:
+        raise ValueError("this backbone reads the time of the request (query_time 'request'); none was given")
+    return torch.cat([timestamps[:, 1:], request_times.to(timestamps)[:, None]], dim=1)
+
+
+def time_buckets(
+    timestamps: torch.Tensor, n_time_buckets: int, queries: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(B, L, L)`` log-spaced bucket of ``|q_i - t_j|`` in seconds, clamped to ``n_time_buckets``, where
+    ``q = queries`` (from :func:`request_queries`) or, by default, the events' own times."""
+    queries = timestamps if queries is None else queries
+    gaps = (queries[:, :, None] - timestamps[:, None, :]).abs().clamp(min=1)
     # float64: int64 seconds lose precision in float32 long before the log does
     return (torch.log(gaps.double()) / 0.301).floor().long().clamp(0, n_time_buckets)
 
@@ -49,10 +70,11 @@ class RelativeAttentionBias(nn.Module):
         assert self.time is not None, "built with use_time=False"
         return self.time[buckets]
 
-    def forward(self, timestamps: torch.Tensor) -> torch.Tensor:
-        """``rab (B|1, L, L)`` = positional + temporal weights, as HSTU adds them to its logits."""
+    def forward(self, timestamps: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """``rab (B|1, L, L)`` = positional + temporal weights, as HSTU adds them to its logits; ``queries
+        (B, L)`` the times the queries stand at (default: their own events' times)."""
         offsets = relative_offsets(timestamps.shape[1], len(self.position), timestamps.device)
         bias = self.positional(offsets)[None]  # (1, L, L)
         if self.time is not None:
-            bias = bias + self.temporal(time_buckets(timestamps, len(self.time) - 1))
+            bias = bias + self.temporal(time_buckets(timestamps, len(self.time) - 1, queries))
         return bias

@@ -103,6 +103,7 @@ class SASRec(Backbone):
         timestamps: torch.Tensor,
         mask: torch.Tensor,
         last_only: bool = False,
+        request_times: torch.Tensor | None = None,  # reads no time
     ) -> torch.Tensor:
         positions = reverse_positions(mask).clamp(max=self.position_embedding.num_embeddings - 1)
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)

@@ -33,21 +33,24 @@ def write_recommendations(
     steering: Steering | None = None,
     block_size: int = 4096,
     on_block: Callable[[int], None] | None = None,
+    at: int | None = None,
 ) -> int:
     """Write ``user, rank, item, score, head`` for ``users`` (raw IDs; None = every user) to ``out``:
     Parquet (``.parquet``) or CSV (``.csv``).
 
     Rows are in the order of ``users``, ranks ascending; the filters and steering are those of
-    :meth:`Recommender.recommend`. ``on_block(n)`` is called after each block of ``n`` users (a progress
-    bar). Returns the number of rows written.
+    :meth:`Recommender.recommend`, all asked for at ``at`` (default: now, once for the whole file).
+    ``on_block(n)`` is called after each block of ``n`` users (a progress bar). Returns the number of
+    rows written.
     """
     out = check_file_target(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out}: expected a .parquet or .csv file name.")
     users = list(recommender.catalogue.user_ids if users is None else users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
+    at = at if at is not None else recommender.catalogue.now()
     # an empty ranking gives the file's schema, so that even a file for no user has every column
-    schema = recommender.recommend([], k).to_arrow().schema
+    schema = recommender.recommend([], k, at=at).to_arrow().schema
     written = 0
     with atomic_path(out) as tmp, _writer(tmp, schema, csv=out.suffix.lower() == ".csv") as writer:
         for start in range(0, len(users), block_size):
@@ -59,6 +62,7 @@ def write_recommendations(
                 include_categories=include_categories,
                 exclude_categories=exclude_categories,
                 steering=steering,
+                at=at,
             ).to_arrow()
             writer.write_table(table)
             written += table.num_rows

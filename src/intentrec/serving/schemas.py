@@ -58,6 +58,12 @@ class RecommendRequest(_Request):
     )
     k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
     exclude_seen: bool = Field(True, description="Never recommend an item of the history.")
+    at: int | None = Field(
+        None,
+        description="When the items are asked for, in the log's time unit (default: now). Read by runs "
+        "whose time bias is measured from the request (model.query_time 'request'); a brought history "
+        "needs timestamps for it.",
+    )
     include_categories: list[Category] | None = Field(
         None, description="Only items with at least one of these categories."
     )

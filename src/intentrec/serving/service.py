@@ -99,6 +99,7 @@ class Resolved:
     merge: Merge = "max"  # with prior heads: how their scores combine
     backbone_weight: float = 0.0  # with prior heads: the weight of the backbone's own head "next"
     exact: bool = False  # every item scored (merge "mix" or backbone_weight > 0) rather than searched
+    request_time: int = 0  # when the items are asked for, in the model's time unit
 
 
 class Service:
@@ -174,7 +175,9 @@ class Service:
     ) -> Resolved:
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
-            return Resolved(request, self.recommender.history, user, allowed, [], 0, **steered)
+            asked_at = self.catalogue.request_time(request.at)
+            history = self.recommender.history
+            return Resolved(request, history, user, allowed, [], 0, **steered, request_time=asked_at)
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -182,7 +185,9 @@ class Service:
             [event.timestamp for event in events] if stamped else None,  # type: ignore[misc]
             [event.event for event in events],
             request.unknown_items,
+            request.at,
         )
+        assert encoded.history.request_times is not None
         return Resolved(
             request,
             encoded.history,
@@ -191,6 +196,7 @@ class Service:
             encoded.unknown,
             encoded.skipped_events,
             **steered,
+            request_time=int(encoded.history.request_times[0]),
         )
 
     def prepare_similar(
@@ -243,6 +249,7 @@ class Service:
         if missing:
             max_len = self.recommender.config.model.max_len
             batch = _stack([pad_left(each.history, np.array([each.row]), max_len) for each in missing])
+            batch = replace(batch, request_times=np.array([each.request_time for each in missing]))
             computed = iter(self.recommender.user_states(batch))
             states = [next(computed) if state is None else state for state in states]
         steered = [i for i, each in enumerate(requests) if not each.exact]
@@ -265,9 +272,12 @@ class Service:
         return self._user_states[resolved.row]
 
     def _known_user_states(self) -> torch.Tensor | None:
-        """``(n_users, D)`` every known user's state after their logged history, or None (see cache_users)."""
+        """``(n_users, D)`` every known user's state after their logged history, or None (see cache_users,
+        and a model whose states depend on the time of the request)."""
         history = self.recommender.history
-        if not 0 < len(history) <= self.config.cache_users:
+        model = self.recommender.model
+        assert model is not None
+        if not 0 < len(history) <= self.config.cache_users or model.backbone.reads_request_time:
             return None
         max_len, block = self.recommender.config.model.max_len, 1024
         return torch.cat(

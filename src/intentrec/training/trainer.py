@@ -456,8 +456,8 @@ def _loss(
 ) -> tuple[torch.Tensor, int]:
     """The loss of the windows ``rows`` and the number of targets it averages."""
     batch = training_batch(sequences, rows, max_len, horizon)
-    inputs = batch.inputs
-    hidden = model(torch.from_numpy(inputs.items), torch.from_numpy(inputs.timestamps))  # (B, L, D)
+    items, timestamps, request_times = batch.inputs.tensors()
+    hidden = model(items, timestamps, request_times=request_times)  # (B, L, D)
     targets = torch.from_numpy(batch.targets).to(hidden.device)  # (B, L, K)
     supervised = targets[..., 0] != PAD  # a position with no next item has none further ahead either
     loss = hidden.new_zeros(())
