@@ -169,9 +169,10 @@ def recall(
     vectors = np.ascontiguousarray(recommender.item_vectors().numpy(), dtype=np.float32)
     rows = np.random.default_rng(0).choice(len(recommender.history), size=n_users, replace=False)
     max_len = recommender.config.model.max_len
+    asked = recommender.catalogue.ask(recommender.history)  # now, for a model that reads the request time
     queries = np.concatenate(
         [
-            recommender.user_vectors(pad_left(recommender.history, block, max_len)).numpy()
+            recommender.user_vectors(pad_left(asked, block, max_len)).numpy()
             for block in np.array_split(rows, 16)
         ]
     )

@@ -9,6 +9,7 @@ import pytest
 
 from intentrec.catalogue import Catalogue, UnknownIdError
 from intentrec.data.filters import FilterConfig
+from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError
 
 ITEMS = pl.DataFrame(
@@ -100,17 +101,28 @@ def test_timestamps_order_a_history_and_ties_keep_the_order_given(catalogue) -> 
 
 
 def test_a_history_asks_for_its_next_items_at_the_request_time_in_the_models_seconds(make_dataset) -> None:
-    in_milliseconds = make_dataset([(1, 10, 1_600_000_000_000), (1, 20, 1_600_000_060_000)])
-    catalogue = Catalogue(in_milliseconds)
-    encoded = catalogue.encode_history(
-        [10, 20], timestamps=[1_600_000_000_000, 1_600_000_060_000], at=1_700_000_000_123
-    )
+    catalogue = Catalogue(make_dataset([(1, 10, 1_600_000_000_000), (1, 20, 1_600_000_060_000)]))  # ms
+    stamps = [1_600_000_000_000, 1_600_000_060_000]
+    encoded = catalogue.encode_history([10, 20], timestamps=stamps, at=1_700_000_000_123)
     assert encoded.history.timestamps.tolist() == [1_600_000_000, 1_600_000_060]
     assert encoded.history.request_times.tolist() == [1_700_000_000]
     assert catalogue.request_time(catalogue.now()) == pytest.approx(time.time(), abs=2)
-    assert catalogue.encode_history([10, 20]).history.request_times.tolist() == [2]  # positions: the next one
+    # numbered by position: asked at the number after the last one given, whatever was left out
+    assert catalogue.encode_history([10, 99, 20]).history.request_times.tolist() == [3]
     with pytest.raises(IntentRecError, match="no timestamps"):
         catalogue.encode_history([10, 20], at=1_700_000_000_000)
+    with pytest.raises(IntentRecError, match=r"before the last event .*one at 1600000060000"):
+        catalogue.encode_history([10, 20], timestamps=stamps, at=1_600_000_030_000)
+    at_the_last_event = catalogue.encode_history([10, 20], timestamps=stamps, at=stamps[1])
+    assert at_the_last_event.history.request_times.tolist() == [1_600_000_060]
+
+
+def test_known_users_are_asked_at_one_time_not_before_any_of_their_last_events(catalogue) -> None:
+    frame = pl.DataFrame({"user_idx": [0, 0, 1], "item_idx": [0, 1, 2], "timestamp": [5, 6, 8]})
+    history = Sequences.from_frame(frame)
+    assert catalogue.ask(history, at=8).request_times.tolist() == [8, 8]
+    with pytest.raises(IntentRecError, match="1 of the histories"):
+        catalogue.ask(history, at=7)
 
 
 def test_unknown_items_are_left_out_and_listed_or_rejected(catalogue) -> None:

@@ -138,6 +138,21 @@ class Catalogue:
         """The current time in the log's own unit (what ``at`` takes)."""
         return int(time.time()) * self._time_divisor
 
+    def ask(self, history: Sequences, at: int | None = None) -> Sequences:
+        """``history`` (non-empty rows) with every row asking for its next items at ``at`` (the log's unit;
+        default now). An ``at`` before a row's last event is an error: the history would hold events
+        from after the request."""
+        asked_at = self.request_time(at)
+        if at is not None and len(history):
+            last = history.timestamps[history.offsets[1:] - 1]
+            late = np.flatnonzero(last > asked_at)
+            if len(late):
+                raise IntentRecError(
+                    f"at={at} is before the last event of {len(late)} of the histories asked for (one at "
+                    f"{int(last[late[0]]) * self._time_divisor}, in the log's unit); ask at or after it."
+                )
+        return history.at(asked_at)
+
     def encode_history(
         self,
         items: Sequence[Any],
@@ -149,9 +164,9 @@ class Catalogue:
         """Encode a history given in raw item IDs (oldest first, or in any order with timestamps).
 
         With timestamps the events are ordered by time, ties kept in the order given (the Dataset's own
-        ordering policy), and the history asks for its next items at ``at`` (the log's unit; default
-        now); without them they are taken in the order given and numbered 0, 1, 2, ..., and ask at the
-        next number (``at`` is then an error: it cannot be placed among the numbers).
+        ordering policy), and the history asks for its next items at ``at`` (see :meth:`ask`); without them
+        they are taken in the order given and numbered 0, 1, 2, ..., and ask at the number after the last
+        one given (``at`` is then an error: it cannot be placed among the numbers).
         Events of a type the run did not train on are skipped; ``None`` is a type it trained on.
         Unknown items are left out and listed, or an error with ``unknown_items="reject"``; a history
         with no known item left is an error either way, since there is nothing to recommend from.
@@ -206,8 +221,8 @@ class Catalogue:
             items=np.asarray(indices, dtype=np.int32)[order],
             # ordered in the log's unit, then in seconds as the model was trained (DatasetCard.time_divisor)
             timestamps=times[keep][order] // (self._time_divisor if timestamps is not None else 1),
-            request_times=np.array([self.request_time(at) if timestamps is not None else len(keep)]),
         )
+        history = self.ask(history, at) if timestamps is not None else history.at(len(items))
         return EncodedHistory(history=history, unknown=unknown, skipped_events=skipped)
 
 

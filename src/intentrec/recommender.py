@@ -331,7 +331,7 @@ class Recommender:
             users = [users]
         rows = np.arange(len(history)) if users is None else self.catalogue.require_users(list(users))
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
-        asked = history.subset(rows).at(self.catalogue.request_time(at))
+        asked = self.catalogue.ask(history.subset(rows), at)
         table = self._rank(asked, k, filter_seen, allowed, steering)
         return table.join(dataset.users, on="user_idx", maintain_order="left").select(
             "user", "rank", "item", "score", "head"
@@ -390,7 +390,9 @@ class Recommender:
         """What items are scored against after the last event of each history: ``(B, D)``, or with prior
         heads one query per head ``(B, H, D)``, scaled so that a head's score is the inner product.
 
-        ``batch`` holds at most the last ``config.model.max_len`` events of each history (``pad_left``).
+        ``batch`` holds at most the last ``config.model.max_len`` events of each history (``pad_left``), and
+        when the model reads the time of the request (``model.query_time = "request"``), its
+        ``request_times`` (``Catalogue.ask``).
         """
         return self.user_queries(self.user_states(batch))
 

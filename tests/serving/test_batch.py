@@ -34,8 +34,8 @@ def test_one_request_time_for_the_whole_file(asked_run, tmp_path, monkeypatch) -
     """A model that reads the time of the request: every block is asked at the same time, now by default."""
     recommender = Recommender.load(asked_run)
     out = tmp_path / "recs.parquet"
-    write_recommendations(recommender, out, ["u3", "u5"], k=3, block_size=1, at=1_600_000_000)
-    assert_frame_equal(pl.read_parquet(out), recommender.recommend(["u3", "u5"], k=3, at=1_600_000_000))
+    write_recommendations(recommender, out, ["u3", "u5"], k=3, block_size=1, at=1_650_000_000)
+    assert_frame_equal(pl.read_parquet(out), recommender.recommend(["u3", "u5"], k=3, at=1_650_000_000))
     clock = iter(range(1_700_000_000, 9_000_000_000, 10**9))  # a clock read once per block would move
     monkeypatch.setattr(recommender.catalogue, "now", lambda: next(clock))
     write_recommendations(recommender, out, ["u3", "u5"], k=3, block_size=1)

@@ -157,3 +157,5 @@ def test_a_model_that_reads_the_request_time_serves_what_was_evaluated(asked_run
     # a history without timestamps is numbered 0, 1, 2, ...: a time of day cannot be placed among them
     response = client.post("/recommend", json={"history": [{"item": "i3"}], "at": asked_at})
     assert response.status_code == 422 and "no timestamps" in response.text
+    response = client.post("/recommend", json={"user": "u0", "at": 1_600_000_000})  # u0's log is later
+    assert response.status_code == 422 and "before the last event" in response.text

@@ -108,8 +108,9 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
 
     # The hot path, in three stages that overlap across requests: parsing and writing on the event loop,
     # the model on the batcher's thread (requests that queue up share a forward pass; a known user's
-    # state was computed at start), the index on one thread per core (faiss releases the GIL), or on the
-    # event loop when the process has one core. A request that needs every item's score skips the index:
+    # state was computed at start, unless the model reads the time of the request), the index on one
+    # thread per core (faiss releases the GIL), or on the event loop when the process has one core.
+    # A request that needs every item's score skips the index:
     # its state and its scoring of the catalogue are batched, on a batcher of their own. The body is
     # written by pydantic's serialiser without building the response models (4x faster than the json
     # module for 100 items); the tests check it against the response schema.

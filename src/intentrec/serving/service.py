@@ -94,12 +94,12 @@ class Resolved:
     allowed: np.ndarray | None
     unknown: list[Any]
     skipped_events: int
+    request_time: int  # when the items are asked for, in the model's time unit
     similar_to: Any = None  # the item of a similar-items request
     head_weights: np.ndarray | None = None  # (H,) with prior heads: the request's steering
     merge: Merge = "max"  # with prior heads: how their scores combine
     backbone_weight: float = 0.0  # with prior heads: the weight of the backbone's own head "next"
     exact: bool = False  # every item scored (merge "mix" or backbone_weight > 0) rather than searched
-    request_time: int = 0  # when the items are asked for, in the model's time unit
 
 
 class Service:
@@ -175,9 +175,11 @@ class Service:
     ) -> Resolved:
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
-            asked_at = self.catalogue.request_time(request.at)
             history = self.recommender.history
-            return Resolved(request, history, user, allowed, [], 0, **steered, request_time=asked_at)
+            asked_at = self.catalogue.request_time(request.at)
+            if request.at is not None:  # checked against the user's last event
+                self.catalogue.ask(history.subset(np.array([user])), request.at)
+            return Resolved(request, history, user, allowed, [], 0, asked_at, **steered)
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -195,8 +197,8 @@ class Service:
             allowed,
             encoded.unknown,
             encoded.skipped_events,
+            int(encoded.history.request_times[0]),
             **steered,
-            request_time=int(encoded.history.request_times[0]),
         )
 
     def prepare_similar(
