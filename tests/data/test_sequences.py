@@ -9,7 +9,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intentrec.data.sequences import PAD, PaddedBatch, Sequences, pad_left, training_batch
+from intentrec.data.sequences import PAD, PaddedBatch, Sequences, TrainingBatch, pad_left, training_batch
 
 #: Ragged data as plain lists: ``users[r]`` owns ``items[r]`` and ``times[r]`` (equal lengths, >= 1).
 Ragged = tuple[list[int], list[list[int]], list[list[int]]]
@@ -180,6 +180,18 @@ def test_training_batch_matches_the_reference(data, max_len, horizon) -> None:
     found = batch.sources >= 0
     np.testing.assert_array_equal(found, batch.targets != PAD)
     np.testing.assert_array_equal(sequences.items[batch.sources[found]] + 1, batch.targets[found])
+    assert_asked_at_the_last_inputs_target(batch, sequences)
+
+
+def assert_asked_at_the_last_inputs_target(batch: TrainingBatch, sequences: Sequences) -> None:
+    """Every row with inputs asks for its next item at the time of its last input's first target."""
+    if batch.inputs.items.shape[1] == 0:  # no row has an input
+        return
+    has_input = batch.inputs.items[:, -1] != PAD
+    first_targets = batch.sources[has_input, -1, 0]
+    assert np.all(first_targets >= 0)
+    asked = batch.inputs.request_times[has_input]
+    np.testing.assert_array_equal(asked, sequences.timestamps[first_targets])
 
 
 def test_next_item_inputs_are_pad_left_without_the_last_event() -> None:
@@ -242,3 +254,4 @@ def test_windows_with_lookahead_supervise_every_pair_once(data, max_len, horizon
         if p + k < len(row)
     )
     assert pairs == expected
+    assert_asked_at_the_last_inputs_target(batch, windows)

@@ -236,6 +236,9 @@ def test_temporal_split_respects_both_cuts(make_dataset, case) -> None:
         if end is not None:
             assert np.all(eval_set.targets.timestamps < end)
         assert (as_dict(eval_set.history), as_dict(eval_set.targets)) == expected
+        # asked for at the first target's time: at or after the cut, never a later target's
+        first_targets = eval_set.targets.timestamps[eval_set.targets.offsets[:-1]]
+        np.testing.assert_array_equal(eval_set.history.request_times, first_targets)
         # (c) history row r and target row r are the same user
         assert_pairs_users(eval_set)
         # (e) 'first' keeps exactly one target per user
