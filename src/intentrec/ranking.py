@@ -26,11 +26,12 @@ def scored_chunks(
     chunk_size: int = 1024,
     allowed: np.ndarray | None = None,
     chunk_events: int | None = None,
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield ``(rows, scores (B, n_items))`` for chunks of ``histories``, excluded items at ``-inf``.
+) -> Iterator[tuple[np.ndarray, Sequences, torch.Tensor]]:
+    """Yield ``(rows, whole, scores (B, n_items))`` for chunks of ``histories``, excluded items at ``-inf``.
 
     Chunks hold rows of similar length (shortest first), so a chunk of short histories is not padded to
-    the longest one; ``rows`` says which rows of ``histories`` a chunk holds, in the order of its scores.
+    the longest one; ``rows`` says which rows of ``histories`` a chunk holds, in the order of its scores,
+    and ``whole`` is those rows of ``histories`` (``histories.subset(rows)``).
     A chunk has at most ``chunk_size`` rows and, with ``chunk_events``, at most that many padded events
     (rows x width, but at least one row): long histories then go in smaller chunks, which keeps the
     model's (B, L, L) attention small enough to stay in cache.
@@ -49,7 +50,7 @@ def scored_chunks(
             mask_seen(scores, whole)
         if disallowed is not None:
             scores[:, disallowed.to(scores.device)] = float("-inf")
-        yield rows, scores
+        yield rows, whole, scores
 
 
 def _chunk_bounds(widths: np.ndarray, chunk_size: int, chunk_events: int | None) -> Iterator[tuple[int, int]]:
@@ -82,7 +83,7 @@ def ranked_chunks(
     drop those ranks. The lists always come back on the CPU.
     """
     chunks = scored_chunks(score, histories, max_len, filter_seen, chunk_size, allowed, chunk_events)
-    for rows, scores in chunks:
+    for rows, _, scores in chunks:
         yield rows, *top_k(scores, k)
 
 

@@ -77,11 +77,15 @@ def evaluate(
     accumulator = MetricAccumulator()
     beyond = BeyondAccuracy(features, config.ks) if features is not None else None
     k_max = max(config.ks)
-    history = eval_set.history
     chunks = scored_chunks(
-        score, history, max_len, config.filter_seen, config.chunk_size, chunk_events=config.chunk_events
+        score,
+        eval_set.history,
+        max_len,
+        config.filter_seen,
+        config.chunk_size,
+        chunk_events=config.chunk_events,
     )
-    for rows, scores in chunks:
+    for rows, whole, scores in chunks:
         targets = padded_targets(eval_set.targets, rows)
         one_target = targets.shape[1] == 1
         # the lists themselves are only needed for the beyond-accuracy metrics or for several targets
@@ -96,7 +100,7 @@ def evaluate(
         accuracy = ranking_metrics(hits, count_targets(targets), config.ks)
         accumulator.add(accuracy)
         if beyond is not None:
-            beyond.add(top_items, listed, targets, history.subset(rows), accuracy)
+            beyond.add(top_items, listed, targets, whole, accuracy)
         if by_category is not None:
             by_category.add(targets, accuracy)
     return accumulator.means() | (beyond.means() if beyond is not None else {})
