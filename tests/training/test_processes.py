@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from intentrec.errors import IntentRecError
+from intentrec.recommender import Recommender
 from intentrec.training.processes import Group, join
 
 TINY = ["--set", "model.dim=16", "--set", "train.batch_size=16", "--set", "train.min_epochs=1"]
@@ -116,3 +119,30 @@ def test_two_processes_resume_as_if_never_stopped(csv: Path, tmp_path: Path) -> 
     assert [e["valid_ndcg@10"] for e in cut] == pytest.approx([e["valid_ndcg@10"] for e in whole], abs=1e-7)
     alone = _run("resume", tmp_path / "cut", "--set", "train.epochs=4", processes=1)
     assert "resumed in 1 process(es), trained in 2" in alone.stderr
+
+
+def test_ctrl_c_stops_every_process_after_the_same_step(csv: Path, tmp_path: Path) -> None:
+    """torchrun passes Ctrl-C on as SIGINT; the processes stop together and the run is written as one
+    process writes an interrupted run (best weights, measured, resumable from its last whole epoch)."""
+    run = tmp_path / "cut"
+    settings = [*TINY, "--set", "train.epochs=10000", "--set", "train.patience=10000"]
+    launch = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node=2"]
+    env = {**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    command = [*launch, "-m", "intentrec", "fit", "--data", str(csv), "--out", str(run), *settings]
+    torchrun = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / "history.jsonl").is_file() and len(_history(run)) >= 2):
+            assert torchrun.poll() is None and time.monotonic() < deadline, torchrun.communicate()
+            time.sleep(0.2)
+        torchrun.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal does
+        _, stderr = torchrun.communicate(timeout=120)
+    finally:
+        torchrun.kill()
+    assert "exitcode  : 130" in stderr or "SignalException" in stderr  # torchrun reports the signal
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stopped"] == "interrupted" and "ndcg@10" in metrics["test"]
+    epochs = len(_history(run))
+    assert Recommender.load(run).recommend(k=3).height > 0
+    _run("resume", run, "--set", "train.epochs=" + str(epochs + 1), processes=2)
+    assert len(_history(run)) == epochs + 1  # from the last whole epoch

@@ -16,6 +16,11 @@ from (seed, epoch, rank), so a run resumed in as many processes repeats them. Pr
 (with the threads of every process: the others wait idle), decides when to stop and writes the run; the
 others follow its decisions. The processes talk over gloo, on the CPU: torchrun gives each one thread
 (``OMP_NUM_THREADS=1``) unless ``train.threads`` says otherwise.
+
+Ctrl-C reaches torchrun, which passes it on to every process as SIGINT (SIGTERM when torchrun itself is
+terminated) and waits for them. The signal reaches each process at a different point, so none stops by
+itself (it would leave the others waiting in a collective): a process notes it, the note travels in the
+next step's all-reduce, and every process stops after that same step, as one process stops on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ import torch.distributed as dist
 from intentrec.errors import ConfigError
 
 T = TypeVar("T")
+
+#: Set by SIGINT or SIGTERM in a process of a group; read at the next training step (module docstring).
+_stop_asked = False
+
+
+def _ask_to_stop(signum: int, frame: object) -> None:
+    global _stop_asked
+    _stop_asked = True
 
 
 @dataclass(frozen=True)
@@ -80,19 +93,23 @@ class Group:
         by the ``targets`` its rows supervised; returns the batch's mean ``loss`` over all targets.
 
         A parameter left without a gradient in every process stays without one (AdamW then skips it, as it
-        does in one process); one used in some process gets the batch's gradient everywhere.
+        does in one process); one used in some process gets the batch's gradient everywhere. When any
+        process was asked to stop (SIGINT, SIGTERM), every process raises KeyboardInterrupt here, at the
+        same step, before the optimiser takes it.
         """
         sizes = [p.numel() for p in parameters]
         gradients = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
         used = torch.tensor([p.grad is not None for p in parameters], dtype=torch.float32)
-        sums = torch.tensor([loss * targets, targets])
+        sums = torch.tensor([loss * targets, targets, float(_stop_asked)])
         flat = torch.cat([torch.cat([g.reshape(-1) for g in gradients]) * targets, used, sums])
         dist.all_reduce(flat)
-        total = flat[-1].clamp(min=1)  # the whole batch's targets
-        shared, users = flat[: sum(sizes)].split(sizes), flat[sum(sizes) : -2].tolist()
+        if flat[-1] > 0:
+            raise KeyboardInterrupt
+        total = flat[-2].clamp(min=1)  # the whole batch's targets
+        shared, users = flat[: sum(sizes)].split(sizes), flat[sum(sizes) : -3].tolist()
         for parameter, gradient, used_by in zip(parameters, shared, users, strict=True):
             parameter.grad = (gradient / total).view_as(parameter) if used_by else None
-        return float(flat[-2] / total)
+        return float(flat[-3] / total)
 
 
 def join(device: str) -> Group:
@@ -116,10 +133,8 @@ def join(device: str) -> Group:
         # the others wait for process 0's measurement at the end, which can be long on a large catalogue;
         # a process that fails is not waited for: torchrun stops the rest
         dist.init_process_group("gloo", timeout=timedelta(hours=24))
-        # Ctrl-C reaches every process at a different point, and one that stopped by itself would wait
-        # in a collective the others never enter: torchrun alone handles it and stops them all at once
-        # (the run keeps its last whole epoch, which `intentrec resume` continues)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for stop in (signal.SIGINT, signal.SIGTERM):  # noted, acted on together (module docstring)
+            signal.signal(stop, _ask_to_stop)
     group = Group(dist.get_rank(), dist.get_world_size())
     if not group.main:  # process 0 says it all, once
         logging.getLogger("intentrec").setLevel(logging.ERROR)
