@@ -23,6 +23,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from intentrec.errors import ConfigError
+from intentrec.recommender import Recommender
 from intentrec.serving.schemas import RecommendRequest
 from intentrec.serving.server import bind
 
@@ -228,6 +229,18 @@ def test_recommend_writes_the_users_recommendations_to_parquet(run, recommender,
     assert "wrote 6 recommendations for 2 users" in done.stderr
     expected = recommender.recommend(["u4", "u1"], k=3, include_categories=["odd"])
     assert_frame_equal(pl.read_parquet(out), expected)
+
+
+def test_recommend_asks_at_the_time_given(asked_run, tmp_path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("u4\nu1\n")
+    out = tmp_path / "recs.parquet"
+    intentrec("recommend", asked_run, "--users", users, "--k", 3, "--at", 1_650_000_000, "--out", out)
+    expected = Recommender.load(asked_run).recommend(["u4", "u1"], k=3, at=1_650_000_000)
+    assert_frame_equal(pl.read_parquet(out), expected)
+    early = intentrec("recommend", asked_run, "--users", users, "--at", 1_500_000_000, "--out", out, expect=2)
+    assert "before the last event" in early.stderr and "Traceback" not in early.stderr
+    assert_frame_equal(pl.read_parquet(out), expected)  # the file written before is untouched
 
 
 def test_recommend_names_a_bad_users_file_in_one_line(run, tmp_path) -> None:
