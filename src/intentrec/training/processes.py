@@ -18,9 +18,11 @@ others follow its decisions. The processes talk over gloo, on the CPU: torchrun 
 (``OMP_NUM_THREADS=1``) unless ``train.threads`` says otherwise.
 
 Ctrl-C reaches torchrun, which passes it on to every process as SIGINT (SIGTERM when torchrun itself is
-terminated) and waits for them. The signal reaches each process at a different point, so none stops by
-itself (it would leave the others waiting in a collective): a process notes it, the note travels in the
-next step's all-reduce, and every process stops after that same step, as one process stops on Ctrl-C.
+terminated) and waits for them, 30 seconds unless ``torchrun --shutdown-timeout`` says otherwise, before
+it kills them. The signal reaches each process at a different point, so none stops by itself (it would
+leave the others waiting in a collective): a process notes it, the note travels in the next step's
+all-reduce, and every process stops after that same step, as one process stops on Ctrl-C. A signal that
+comes after the last step (during the last validation or the final measurement) lets the run finish.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class Group:
         process was asked to stop (SIGINT, SIGTERM), every process raises KeyboardInterrupt here, at the
         same step, before the optimiser takes it.
         """
+        global _stop_asked
         sizes = [p.numel() for p in parameters]
         gradients = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
         used = torch.tensor([p.grad is not None for p in parameters], dtype=torch.float32)
@@ -104,6 +107,7 @@ class Group:
         flat = torch.cat([torch.cat([g.reshape(-1) for g in gradients]) * targets, used, sums])
         dist.all_reduce(flat)
         if flat[-1] > 0:
+            _stop_asked = False  # acted on; a later fit in this process starts afresh
             raise KeyboardInterrupt
         total = flat[-2].clamp(min=1)  # the whole batch's targets
         shared, users = flat[: sum(sizes)].split(sizes), flat[sum(sizes) : -3].tolist()
@@ -130,11 +134,11 @@ def join(device: str) -> Group:
             "version; use train.device='cpu', or one process on the accelerator."
         )
     if not dist.is_initialized():
-        # the others wait for process 0's measurement at the end, which can be long on a large catalogue;
-        # a process that fails is not waited for: torchrun stops the rest
-        dist.init_process_group("gloo", timeout=timedelta(hours=24))
         for stop in (signal.SIGINT, signal.SIGTERM):  # noted, acted on together (module docstring)
             signal.signal(stop, _ask_to_stop)
+        # the others wait for process 0's measurement at the end, which can be long on a large catalogue;
+        # a process that fails is not waited for: its peers' next collective fails, or torchrun kills them
+        dist.init_process_group("gloo", timeout=timedelta(hours=24))
     group = Group(dist.get_rank(), dist.get_world_size())
     if not group.main:  # process 0 says it all, once
         logging.getLogger("intentrec").setLevel(logging.ERROR)
