@@ -210,10 +210,7 @@ def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str
         def score(batch: PaddedBatch, histories: Sequences) -> torch.Tensor:
             items, timestamps, request_times = batch.tensors()
             logits = model.score_last(items, timestamps, request_times=request_times)[0]
-            device = categories.device
-            owners = torch.from_numpy(np.repeat(np.arange(len(histories)), histories.lengths)).to(device)
-            events = categories[torch.from_numpy(histories.items.astype(np.int64) + 1).to(device)]  # (E, C)
-            met = events.new_zeros(len(histories), events.shape[1]).index_add_(0, owners, events).clamp(max=1)
+            met = histories.rows_with(categories[1:]).float()  # (B, C); row 0 of categories is padding
             new = (met @ categories[1:].T == 0) & (categories[1:].sum(1) > 0)  # (B, n_items)
             return logits / model.temperature + math.log(u) * new
 

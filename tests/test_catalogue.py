@@ -111,6 +111,8 @@ def test_a_history_asks_for_its_next_items_at_the_request_time_in_the_models_sec
     assert catalogue.encode_history([10, 99, 20]).history.request_times.tolist() == [3]
     with pytest.raises(IntentRecError, match="no timestamps"):
         catalogue.encode_history([10, 20], at=1_700_000_000_000)
+    with pytest.raises(IntentRecError, match=r"at=-1: .* whole number"):
+        catalogue.request_time(-1)
     with pytest.raises(IntentRecError, match=r"before the last event .*one at 1600000060000"):
         catalogue.encode_history([10, 20], timestamps=stamps, at=1_600_000_030_000)
     at_the_last_event = catalogue.encode_history([10, 20], timestamps=stamps, at=stamps[1])

@@ -132,6 +132,8 @@ class Catalogue:
     def request_time(self, at: int | None = None) -> int:
         """When a request asks for its items, in the unit the model was trained in (seconds for real
         timestamps): ``at`` in the log's own unit, by default now."""
+        if at is not None and not 0 <= at < 2**63:
+            raise IntentRecError(f"at={at}: give a time in the log's unit, a whole number in [0, 2^63).")
         return int(self.now() if at is None else at) // self._time_divisor
 
     def now(self) -> int:

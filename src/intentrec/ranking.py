@@ -96,8 +96,7 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def mask_seen(scores: torch.Tensor, histories: Sequences) -> None:
     """Set ``scores[b, i] = -inf`` in place for every item ``i`` in row ``b`` of ``histories`` (one row per
     row of ``scores``)."""
-    batch_index = np.repeat(np.arange(len(histories)), histories.lengths)
-    rows_index = torch.from_numpy(batch_index).to(scores.device)
+    rows_index = torch.from_numpy(histories.event_rows).to(scores.device)
     items_index = torch.from_numpy(histories.items.astype(np.int64)).to(scores.device)
     scores[rows_index, items_index] = float("-inf")
 

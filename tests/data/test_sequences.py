@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import polars as pl
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,6 +149,13 @@ def test_request_times_follow_their_rows_into_subsets_and_batches() -> None:
     assert pad_left(asked, rows, max_len=2).request_times.tolist() == [300, 100]
     assert pad_left(asked, rows, max_len=2, drop_last=1).request_times is None  # not what was asked for
     assert pad_left(to_sequences(([0], [[1]], [[5]])), np.array([0]), 1).request_times is None
+
+
+def test_rows_with_says_which_flags_some_event_of_each_row_has() -> None:
+    sequences = to_sequences(([0, 1, 2], [[0, 2], [1], [1, 1, 3]], [[1, 2], [3], [4, 5, 6]]))
+    flags = torch.tensor([[True, False], [False, False], [False, True], [True, True]])  # items 0..3
+    assert sequences.event_rows.tolist() == [0, 0, 1, 2, 2, 2]
+    assert sequences.rows_with(flags).tolist() == [[True, True], [False, False], [True, True]]
 
 
 def test_training_rows_are_asked_for_at_their_last_inputs_target_time() -> None:

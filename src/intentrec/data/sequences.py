@@ -45,6 +45,20 @@ class Sequences:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def event_rows(self) -> np.ndarray:
+        """``(E,)`` the row each event belongs to."""
+        return np.repeat(np.arange(len(self)), self.lengths)
+
+    def rows_with(self, item_flags: torch.Tensor) -> torch.Tensor:
+        """``(N, C)`` bool, on ``item_flags``' device: whether some event of each row is an item with flag
+        ``c`` of ``item_flags (n_items, C)`` (e.g. the categories a user has met), event by event rather
+        than padded to the longest row."""
+        device = item_flags.device
+        counts = torch.zeros(len(self), item_flags.shape[1], dtype=torch.int32, device=device)
+        event_flags = item_flags[torch.from_numpy(self.items.astype(np.int64)).to(device)].to(torch.int32)
+        return counts.index_add_(0, torch.from_numpy(self.event_rows).to(device), event_flags) > 0
+
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Sequences:
         """Build from rows ``user_idx, item_idx, timestamp`` (and optionally ``row``, see the class)

@@ -211,10 +211,7 @@ class BeyondAccuracy:
     def _explorers(self, targets: Tensor, history: Sequences) -> Tensor:
         """``(B,)`` bool: some target has a category none of the user's history items has."""
         categories = self.features.categories
-        rows = torch.from_numpy(np.repeat(np.arange(len(history)), history.lengths))
-        items = torch.from_numpy(history.items.astype(np.int64))
-        seen = torch.zeros(len(history), categories.shape[1], dtype=torch.int32)
-        known = seen.index_add_(0, rows, categories[items].int()) > 0  # (B, C)
+        known = history.rows_with(categories)  # (B, C)
         target_categories = categories[targets.clamp(min=0)] & (targets >= 0)[..., None]  # (B, T, C)
         return (target_categories & ~known[:, None, :]).any(dim=(1, 2))
 

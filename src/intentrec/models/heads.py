@@ -68,7 +68,6 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -442,12 +441,7 @@ class PriorHeads(nn.Module):
     def unexplored(self, histories: Sequences) -> torch.Tensor:
         """``(B, H)`` bool, one row per history: the heads that carry a category (a value of an item
         prior) that no event of it has; a head of no item prior (a horizon segment) is never unexplored."""
-        device = self.allowed.device
-        owners = torch.from_numpy(np.repeat(np.arange(len(histories)), histories.lengths)).to(device)
-        items = torch.from_numpy(histories.items.astype(np.int64) + 1).to(device)  # model indices
-        # event by event, not padded to the longest history: memory grows with the events alone
-        seen = torch.zeros(len(histories), len(self.names), device=device)
-        met = seen.index_add_(0, owners, self.allowed[items].to(seen.dtype)) > 0
+        met = histories.rows_with(self.allowed[1:])  # dataset items: row 0 of allowed is padding
         return ~met & self.categorised
 
     def _weights(self, steering: Steering) -> torch.Tensor:

@@ -60,6 +60,8 @@ class RecommendRequest(_Request):
     exclude_seen: bool = Field(True, description="Never recommend an item of the history.")
     at: int | None = Field(
         None,
+        ge=0,
+        lt=2**63,
         description="When the items are asked for, in the log's time unit (default: now). Read by runs "
         "whose time bias is measured from the request (model.query_time 'request'); a brought history "
         "needs timestamps for it.",
