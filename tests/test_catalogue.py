@@ -113,6 +113,9 @@ def test_a_history_asks_for_its_next_items_at_the_request_time_in_the_models_sec
         catalogue.encode_history([10, 20], at=1_700_000_000_000)
     with pytest.raises(IntentRecError, match=r"at=-1: .* whole number"):
         catalogue.request_time(-1)
+    # a time in microseconds sent to a log counting milliseconds
+    with pytest.raises(IntentRecError, match=r"after the year 5000 in the log's unit \(milliseconds\)"):
+        catalogue.request_time(1_700_000_000_000_000)
     with pytest.raises(IntentRecError, match=r"before the last event .*one at 1600000060000"):
         catalogue.encode_history([10, 20], timestamps=stamps, at=1_600_000_030_000)
     at_the_last_event = catalogue.encode_history([10, 20], timestamps=stamps, at=stamps[1])
@@ -140,7 +143,8 @@ def test_unknown_items_are_left_out_and_listed_or_rejected(catalogue) -> None:
 
 def test_a_history_with_no_known_item_is_an_error(catalogue) -> None:
     with pytest.raises(
-        IntentRecError, match=r"no item of the history is in the catalogue \(unknown: \['x'\]\)"
+        IntentRecError,
+        match=r"left to recommend from: 1 item\(s\) not in the catalogue: \['x'\]\.",
     ):
         catalogue.encode_history(["x"])
 
@@ -150,7 +154,10 @@ def test_events_of_types_the_run_did_not_train_on_are_skipped(make_dataset) -> N
     catalogue = Catalogue(make_dataset(rows, filters=FilterConfig(events=["click"])))
     encoded = catalogue.encode_history([10, 10, 10], events=["click", "buy", None])
     assert encoded.history.items.tolist() == [0, 0] and encoded.skipped_events == 1
-    with pytest.raises(IntentRecError, match=r"1 event\(s\) of types the model was not trained on"):
+    with pytest.raises(
+        IntentRecError,
+        match=r"from: 1 event\(s\) of types the model was not trained on \(it knows 'click'\)\.",
+    ):
         catalogue.encode_history([10], events=["buy"])
     unfiltered = Catalogue(make_dataset(rows))  # a type the log never had is not one it trained on either
     encoded = unfiltered.encode_history([10, 20, 10], events=["buy", "nope", "click"])

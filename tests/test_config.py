@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,19 @@ def test_unknown_key_names_the_field_and_suggests(values, field, suggestion) -> 
 )
 def test_bad_values_name_the_field(values, field) -> None:
     with pytest.raises(ConfigError, match=rf"\n  {field}: .*\(got "):
+        RunConfig.from_dict(values)
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"train": {"lr": math.inf}}, "train.lr"),  # lr > 0 holds for infinity
+        ({"train": {"betas": [0.9, math.inf]}}, "train.betas"),
+        ({"heads": {"backbone_weight": math.inf}}, "heads.backbone_weight"),
+    ],
+)
+def test_an_infinite_number_is_refused_naming_the_field(values, field) -> None:
+    with pytest.raises(ConfigError, match=rf"{field}: expected a finite number, got inf"):
         RunConfig.from_dict(values)
 
 
@@ -142,6 +156,8 @@ def test_json_and_toml_files_load(tmp_path: Path) -> None:
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.toml: config file not found"):
         RunConfig.from_file(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=rf"{tmp_path}: that is a folder"):
+        RunConfig.from_file(tmp_path)
     (tmp_path / "broken.toml").write_text("[train\n")
     with pytest.raises(ConfigError, match=r"broken\.toml: not valid toml"):
         RunConfig.from_file(tmp_path / "broken.toml")

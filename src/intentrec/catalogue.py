@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from intentrec.data.dataset import Dataset
+from intentrec.data.dataset import TIME_UNITS, Dataset
 from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError, did_you_mean
 
@@ -134,6 +134,11 @@ class Catalogue:
         timestamps): ``at`` in the log's own unit, by default now."""
         if at is not None and not 0 <= at < 2**63:
             raise IntentRecError(f"at={at}: give a time in the log's unit, a whole number in [0, 2^63).")
+        if at is not None and at >= 10**11 * self._time_divisor:  # as Dataset's check of a log's times
+            unit = TIME_UNITS[self._time_divisor]
+            raise IntentRecError(
+                f"at={at} is after the year 5000 in the log's unit ({unit}); give it in that unit."
+            )
         return int(self.now() if at is None else at) // self._time_divisor
 
     def now(self) -> int:
@@ -210,12 +215,13 @@ class Catalogue:
                 "leave them out or send unknown_items='ignore' to skip them."
             )
         if not keep:
-            raise IntentRecError(
-                "no item of the history is in the catalogue"
-                + (f" (unknown: {_some(unknown)})" if unknown else "")
-                + (f" ({skipped} event(s) of types the model was not trained on)" if skipped else "")
-                + "; there is nothing to recommend from."
-            )
+            reasons = [f"{len(unknown)} item(s) not in the catalogue: {_some(unknown)}"] if unknown else []
+            if skipped:
+                trained = ", ".join(map(repr, sorted(self._trained_events)))
+                reasons.append(
+                    f"{skipped} event(s) of types the model was not trained on (it knows {trained})"
+                )
+            raise IntentRecError(f"no event of the history is left to recommend from: {'; '.join(reasons)}.")
         order = np.argsort(times[keep], kind="stable")
         history = Sequences(
             users=np.zeros(1, dtype=np.int32),

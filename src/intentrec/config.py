@@ -7,6 +7,7 @@ reloads to the same model. Unknown keys are rejected everywhere, with the neares
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -70,6 +71,22 @@ class RunConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _numbers_are_finite(self) -> RunConfig:
+        # a bound such as lr > 0 lets infinity through (NaN fails every bound), and lr = inf trains to NaN
+        def check(value: Any, name: str) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    check(inner, f"{name}.{key}" if name else key)
+            elif isinstance(value, list | tuple):
+                for inner in value:
+                    check(inner, name)
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value}")
+
+        check(self.model_dump(), "")
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -86,7 +103,7 @@ class RunConfig(BaseModel):
         """Read a ``.json`` or ``.toml`` config file."""
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"{path}: config file not found.")
+            raise ConfigError(f"{path}: {'that is a folder' if path.is_dir() else 'config file not found'}.")
         if path.suffix not in (".json", ".toml"):
             raise ConfigError(f"{path}: a config file is .json or .toml (see config.json of a run).")
         text = path.read_text(encoding="utf-8")

@@ -47,6 +47,17 @@ def test_a_config_mistake_names_the_field(intentrec, csv, tmp_path) -> None:
     assert "train.lrr: unknown field (did you mean 'lr'?)" in done.stderr
 
 
+def test_training_that_diverges_says_so_and_exits_non_zero(csv, tmp_path) -> None:
+    command = [str(Path(sys.executable).parent / "intentrec"), "fit", "--data", str(csv)]
+    command += ["--out", str(tmp_path / "run"), "--set", "train.lr=1e30", "--set", "train.epochs=3"]
+    command += ["--set", "model.dim=8", "--set", "train.threads=1"]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    # 2 when it diverges in the first epoch (nothing to keep), 1 when a run of the epochs before is written
+    assert done.returncode in (1, 2), done.stderr
+    assert "training diverged in epoch" in done.stderr and "lower train.lr (now 1e+30)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec, csv, run, tmp_path):
     done = intentrec("fit", "--data", csv, "--out", "", expect=2)
     assert (

@@ -135,7 +135,11 @@ BAD_REQUESTS = [
         422,
         "not in the catalogue: ['x']",
     ),
-    ({"history": [{"item": "x"}]}, 422, "no item of the history is in the catalogue"),
+    (
+        {"history": [{"item": "x"}]},
+        422,
+        "no event of the history is left to recommend from: 1 item(s) not in the catalogue: ['x']",
+    ),
     ({"user": "u1", "include_categories": ["od"]}, 422, "unknown category 'od' (did you mean 'odd'?)"),
     ({"user": "u1", "unknown_items": "drop"}, 422, "'ignore' or 'reject'"),
 ]
@@ -152,6 +156,15 @@ def test_a_422_does_not_send_a_long_input_back_whole(client) -> None:
     response = client.post("/recommend", json={"history": [{"item": f"item {i}"} for i in range(1001)]})
     assert response.status_code == 422 and "at most 1000 items" in response.text
     assert len(response.text) < 1000 and "characters)" in response.json()["detail"][0]["input"]
+
+
+@pytest.mark.parametrize(
+    "body", ['{"user": "u1", "k": NaN}', '{"user": "u1", "k": Infinity}', '{"history": [{"item": NaN}]}']
+)
+def test_nan_or_infinity_in_a_body_is_a_422_that_names_it(client, body) -> None:
+    response = client.post("/recommend", content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["input"] in ("NaN", "Infinity")
 
 
 def test_a_body_that_is_not_json_is_a_422(client) -> None:

@@ -96,12 +96,22 @@ def test_a_failure_part_way_leaves_the_previous_file_untouched(recommender, tmp_
     assert [path.name for path in tmp_path.iterdir()] == ["recs.parquet"]
 
 
-def test_user_files_hold_one_id_per_line(tmp_path) -> None:
+def test_user_files_hold_one_id_per_line(recommender, tmp_path, caplog) -> None:
     path = tmp_path / "users.txt"
     path.write_text("u1\n\n  u2  \nu3")
-    assert read_user_ids(path) == ["u1", "u2", "u3"]
+    assert read_user_ids(path, recommender.catalogue) == ["u1", "u2", "u3"]
     path.write_bytes(b"\xef\xbb\xbfu1\r\nu2\r\n")  # as a Windows editor saves it: a BOM, CRLF
-    assert read_user_ids(path) == ["u1", "u2"]
+    assert read_user_ids(path, recommender.catalogue) == ["u1", "u2"]
+    path.write_text("u2\nu1\nu2\nu1\nu3\n")
+    assert read_user_ids(path, recommender.catalogue) == ["u2", "u1", "u3"]  # each once, as first named
+    assert "2 line(s) repeat a user ID named before (the first on line 3)" in caplog.text
+
+
+def test_an_unknown_user_in_a_file_is_named_with_its_line(recommender, tmp_path) -> None:
+    path = tmp_path / "users.txt"
+    path.write_text("u1\nuser\nu2\nnobody\n")  # a header line, and an ID the run never met
+    with pytest.raises(UnknownIdError, match=rf"--users {path}:2: unknown user id 'user' \(and 1 more\)"):
+        read_user_ids(path, recommender.catalogue)
 
 
 @pytest.mark.parametrize(
@@ -113,11 +123,11 @@ def test_user_files_hold_one_id_per_line(tmp_path) -> None:
         (b"u1\n\xff\xfe", "not a UTF-8 text file"),
     ],
 )
-def test_bad_user_files_are_named(tmp_path, content, words) -> None:
+def test_bad_user_files_are_named(recommender, tmp_path, content, words) -> None:
     path = tmp_path / "users.txt"
     if content == "folder":
         path.mkdir()
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=f"--users {path}: {words}"):
-        read_user_ids(path)
+        read_user_ids(path, recommender.catalogue)

@@ -273,6 +273,37 @@ def test_keyboard_interrupt_keeps_the_best_weights_and_checkpoints(split) -> Non
     assert not model.training
 
 
+def test_training_that_diverges_stops_and_keeps_the_epochs_before_it(split) -> None:
+    model = new_model(catalogue(split))
+    kept = {}
+
+    def lose_the_weights_after_epoch_2(result, state, checkpoint) -> None:
+        if len(result.history) == 2:  # the state is the model's own: its numbers are gone from here on
+            kept.update({name: tensor.clone() for name, tensor in state.items()})
+            state["item_embedding.weight"].fill_(float("nan"))
+
+    result = train(
+        model,
+        split.train,
+        LossConfig(),
+        config(epochs=10),
+        MAX_LEN,
+        validate=scripted([0.1, 0.3, 0.9]),
+        on_epoch_end=lose_the_weights_after_epoch_2,
+    )
+    assert result.stopped == "diverged"
+    assert result.best_epoch == 2 and len(result.history) == 2  # epoch 3 is neither validated nor kept
+    assert_same_state(model, kept)
+
+
+def test_training_that_diverges_before_any_epoch_is_kept_is_a_config_error(split) -> None:
+    model = new_model(catalogue(split))
+    with torch.no_grad():
+        model.item_embedding.weight.fill_(float("nan"))
+    with pytest.raises(ConfigError, match=r"diverged in epoch 1 .*lower train.lr \(now 0.01\)"):
+        train(model, split.train, LossConfig(), config(epochs=3), MAX_LEN, validate=scripted([0.1] * 3))
+
+
 def test_resuming_from_a_checkpoint_continues_as_if_training_never_stopped(split) -> None:
     # dropout, sampled negatives, shuffled batches, a plateau cut of the lr and a best epoch before the
     # checkpoint: everything the rest of training depends on must come back from the checkpoint

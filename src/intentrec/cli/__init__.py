@@ -47,8 +47,9 @@ def main() -> None:
     logging.getLogger("faiss").setLevel(logging.WARNING)
     status: int | str | None = 0
     try:
-        # standalone: typer reports its own usage errors and exits with their status. (Recent typer
-        # versions vendor click, so `import click` is not available to catch them here ourselves.)
+        # standalone: typer reports its own usage errors and exits with their status, and turns Ctrl-C
+        # into status 130. (Recent typer versions vendor click, so `import click` is not available to
+        # catch them here ourselves.)
         app()
     except SystemExit as done:
         status = done.code
@@ -57,9 +58,6 @@ def main() -> None:
             # escaped: a message quoting a path or a line like "[a]" must print as it is, never as markup
             stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         status = 2
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        status = 130
     if processes.joined():  # one of several torchrun processes: they end together
         processes.exit_group(status if isinstance(status, int) else int(status is not None))
     sys.exit(status)

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from intentrec.cli.options import parse_columns
+from intentrec.cli.options import parse_columns, report_run
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
@@ -48,8 +48,4 @@ def fit(
     if columns:
         values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
     recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out, overwrite=overwrite)
-    if not recommender.metrics:
-        return  # one of several torchrun processes, not the first: process 0 reports
-    typer.echo(json.dumps({"run": out, "test": recommender.metrics["test"]}, indent=2))
-    if recommender.metrics.get("stopped") == "interrupted":  # saved, but not done: say so to a script
-        raise typer.Exit(130)
+    report_run(out, recommender)

@@ -54,7 +54,7 @@ def recommend(
         except ValidationError as error:  # a negative weight
             raise ConfigError(describe(error, "steering", Steering)) from None
     recommender = Recommender.load(run)
-    wanted = None if users == "all" else read_user_ids(users)
+    wanted = None if users == "all" else read_user_ids(users, recommender.catalogue)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users
     console = Console(stderr=True)
     with Progress(

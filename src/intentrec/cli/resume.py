@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
+from intentrec.cli.options import report_run
 from intentrec.recommender import Recommender
 from intentrec.training.trainer import RESUMABLE_SETTINGS
 
@@ -23,8 +22,4 @@ def resume(
     """Continue a run cut short (time limit, Ctrl-C, a crash) as if it had never stopped; then measure
     the test set and rewrite the run's metrics."""
     recommender = Recommender.resume(run, set_)
-    if not recommender.metrics:
-        return  # one of several torchrun processes, not the first: process 0 reports
-    typer.echo(json.dumps({"run": run, "test": recommender.metrics["test"]}, indent=2))
-    if recommender.metrics.get("stopped") == "interrupted":  # saved, but not done: say so to a script
-        raise typer.Exit(130)
+    report_run(run, recommender)

@@ -110,12 +110,12 @@ class Dataset:
         if interactions.height == 0:
             raise DataError(f"{raw.source}: the log has no interactions.")
         _check_no_nulls(interactions, ("user", "item", "timestamp", "event"))
+        divisor = _time_divisor(interactions, raw) if raw.timestamp_kind == "unix_seconds" else 1
         interactions = interactions.drop("file", "line")
 
         # stable: equal timestamps keep their reading order
         interactions = interactions.sort("user", "timestamp", maintain_order=True)
         # after the sort, so events a few milliseconds apart keep their order within a second
-        divisor = _time_divisor(interactions, raw) if raw.timestamp_kind == "unix_seconds" else 1
         interactions = interactions.with_columns(pl.col("timestamp") // divisor)
         interactions = apply_filters(interactions, filters, raw.source)
         users = _vocabulary(interactions["user"], "user")
@@ -234,19 +234,37 @@ def _check_no_nulls(interactions: pl.DataFrame, columns: tuple[str, ...]) -> Non
             )
 
 
+#: What a log's Unix times may count, by what divides them into seconds (finest first).
+TIME_UNITS = {10**9: "nanoseconds", 10**6: "microseconds", 10**3: "milliseconds", 1: "seconds"}
+
+
 def _time_divisor(interactions: pl.DataFrame, raw: RawLog) -> int:
     """1, or 10^3, 10^6, 10^9 when the log's Unix times count milliseconds, microseconds, nanoseconds.
 
     A time of 10^11 seconds is in the year 5138, and 10^11 milliseconds in 1973: when even the earliest
     time of the log is that large, the log counts in a finer unit (1000x again for each further unit).
+    A time of 10^11 of the log's own unit (after the year 5000) means rows in two units: a DataError
+    naming the first such row, as no order of the events can be trusted then.
     """
     earliest = interactions["timestamp"].min()
     assert isinstance(earliest, int)
-    for unit, divisor in (("nanoseconds", 10**9), ("microseconds", 10**6), ("milliseconds", 10**3)):
-        if earliest >= 10**8 * divisor:
-            log.warning("%s: the times are in %s (earliest %d); read as seconds", raw.source, unit, earliest)
-            return divisor
-    return 1
+    divisor = next((divisor for divisor in TIME_UNITS if earliest >= 10**8 * divisor), 1)
+    if divisor > 1:
+        log.warning(
+            "%s: the times are in %s (earliest %d); read as seconds",
+            raw.source,
+            TIME_UNITS[divisor],
+            earliest,
+        )
+    beyond = interactions.filter(pl.col("timestamp") >= 10**11 * divisor)
+    if beyond.height:
+        row = beyond.row(0, named=True)
+        raise DataError(
+            f"{row['file']}:{row['line']}: time {row['timestamp']} is after the year 5000 if it counts "
+            f"{TIME_UNITS[divisor]}, as the log's earliest time ({earliest}) does "
+            f"({beyond.height} such row(s)); the log mixes units: give every time in one."
+        )
+    return divisor
 
 
 def _vocabulary(raw_ids: pl.Series, name: str) -> pl.DataFrame:

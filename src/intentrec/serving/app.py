@@ -98,13 +98,16 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         return JSONResponse({"detail": str(error)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
-    def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI's own 422, but a long input (a history of thousands of events) is not sent back whole
+    def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        # FastAPI's own 422, but a long input (a history of thousands of events) is not sent back whole,
+        # and a NaN or Infinity a client sent (Python's json reads them) is sent back as a string: the
+        # json module refuses to write it, which made such a request a 500
         problems = [
             {**problem, "input": _shortened(problem["input"])} if "input" in problem else problem
             for problem in error.errors()
         ]
-        return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+        body = to_json({"detail": jsonable_encoder(problems)}, inf_nan_mode="strings")
+        return Response(body, status_code=422, media_type="application/json")
 
     # The hot path, in three stages that overlap across requests: parsing and writing on the event loop,
     # the model on the batcher's thread (requests that queue up share a forward pass; a known user's

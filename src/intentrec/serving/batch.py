@@ -8,6 +8,7 @@ complete or not at all: it is written next to its place and moved there at the e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from intentrec.catalogue import Catalogue, UnknownIdError
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.storage import atomic_path, check_file_target
+
+log = logging.getLogger(__name__)
 
 
 def write_recommendations(
@@ -75,8 +79,9 @@ def _writer(path: Path, schema: pa.Schema, csv: bool) -> pq.ParquetWriter | pa_c
     return pa_csv.CSVWriter(path, schema) if csv else pq.ParquetWriter(path, schema)
 
 
-def read_user_ids(path: str | Path) -> list[str]:
-    """User IDs from a text file, one per line (surrounding spaces and empty lines ignored)."""
+def read_user_ids(path: str | Path, catalogue: Catalogue) -> list[str]:
+    """The users of ``catalogue`` a text file names, one per line (surrounding spaces and empty lines
+    ignored), each once in the order first named; an unknown ID is an error naming its line."""
     path = Path(path)
     if not path.is_file():
         found = "that is a folder" if path.is_dir() else "no such file"
@@ -87,7 +92,26 @@ def read_user_ids(path: str | Path) -> list[str]:
         raise ConfigError(
             f"--users {path}: not a UTF-8 text file ({error.reason} at byte {error.start})."
         ) from None
-    users = [line.strip() for line in lines if line.strip()]
-    if not users:
+    named = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+    if not named:
         raise ConfigError(f"--users {path}: the file has no user IDs; give one per line.")
-    return users
+    unknown = [(number, user) for number, user in named if catalogue.user_index(user) is None]
+    if unknown:
+        (number, user), more = unknown[0], len(unknown) - 1
+        raise UnknownIdError(
+            f"--users {path}:{number}: unknown user id {user!r}{f' (and {more} more)' * bool(more)}: "
+            f"not in the dataset this model was trained on ({catalogue.n_users} users)."
+        )
+    first_line = {}
+    for number, user in named:
+        first_line.setdefault(user, number)
+    if len(first_line) < len(named):
+        repeated = next(number for number, user in named if first_line[user] != number)
+        log.warning(
+            "--users %s: %d line(s) repeat a user ID named before (the first on line %d): "
+            "each user is recommended for once",
+            path,
+            len(named) - len(first_line),
+            repeated,
+        )
+    return list(first_line)

@@ -19,6 +19,7 @@ batch (``training/processes.py``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class TrainResult:
     best_epoch: int = 0
     best_valid: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
-    stopped: str = "max_epochs"  # max_epochs | early_stopping | time_limit | interrupted
+    stopped: str = "max_epochs"  # max_epochs | early_stopping | time_limit | interrupted | diverged
     best_state: StateDict = field(default_factory=dict)
     resumed_at: list[int] = field(default_factory=list)  # the epochs after which training was resumed
 
@@ -264,9 +265,15 @@ def train(
                         group,
                     )
                     total_loss += loss
+                    if not math.isfinite(loss):  # the weights are lost: no step after this one helps
+                        break
                     speed = step * config.batch_size / (time.perf_counter() - epoch_start)
                     progress.update(task, advance=1, loss=total_loss / step, speed=speed)
                 progress.remove_task(task)
+                if not math.isfinite(total_loss):  # the batch's loss, the same in every process
+                    result.stopped = "diverged"
+                    _diverged(epoch, result, config)
+                    break
                 train_seconds = time.perf_counter() - epoch_start
                 with group.all_threads():
                     valid = group.from_main(_evaluate(model, validate) if group.main else {})
@@ -318,6 +325,22 @@ def train(
         model.load_state_dict(result.best_state)
     model.eval()
     return result
+
+
+def _diverged(epoch: int, result: TrainResult, config: TrainConfig) -> None:
+    """Say that training lost its numbers in ``epoch``: the run keeps its best epoch before it, or, when
+    there is none, ends with a ConfigError (weights that are NaN would only rank at random)."""
+    advice = f"lower train.lr (now {config.lr:g})" + (
+        ", or train in float32" if config.precision != "float32" else ""
+    )
+    if not result.best_epoch:
+        raise ConfigError(f"training diverged in epoch {epoch} (the loss is not a number): {advice}.")
+    log.error(
+        "training diverged in epoch %d (the loss is not a number): stopped, keeping epoch %d's weights; %s",
+        epoch,
+        result.best_epoch,
+        advice,
+    )
 
 
 def check_continuable(checkpoint: Checkpoint, config: TrainConfig) -> None:

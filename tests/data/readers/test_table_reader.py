@@ -91,6 +91,15 @@ def test_parquet_with_native_types_and_list_categories(tmp_path: Path) -> None:
     assert raw.items is not None and raw.items["categories"].to_list() == [["a"], ["b", "c"]]
 
 
+def test_a_column_has_one_role(write) -> None:
+    path = write("log.csv", "user,item,time,rating\n1,10,100,4\n2,11,200,3\n")
+    with pytest.raises(DataError, match=r"log\.csv: column 'item' is given 2 roles \(user, item\)"):
+        read(path, columns=ColumnMapping(user="item", item="item"))
+    # a role mapped to a column takes it from the role that would have guessed it by its name
+    log = read(path, columns=ColumnMapping(timestamp="rating")).interactions.collect()
+    assert log["timestamp"].to_list() == [4, 3] and log["value"].to_list() == [None, None]
+
+
 def test_column_mapping_rejects_unknown_keys() -> None:
     with pytest.raises(pydantic.ValidationError, match="usr"):
         ColumnMapping(usr="user")  # type: ignore[call-arg]
@@ -123,6 +132,9 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
     compressed = write("k.csv", gzip.compress(b"user,item,ts\n1,2,3\n"))
     with pytest.raises(DataError, match=r"k\.csv: the file is compressed \(\.gz\); name it k\.csv\.gz"):
         read(compressed)
+    for name, row in (("m.csv", '1,"2,3'), ("n.csv", '1,"2"x,3')):  # a quote left open; text after one
+        with pytest.raises(DataError, match=rf"{name[0]}\.csv:4: a quoted field is left open, or text"):
+            read(write(name, f'user,item,ts\n1,"2",3\n1,"a "",b",4\n{row}\n1,5,6\n'))
     with pytest.raises(DataError, match=r"l\.csv:3: missing value in column 'event'"):
         Dataset.from_raw(read(write("l.csv", "user,item,ts,event\n1,2,3,view\n1,3,4,\n")))
 
@@ -157,3 +169,16 @@ def test_times_in_a_finer_unit_are_read_as_seconds(write, caplog, unit: str, fac
     assert brought.history.timestamps.tolist() == [seconds[0], seconds[0], seconds[1]]
     in_order = ["late", "i0"] if factor == 1 else ["i0", "late"]  # a tie keeps the order given
     assert dataset.item_ids(brought.history.items).to_list() == [*in_order, "i1"]
+
+
+@pytest.mark.parametrize(
+    ("unit", "factor"), [("seconds", 1), ("milliseconds", 10**3), ("microseconds", 10**6)]
+)
+def test_a_row_in_a_finer_unit_than_the_log_is_named(write, unit: str, factor: int) -> None:
+    rows = f"u1,i1,{1_600_000_000 * factor}\nu1,i2,{1_600_000_060 * factor}\n"
+    stray = 1_600_000_120 * factor * 1000
+    path = write("log.csv", f"user,item,timestamp\n{rows}u2,i3,{stray}\n")
+    with pytest.raises(
+        DataError, match=rf"log\.csv:4: time {stray} is after the year 5000 if it counts {unit}"
+    ):
+        Dataset.from_raw(read(path))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -201,6 +202,8 @@ def collect(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
                 ) from None
         if "more fields" in str(error):
             _raise_ragged_line(path)
+        if '"' in str(error):  # polars quotes the text it could not parse: a quote went wrong there
+            _raise_bad_quoting(path)
         raise DataError(f"{path}: cannot read the file: {_first_line(error)}") from None
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: the file is empty.") from None
@@ -361,6 +364,25 @@ def _raise_ragged_line(path: Path) -> NoReturn:
         f"{path}{where}: a row has more fields than the header (line 1) names; "
         f"check the separator ({separator!r}) and the quoting."
     )
+
+
+def _raise_bad_quoting(path: Path) -> None:
+    """Name the first line whose quoting is broken (a quote left open, or text after a closing quote);
+    return when every line is quoted as CSV quotes a one-line record."""
+    header = head_lines(path, 1)[0]
+    separator = re.escape("\t" if "\t" in header else sniff_separator(header))
+    field = f'(?:[^"{separator}]*|"(?:[^"]|"")*")'
+    with plain_file(path) as plain:
+        lines = scan_lines(plain, path)
+        well_quoted = pl.col("text").str.contains(f"^{field}(?:{separator}{field})*$")
+        broken = collect(lines.filter(~well_quoted).head(1), path)
+    if broken.height:
+        line, text = broken.row(0)
+        raise DataError(
+            f"{path}:{line}: a quoted field is left open, or text follows its closing quote: "
+            f'{_shorten(text)!r}. A field with the separator or a quote in it is written "...", '
+            'with each quote inside doubled ("").'
+        )
 
 
 def _first_line(error: Exception) -> str:

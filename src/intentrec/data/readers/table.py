@@ -165,17 +165,29 @@ def _sniff(path: Path) -> str:
 
 
 def _resolve(mapping: ColumnMapping, available: list[str], path: Path) -> dict[str, str | None]:
-    """The column for each role: the mapped one (which must exist), else an obvious name, else None."""
+    """The column for each role: the mapped one (which must exist), else an obvious name no role is
+    mapped to, else None. A column is one role's: two roles mapped to one column is an error."""
     lowered = {name.lower(): name for name in available}
-    roles: dict[str, str | None] = {}
-    for role in (*OBVIOUS_NAMES, "categories"):
-        given = getattr(mapping, role)
+    roles = {role: getattr(mapping, role) for role in (*OBVIOUS_NAMES, "categories")}
+    mapped: dict[str, list[str]] = {}
+    for role, given in roles.items():
         if given is not None:
             require_columns(available, [given], path)
-            roles[role] = given
-        else:
+            mapped.setdefault(given, []).append(role)
+    for column, its_roles in mapped.items():
+        if len(its_roles) > 1:
+            raise DataError(
+                f"{path}: column {column!r} is given {len(its_roles)} roles ({', '.join(its_roles)}); "
+                "a column holds one of them."
+            )
+    for role, given in roles.items():
+        if given is None:
             roles[role] = next(
-                (lowered[name.lower()] for name in OBVIOUS_NAMES.get(role, ()) if name.lower() in lowered),
+                (
+                    lowered[name.lower()]
+                    for name in OBVIOUS_NAMES.get(role, ())
+                    if name.lower() in lowered and lowered[name.lower()] not in mapped
+                ),
                 None,
             )
     for role in REQUIRED_ROLES:
