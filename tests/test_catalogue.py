@@ -147,6 +147,8 @@ def test_a_history_with_no_known_item_is_an_error(catalogue) -> None:
         match=r"left to recommend from: 1 item\(s\) not in the catalogue: \['x'\]\.",
     ):
         catalogue.encode_history(["x"])
+    with pytest.raises(IntentRecError, match="the history is empty"):
+        catalogue.encode_history([])
 
 
 def test_events_of_types_the_run_did_not_train_on_are_skipped(make_dataset) -> None:

@@ -63,12 +63,13 @@ def test_bad_values_name_the_field(values, field) -> None:
     ("values", "field"),
     [
         ({"train": {"lr": math.inf}}, "train.lr"),  # lr > 0 holds for infinity
-        ({"train": {"betas": [0.9, math.inf]}}, "train.betas"),
+        ({"train": {"betas": [0.9, math.inf]}}, r"train\.betas\.1"),
         ({"heads": {"backbone_weight": math.inf}}, "heads.backbone_weight"),
+        ({"train": {"max_minutes": math.nan}}, "train.max_minutes"),
     ],
 )
 def test_an_infinite_number_is_refused_naming_the_field(values, field) -> None:
-    with pytest.raises(ConfigError, match=rf"{field}: expected a finite number, got inf"):
+    with pytest.raises(ConfigError, match=rf"\n  {field}: Input should be a finite number \(got (inf|nan)\)"):
         RunConfig.from_dict(values)
 
 

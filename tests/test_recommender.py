@@ -457,6 +457,12 @@ def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp
     (tmp_path / "plain" / "resume.safetensors").write_bytes(b"cut short")  # a file that is not one
     with pytest.raises(IntentRecError, match=r"resume\.safetensors: unreadable checkpoint"):
         Recommender.resume(tmp_path / "plain", ["train.epochs=2"])
+    diverged = tmp_path / "diverged"  # its checkpoint is the epoch before the one that diverged
+    shutil.copytree(run, diverged)
+    metrics = json.loads((diverged / "metrics.json").read_text())
+    (diverged / "metrics.json").write_text(json.dumps({**metrics, "stopped": "diverged"}))
+    with pytest.raises(ConfigError, match=r"diverged, and resuming it would repeat the same steps"):
+        Recommender.resume(diverged, ["train.epochs=20", "train.patience=20"])
 
 
 def test_recommend_asks_for_at_least_one_item(fitted) -> None:

@@ -178,6 +178,8 @@ class Catalogue:
         Unknown items are left out and listed, or an error with ``unknown_items="reject"``; a history
         with no known item left is an error either way, since there is nothing to recommend from.
         """
+        if not len(items):
+            raise IntentRecError("the history is empty; give at least one event.")
         if timestamps is not None and len(timestamps) != len(items):
             raise IntentRecError(
                 f"the history has {len(items)} items but {len(timestamps)} timestamps; give one per item."

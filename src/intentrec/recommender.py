@@ -36,10 +36,10 @@ from intentrec.run import (
     RunFiles,
     check_unedited,
     flat_settings,
-    load_checkpoint,
     load_weights,
     log_to,
     read_metrics,
+    resumable_checkpoint,
     save_epoch,
     save_weights,
     write_metrics,
@@ -140,11 +140,7 @@ class Recommender:
         """
         started = time.perf_counter()
         files = RunFiles(Path(run)).require()
-        if not files.checkpoint.is_file():
-            raise IntentRecError(
-                f"{files.root}: no resume.safetensors to continue from (the run was trained with "
-                "train.resumable = false, or by a version of IntentRec that did not write it)."
-            )
+        checkpoint = resumable_checkpoint(files)
         allowed = [f"train.{name}" for name in RESUMABLE_SETTINGS]
         for change in changes:
             key = change.partition("=")[0].strip()
@@ -162,7 +158,6 @@ class Recommender:
         config = RunConfig.from_dict(
             apply_overrides(RunConfig.from_file(files.config).to_json(), list(changes)), "--set"
         )
-        checkpoint = load_checkpoint(files.checkpoint)
         check_unedited(files, checkpoint, config)
         try:
             check_continuable(checkpoint, config.train)

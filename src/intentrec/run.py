@@ -142,6 +142,25 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(tensors, json.loads(meta))
 
 
+def resumable_checkpoint(files: RunFiles) -> Checkpoint:
+    """The checkpoint ``files``' run resumes from; an error saying why when it cannot resume."""
+    if not files.checkpoint.is_file():
+        raise IntentRecError(
+            f"{files.root}: no resume.safetensors to continue from (the run was trained with "
+            "train.resumable = false, or by a version of IntentRec that did not write it)."
+        )
+    try:
+        stopped = read_metrics(files.metrics).get("stopped") if files.metrics.is_file() else None
+    except (ValueError, AttributeError):  # unreadable: the resumed run writes it again
+        stopped = None
+    if stopped == "diverged":  # its checkpoint is the epoch before: resuming would take the same steps
+        raise ConfigError(
+            f"{files.root}: its training diverged, and resuming it would repeat the same steps; "
+            "start a new run with `fit` and a lower train.lr."
+        )
+    return load_checkpoint(files.checkpoint)
+
+
 def save_epoch(
     files: RunFiles, config: RunConfig, result: TrainResult, state: StateDict, checkpoint: Checkpoint | None
 ) -> None:

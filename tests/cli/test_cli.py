@@ -12,9 +12,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
+import typer
+
+from intentrec.cli.options import report_run
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,14 @@ def test_a_config_mistake_names_the_field(intentrec, csv, tmp_path) -> None:
     assert "train.lrr: unknown field (did you mean 'lr'?)" in done.stderr
 
 
+def test_a_setting_given_by_its_option_and_by_set_is_refused(intentrec, csv, tmp_path) -> None:
+    done = intentrec(
+        "fit", "--data", csv, "--set", "data.path=elsewhere.csv", "--out", tmp_path / "run", expect=2
+    )
+    assert "--set 'data.path=elsewhere.csv': data.path is already given by its own option" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_that_diverges_says_so_and_exits_non_zero(csv, tmp_path) -> None:
     command = [str(Path(sys.executable).parent / "intentrec"), "fit", "--data", str(csv)]
     command += ["--out", str(tmp_path / "run"), "--set", "train.lr=1e30", "--set", "train.epochs=3"]
@@ -56,6 +68,20 @@ def test_training_that_diverges_says_so_and_exits_non_zero(csv, tmp_path) -> Non
     assert done.returncode in (1, 2), done.stderr
     assert "training diverged in epoch" in done.stderr and "lower train.lr (now 1e+30)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("stopped", "status"), [("early_stopping", 0), ("interrupted", 130), ("diverged", 1)]
+)
+def test_a_run_not_done_ends_with_a_status_a_script_can_read(stopped, status, capsys) -> None:
+    trained = SimpleNamespace(metrics={"test": {"ndcg@10": 0.1}, "stopped": stopped})
+    if status:
+        with pytest.raises(typer.Exit) as ended:
+            report_run("runs/x", trained)
+        assert ended.value.exit_code == status
+    else:
+        report_run("runs/x", trained)
+    assert json.loads(capsys.readouterr().out) == {"run": "runs/x", "test": {"ndcg@10": 0.1}}
 
 
 def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec, csv, run, tmp_path):

@@ -318,6 +318,8 @@ def test_steering_weights_heads_by_name_value_or_subset() -> None:
         heads.head_weights(Steering(only=["nxt 1-2"]))
     with pytest.raises(ValueError, match=">= 0"):
         Steering(values={"a": -1.0})
+    with pytest.raises(ValueError, match="finite number"):
+        Steering(heads={"a": float("inf")})
 
 
 @pytest.mark.parametrize("composition", ["additive", "multiplicative"])

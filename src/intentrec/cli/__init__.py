@@ -47,9 +47,9 @@ def main() -> None:
     logging.getLogger("faiss").setLevel(logging.WARNING)
     status: int | str | None = 0
     try:
-        # standalone: typer reports its own usage errors and exits with their status, and turns Ctrl-C
-        # into status 130. (Recent typer versions vendor click, so `import click` is not available to
-        # catch them here ourselves.)
+        # standalone: typer reports its own usage errors and exits with their status, and ends on Ctrl-C
+        # itself (with status 130; `fit` and `resume` catch it first to write the run). (Recent typer
+        # versions vendor click, so `import click` is not available to catch them here ourselves.)
         app()
     except SystemExit as done:
         status = done.code

@@ -44,6 +44,10 @@ def fit(
     if priors is not None:
         flags["heads.priors"] = [name.strip() for name in priors.split(",") if name.strip()]
     overrides = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    for change in set_:  # a setting given twice would silently keep the --set one
+        key = change.partition("=")[0].strip()
+        if flags.get(key) is not None:
+            raise ConfigError(f"--set {change!r}: {key} is already given by its own option; give it once.")
     values = apply_overrides(values, overrides + list(set_))
     if columns:
         values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
@@ -10,7 +11,9 @@ from pydantic import ValidationError
 from intentrec.config import describe
 from intentrec.data.readers import ColumnMapping
 from intentrec.errors import ConfigError
-from intentrec.recommender import Recommender
+
+if TYPE_CHECKING:
+    from intentrec.recommender import Recommender
 
 #: The exit status of a run that is written but not done, by why its training stopped: Ctrl-C (130, as a
 #: shell reports SIGINT) or training that diverged (1; the run keeps its best epoch before it).

@@ -57,9 +57,10 @@ def recommend(
     wanted = None if users == "all" else read_user_ids(users, recommender.catalogue)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users
     console = Console(stderr=True)
+    # transient: a mistake found once the bar is up is printed alone, not under a bar stuck at 0
     with Progress(
         TextColumn("recommend"), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
-        TimeRemainingColumn(), console=console,
+        TimeRemainingColumn(), console=console, transient=True,
     ) as progress:  # fmt: skip
         task = progress.add_task("users", total=total)
         rows = write_recommendations(

@@ -39,7 +39,7 @@ TABLES = ("interactions", "users", "items")
 class DatasetCard(BaseModel):
     """What a Dataset holds and where it came from; stored as ``card.json``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str
     source: str
@@ -256,7 +256,7 @@ def _time_divisor(interactions: pl.DataFrame, raw: RawLog) -> int:
             TIME_UNITS[divisor],
             earliest,
         )
-    beyond = interactions.filter(pl.col("timestamp") >= 10**11 * divisor)
+    beyond = interactions.filter(pl.col("timestamp") // divisor >= 10**11)  # 10^11 * divisor: past Int64
     if beyond.height:
         row = beyond.row(0, named=True)
         raise DataError(

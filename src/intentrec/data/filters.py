@@ -17,7 +17,7 @@ from intentrec.errors import DataError
 class FilterConfig(BaseModel):
     """Which interactions of a log are kept."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     min_user_interactions: int = Field(0, ge=0, description="k-core: drop users with fewer interactions.")
     min_item_interactions: int = Field(0, ge=0, description="k-core: drop items with fewer interactions.")

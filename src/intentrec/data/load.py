@@ -18,7 +18,7 @@ DEFAULT_DATASET = "ml-latest-small"
 class DataConfig(BaseModel):
     """Where the interactions come from and which of them are kept."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     path: str = Field(
         DEFAULT_DATASET,

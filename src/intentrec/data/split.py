@@ -37,7 +37,7 @@ from intentrec.errors import ConfigError, DataError
 class SplitConfig(BaseModel):
     """How a Dataset is cut into training, validation and test."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["leave_one_out", "leave_last_k", "temporal"] = "leave_one_out"
     k: int = Field(1, ge=1, description="Targets per user for 'leave_last_k'.")

@@ -33,7 +33,7 @@ CPU_CHUNK_EVENTS = 8192
 class EvalConfig(BaseModel):
     """What is measured and how."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ks: list[int] = Field([1, 5, 10, 20, 50], description="Cut-offs K for HR, Recall, NDCG and MRR.")
     filter_seen: bool = Field(True, description="Never count items from the user's history as recommended.")

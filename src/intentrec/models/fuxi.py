@@ -62,7 +62,7 @@ _EPS = 1e-6
 class FuXiConfig(BaseModel):
     """Size and regularisation of a FuXi-α backbone; defaults follow the authors' MovieLens setup."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["fuxi"] = "fuxi"
     dim: int = Field(64, ge=1, description="Embedding size D.")

@@ -32,7 +32,7 @@ from intentrec.models.backbone import Backbone
 class GRU4RecConfig(BaseModel):
     """Size and regularisation of a GRU4Rec backbone."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["gru4rec"] = "gru4rec"
     dim: int = Field(192, ge=1, description="Embedding size D, also the GRU's hidden size.")

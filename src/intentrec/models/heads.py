@@ -88,7 +88,7 @@ Merge = Literal["max", "sum", "mix"]
 class HeadsConfig(BaseModel):
     """Which priors split the backbone's output into heads, and how the heads are trained."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     priors: list[PriorKind] = Field(
         [], description="At most two of taxonomy, clusters, events, horizon; none: one next-item head."
@@ -247,7 +247,7 @@ class Steering(BaseModel):
     ``heads.backbone_weight`` (1 when ``only`` names it).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
     values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")

@@ -52,7 +52,7 @@ _EPS = 1e-6
 class HSTUConfig(BaseModel):
     """Size and regularisation of an HSTU backbone; defaults follow the published MovieLens model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["hstu"] = "hstu"
     dim: int = Field(64, ge=1, description="Embedding size D.")

@@ -29,7 +29,7 @@ from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_p
 class SASRecConfig(BaseModel):
     """Size and regularisation of a SASRec backbone."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["sasrec"] = "sasrec"
     dim: int = Field(192, ge=1, description="Hidden size D (also the item embedding size).")

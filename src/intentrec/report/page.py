@@ -115,7 +115,7 @@ def _metrics_table(runs: Sequence[RunSummary]) -> str:
             _count(parameters.get("heads")),
             _text(run.metrics.get("best_epoch", MISSING)),
             _text(run.metrics.get("epochs", MISSING)),
-            # early_stopping, max_epochs, time_limit, interrupted: a run cut short does not look finished
+            # early_stopping, max_epochs, time_limit, interrupted, diverged: one cut short does not look done
             _text(str(run.metrics.get("stopped", MISSING)).replace("_", " ")),
             # this session's: a resumed run's earlier sessions are in its history
             _number(timing.get("fit_seconds") if isinstance(timing, dict) else None, digits=1),

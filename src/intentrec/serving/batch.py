@@ -53,21 +53,21 @@ def write_recommendations(
     users = list(recommender.catalogue.user_ids if users is None else users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
     at = at if at is not None else recommender.catalogue.now()
-    # an empty ranking gives the file's schema, so that even a file for no user has every column
-    schema = recommender.recommend([], k, at=at).to_arrow().schema
+    options = dict(
+        filter_seen=filter_seen,
+        include_categories=include_categories,
+        exclude_categories=exclude_categories,
+        steering=steering,
+        at=at,
+    )
+    # an empty ranking gives the file's schema (so that even a file for no user has every column), and
+    # checks every option before anything is ranked or written
+    schema = recommender.recommend([], k, **options).to_arrow().schema
     written = 0
     with atomic_path(out) as tmp, _writer(tmp, schema, csv=out.suffix.lower() == ".csv") as writer:
         for start in range(0, len(users), block_size):
             block = users[start : start + block_size]
-            table = recommender.recommend(
-                block,
-                k,
-                filter_seen,
-                include_categories=include_categories,
-                exclude_categories=exclude_categories,
-                steering=steering,
-                at=at,
-            ).to_arrow()
+            table = recommender.recommend(block, k, **options).to_arrow()
             writer.write_table(table)
             written += table.num_rows
             if on_block is not None:

@@ -43,7 +43,7 @@ _MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # linux/mman.h
 class IndexConfig(BaseModel):
     """Which vector index answers queries, and how the approximate one trades recall for speed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["auto", "exact", "hnsw"] = Field(
         "auto", description="'auto' is exact below `exact_below` items and HNSW from there on."

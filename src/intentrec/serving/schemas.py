@@ -29,7 +29,7 @@ Timestamp = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class HistoryEvent(_Request):

@@ -55,7 +55,7 @@ Ranked = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 class ServeConfig(BaseModel):
     """Processes, the limit on request bodies, and the vector index (k and history: see the schemas)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     workers: int = Field(1, ge=1, description="Processes serving requests, sharing the loaded run.")
     restart_after_seconds: float = Field(

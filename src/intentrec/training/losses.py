@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class LossConfig(BaseModel):
     """Which training objective, and its sampling and scaling."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["softmax", "sampled_softmax", "bce"] = "softmax"
     negatives: int = Field(1024, ge=1, description="'sampled_softmax': uniform negatives per position.")

@@ -46,7 +46,7 @@ StateDict = dict[str, torch.Tensor]
 class TrainConfig(BaseModel):
     """Optimisation and stopping."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends first.")
     batch_size: int = Field(128, ge=1, description="Sequences per batch.")

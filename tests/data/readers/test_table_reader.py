@@ -133,8 +133,8 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"k\.csv: the file is compressed \(\.gz\); name it k\.csv\.gz"):
         read(compressed)
     for name, row in (("m.csv", '1,"2,3'), ("n.csv", '1,"2"x,3')):  # a quote left open; text after one
-        with pytest.raises(DataError, match=rf"{name[0]}\.csv:4: a quoted field is left open, or text"):
-            read(write(name, f'user,item,ts\n1,"2",3\n1,"a "",b",4\n{row}\n1,5,6\n'))
+        with pytest.raises(DataError, match=rf"{name[0]}\.csv:5: a quoted field is left open, or text"):
+            read(write(name, f'user,item,ts\n1,"2",3\n1,"a "",b\nc",4\n{row}\n1,5,6\n'))
     with pytest.raises(DataError, match=r"l\.csv:3: missing value in column 'event'"):
         Dataset.from_raw(read(write("l.csv", "user,item,ts,event\n1,2,3,view\n1,3,4,\n")))
 

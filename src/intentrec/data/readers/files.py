@@ -202,8 +202,7 @@ def collect(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
                 ) from None
         if "more fields" in str(error):
             _raise_ragged_line(path)
-        if '"' in str(error):  # polars quotes the text it could not parse: a quote went wrong there
-            _raise_bad_quoting(path)
+        _raise_bad_quoting(path, error)
         raise DataError(f"{path}: cannot read the file: {_first_line(error)}") from None
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: the file is empty.") from None
@@ -366,18 +365,17 @@ def _raise_ragged_line(path: Path) -> NoReturn:
     )
 
 
-def _raise_bad_quoting(path: Path) -> None:
-    """Name the first line whose quoting is broken (a quote left open, or text after a closing quote);
-    return when every line is quoted as CSV quotes a one-line record."""
-    header = head_lines(path, 1)[0]
-    separator = re.escape("\t" if "\t" in header else sniff_separator(header))
-    field = f'(?:[^"{separator}]*|"(?:[^"]|"")*")'
+def _raise_bad_quoting(path: Path, error: Exception) -> None:
+    """Name the line of the text polars could not parse (its message quotes it) when that text holds a
+    quote: a quote left open, or text after a closing one. Return when it does not."""
+    unparsed = re.search(r"could not parse `([^`\n]*)", str(error))
+    if unparsed is None or '"' not in unparsed.group(1):
+        return
     with plain_file(path) as plain:
-        lines = scan_lines(plain, path)
-        well_quoted = pl.col("text").str.contains(f"^{field}(?:{separator}{field})*$")
-        broken = collect(lines.filter(~well_quoted).head(1), path)
-    if broken.height:
-        line, text = broken.row(0)
+        lines = scan_lines(plain, path).filter(pl.col("text").str.contains(unparsed.group(1), literal=True))
+        found = collect(lines.head(1), path)
+    if found.height:
+        line, text = found.row(0)
         raise DataError(
             f"{path}:{line}: a quoted field is left open, or text follows its closing quote: "
             f'{_shorten(text)!r}. A field with the separator or a quote in it is written "...", '

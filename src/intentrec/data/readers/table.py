@@ -61,7 +61,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 class ColumnMapping(BaseModel):
     """Which column of a generic table holds what; ``None`` means "find the obvious name"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user: str | None = Field(None, description="Column with the user ID.")
     item: str | None = Field(None, description="Column with the item ID.")
