@@ -318,6 +318,7 @@ def test_fit_writes_only_into_a_new_or_empty_folder_or_over_a_run_it_may_replace
     for out, words in (
         (mine, "the folder holds other files and no IntentRec run"),
         (tmp_path / "file", "that is a file"),
+        (tmp_path / "file" / "run", f"{tmp_path / 'file'} is a file, so no folder can be made below it"),
     ):
         for overwrite in (False, True):
             with pytest.raises(ConfigError, match=f"--out {out}: {words}"):
@@ -463,6 +464,33 @@ def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp
     (diverged / "metrics.json").write_text(json.dumps({**metrics, "stopped": "diverged"}))
     with pytest.raises(ConfigError, match=r"diverged, and resuming it would repeat the same steps"):
         Recommender.resume(diverged, ["train.epochs=20", "train.patience=20"])
+
+
+def test_the_api_says_what_it_takes(fitted, tmp_path, caplog) -> None:
+    recommender, run = fitted
+    assert Recommender({"train": {"epochs": 3}}).config.train.epochs == 3  # a dict of settings
+    with pytest.raises(TypeError, match="expected a RunConfig or a dict of settings, not int"):
+        Recommender(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"expected a Dataset, not str: .*set data\.path"):
+        Recommender(tiny_config()).fit("log.csv")  # type: ignore[arg-type]
+    # one item alone is a history of one item, as one user alone is one user
+    assert recommender.recommend_history("i3", k=3).equals(recommender.recommend_history(["i3"], k=3))
+    for call, words in (
+        (
+            lambda: recommender.recommend_history(["i3"], unknown_items="rejct"),
+            "expected 'ignore' or 'reject'",
+        ),
+        (lambda: recommender.recommend_history({"i3", "i4"}), "give a list, in order"),
+        (lambda: recommender.recommend_history(None), "the history is empty"),
+        (lambda: recommender.recommend(["u1"], at="2020"), "at='2020': give a time in the log's unit"),
+        (lambda: recommender.recommend(["u1"], include_categories=[None]), "expected a category's name"),
+    ):
+        with pytest.raises(IntentRecError, match=words):
+            call()
+    copy = tmp_path / "damaged"  # a damaged metrics.json: the model still loads, without it
+    shutil.copytree(run, copy)
+    (copy / "metrics.json").write_text('{"test": ')
+    assert Recommender.load(copy).metrics == {} and "metrics.json: damaged, not read" in caplog.text
 
 
 def test_recommend_asks_for_at_least_one_item(fitted) -> None:

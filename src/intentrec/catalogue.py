@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -105,6 +105,7 @@ class Catalogue:
         ``include``. A category the catalogue does not have is an error, so a typo does not silently
         empty (or fail to filter) a list.
         """
+        include, exclude = _listed(include), _listed(exclude)
         if not include and not exclude:
             return None
         allowed = np.ones(self.n_items, dtype=bool)
@@ -117,6 +118,8 @@ class Catalogue:
         return allowed
 
     def _items_of(self, category: str) -> np.ndarray:
+        if not isinstance(category, str):
+            raise IntentRecError(f"category {category!r}: expected a category's name (text).")
         items = self._category_items.get(category)
         if items is None:
             known = sorted(self._category_items)
@@ -132,6 +135,8 @@ class Catalogue:
     def request_time(self, at: int | None = None) -> int:
         """When a request asks for its items, in the unit the model was trained in (seconds for real
         timestamps): ``at`` in the log's own unit, by default now."""
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int | np.integer)):
+            raise IntentRecError(f"at={at!r}: give a time in the log's unit, a whole number.")
         if at is not None and not 0 <= at < 2**63:
             raise IntentRecError(f"at={at}: give a time in the log's unit, a whole number in [0, 2^63).")
         if at is not None and at >= 10**11 * self._time_divisor:  # as Dataset's check of a log's times
@@ -178,8 +183,11 @@ class Catalogue:
         Unknown items are left out and listed, or an error with ``unknown_items="reject"``; a history
         with no known item left is an error either way, since there is nothing to recommend from.
         """
-        if not len(items):
+        items, timestamps, events = _listed(items), _listed(timestamps), _listed(events)
+        if not items:
             raise IntentRecError("the history is empty; give at least one event.")
+        if unknown_items not in get_args(UnknownItems):
+            raise IntentRecError(f"unknown_items={unknown_items!r}: expected 'ignore' or 'reject'.")
         if timestamps is not None and len(timestamps) != len(items):
             raise IntentRecError(
                 f"the history has {len(items)} items but {len(timestamps)} timestamps; give one per item."
@@ -234,6 +242,20 @@ class Catalogue:
         )
         history = self.ask(history, at) if timestamps is not None else history.at(len(items))
         return EncodedHistory(history=history, unknown=unknown, skipped_events=skipped)
+
+
+def _listed(values: Any) -> list[Any] | None:
+    """A list of IDs or names from what a caller may pass: a list or array, one ID or name alone, None."""
+    if values is None or isinstance(values, list):
+        return values
+    if isinstance(values, str | int | np.integer):
+        return [values]
+    if isinstance(values, set | frozenset | dict):  # no order, or not a list of values
+        raise IntentRecError(f"{type(values).__name__} {_some(list(values))}: give a list, in order.")
+    try:
+        return list(values)
+    except TypeError:
+        raise IntentRecError(f"{values!r}: expected a list of IDs or names.") from None
 
 
 def _some(values: list[Any], shown: int = 5) -> str:

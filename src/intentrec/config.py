@@ -82,6 +82,15 @@ class RunConfig(BaseModel):
             raise ConfigError(describe(error, source)) from None
 
     @classmethod
+    def coerce(cls, config: RunConfig | dict[str, Any] | None) -> RunConfig:
+        """``config`` as a RunConfig: itself, validated from a dict of settings, or the default for None."""
+        if config is None or isinstance(config, dict):
+            return cls.from_dict(config or {})
+        if not isinstance(config, RunConfig):
+            raise TypeError(f"expected a RunConfig or a dict of settings, not {type(config).__name__}.")
+        return config
+
+    @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
         """Read a ``.json`` or ``.toml`` config file."""
         path = Path(path)
@@ -125,7 +134,7 @@ def describe(error: ValidationError, source: str, root: type[BaseModel] | None =
     lines = [f"{source}: invalid configuration"]
     for problem in error.errors():
         parts = problem["loc"]
-        if parts[:1] == ("model",) and len(parts) > 2:
+        if parts[:1] == ("model",) and len(parts) >= 2:
             parts = ("model", *parts[2:])  # pydantic puts the backbone's name in: model.hstu.dim
         location = ".".join(str(part) for part in parts)
         message, given = problem["msg"], problem.get("input")
@@ -137,6 +146,8 @@ def describe(error: ValidationError, source: str, root: type[BaseModel] | None =
             parent = _model_at(problem["loc"][:-1], root or RunConfig)
             hint = did_you_mean(str(problem["loc"][-1]), parent.model_fields) if parent else ""
             message = f"unknown field{hint}"
+        if problem["type"] == "value_error":  # a rule of ours: its own words, without "Value error, "
+            message = str(problem["ctx"]["error"])
         if not location:  # a rule across sections: its message names the fields, the input is everything
             lines.append(f"  {message}")
             continue

@@ -38,10 +38,10 @@ from intentrec.run import (
     flat_settings,
     load_weights,
     log_to,
-    read_metrics,
     resumable_checkpoint,
     save_epoch,
     save_weights,
+    stored_metrics,
     write_metrics,
 )
 from intentrec.storage import write_json
@@ -86,9 +86,9 @@ class Recommender:
     >>> rec.recommend(users=[1, 2], k=10)                            # doctest: +SKIP
     """
 
-    def __init__(self, config: RunConfig | None = None) -> None:
+    def __init__(self, config: RunConfig | dict[str, Any] | None = None) -> None:
         keep_freed_memory()  # trains and ranks faster on a CPU (intentrec.allocator)
-        self.config = config or RunConfig()
+        self.config = RunConfig.coerce(config)
         self.dataset: Dataset | None = None
         self.split: Split | None = None
         self.model: SequentialModel | None = None
@@ -118,7 +118,7 @@ class Recommender:
         files = RunFiles(Path(out)).check_new(overwrite) if out is not None else None
         if not join(config.train.device).main:
             files = None
-        self.dataset = dataset if dataset is not None else load_dataset(config.data)
+        self.dataset = load_dataset(config.data) if dataset is None else Dataset.require(dataset)
         self._build_model()
         if config.heads.backbone_from is not None:
             load_backbone(self.model, config, self.dataset)
@@ -259,7 +259,7 @@ class Recommender:
         self,
         on: Literal["valid", "test"] = "test",
         *,
-        steering: Steering | None = None,
+        steering: Steering | dict[str, Any] | None = None,
         beyond_accuracy: bool = True,
     ) -> dict[str, float]:
         """Full-ranking metrics on the validation or test users of the split: accuracy, then diversity,
@@ -307,7 +307,7 @@ class Recommender:
         *,
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
-        steering: Steering | None = None,
+        steering: Steering | dict[str, Any] | None = None,
         at: int | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for known users (raw IDs, or one ID; None = every user), from their whole history,
@@ -343,7 +343,7 @@ class Recommender:
         include_categories: Sequence[str] | None = None,
         exclude_categories: Sequence[str] | None = None,
         unknown_items: UnknownItems = "ignore",
-        steering: Steering | None = None,
+        steering: Steering | dict[str, Any] | None = None,
         at: int | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for someone the model has not seen, from a history they bring (raw item IDs).
@@ -455,8 +455,7 @@ class Recommender:
             ) from None
         recommender.model.to(usable_device(device, setting="device")).eval()
         recommender.model.inference_dtype = precision
-        if files.metrics.is_file():
-            recommender.metrics = read_metrics(files.metrics)
+        recommender.metrics = stored_metrics(files)
         return recommender
 
     # --- internals -----------------------------------------------------------------------------------------
@@ -494,9 +493,15 @@ class Recommender:
             self._features = ItemFeatures.from_dataset(self._fitted_dataset(), split.train)
         return self._features
 
-    def _scores_only(self, steering: Steering | None = None) -> ScoreFn:
-        self._head_weights(steering)  # a steering mistake fails here, before any ranking
+    def _scores_only(self, steering: Steering | dict[str, Any] | None = None) -> ScoreFn:
+        steering = self._checked(steering)
         return lambda batch, histories: self._score(batch, histories, steering)[0]
+
+    def _checked(self, steering: Steering | dict[str, Any] | None) -> Steering | None:
+        """``steering`` (or a dict of its fields, as over HTTP) checked against the heads before ranking."""
+        steering = Steering.model_validate(steering) if isinstance(steering, dict) else steering
+        self._head_weights(steering)
+        return steering
 
     def _head_weights(
         self, steering: Steering | None, histories: Sequences | None = None
@@ -524,13 +529,13 @@ class Recommender:
         k: int,
         filter_seen: bool,
         allowed: np.ndarray | None,
-        steering: Steering | None = None,
+        steering: Steering | dict[str, Any] | None = None,
     ) -> pl.DataFrame:
         """``user_idx, rank, item, score, head`` for every row of ``history``, rows in order, raw item IDs."""
         model, _ = self._fitted()
         dataset = self._fitted_dataset()
         model.eval()
-        self._head_weights(steering)  # a steering mistake fails here, before any ranking
+        steering = self._checked(steering)
         # the (chunk, n_items) score matrix stays under _SCORES_PER_CHUNK floats, whatever the catalogue
         chunk_size = max(1, min(self.config.eval.chunk_size, _SCORES_PER_CHUNK // dataset.n_items))
         heads_of_chunk: list[torch.Tensor | None] = [None]  # which head gave each score in the latest chunk

@@ -65,6 +65,9 @@ class RunFiles:
         """
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--out {self.root}: that is a file; give a folder for the run.")
+        above = next((parent for parent in self.root.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():
+            raise ConfigError(f"--out {self.root}: {above} is a file, so no folder can be made below it.")
         if self.root.is_dir() and any(self.root.iterdir()):
             # a run: its config and its saved dataset, so that no other folder's files are ever deleted
             if not (self.config.is_file() and (self.dataset / "card.json").is_file()):
@@ -149,11 +152,9 @@ def resumable_checkpoint(files: RunFiles) -> Checkpoint:
             f"{files.root}: no resume.safetensors to continue from (the run was trained with "
             "train.resumable = false, or by a version of IntentRec that did not write it)."
         )
-    try:
-        stopped = read_metrics(files.metrics).get("stopped") if files.metrics.is_file() else None
-    except (ValueError, AttributeError):  # unreadable: the resumed run writes it again
-        stopped = None
-    if stopped == "diverged":  # its checkpoint is the epoch before: resuming would take the same steps
+    if (
+        stored_metrics(files).get("stopped") == "diverged"
+    ):  # its checkpoint is the epoch before: resuming would take the same steps
         raise ConfigError(
             f"{files.root}: its training diverged, and resuming it would repeat the same steps; "
             "start a new run with `fit` and a lower train.lr."
@@ -214,8 +215,19 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     write_json(path, metrics)
 
 
-def read_metrics(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+def stored_metrics(files: RunFiles) -> dict[str, Any]:
+    """The run's metrics.json: empty when it has none (yet), or, with a warning, when it is damaged (the
+    model loads without it; `intentrec evaluate RUN` measures it again)."""
+    if not files.metrics.is_file():
+        return {}
+    try:
+        metrics = json.loads(files.metrics.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        metrics = error
+    if not isinstance(metrics, dict):
+        log.warning("%s: damaged, not read (%s)", files.metrics, metrics)
+        return {}
+    return metrics
 
 
 @contextmanager

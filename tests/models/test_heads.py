@@ -320,6 +320,10 @@ def test_steering_weights_heads_by_name_value_or_subset() -> None:
         Steering(values={"a": -1.0})
     with pytest.raises(ValueError, match="finite number"):
         Steering(heads={"a": float("inf")})
+    with pytest.raises(ValueError, match="at least 1 item"):
+        Steering(only=[])
+    with pytest.raises(IntentRecError, match="steering weighs every head 0"):
+        heads.head_weights(Steering(values={"a": 0.0, "b": 0.0}))
 
 
 @pytest.mark.parametrize("composition", ["additive", "multiplicative"])
@@ -452,6 +456,11 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
         assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
     by_values = loaded.recommend_history(["i1"], k=4, steering=Steering(values={"even": 5.0, "third": 5.0}))
     assert loaded.recommend_history(["i1"], k=4, steering=lean).equals(by_values)
+    # the fields as a dict, as the HTTP API takes them
+    as_dict = loaded.recommend_history(["i1"], k=4, steering={"values": {"even": 5.0, "third": 5.0}})
+    assert as_dict.equals(by_values)
+    with pytest.raises(ValueError, match=r"values\.even"):
+        loaded.recommend(["u1"], k=4, steering={"values": {"even": "much"}})
     # "met" is read over the whole history: i0 ("even", "third") lies before the 8 events the model reads
     long = ["i0", *["i1", "i5", "i7", "i11"] * 2]
     assert loaded.recommend_history(long, k=4, steering=lean).equals(loaded.recommend_history(long, k=4))

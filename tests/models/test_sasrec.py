@@ -6,12 +6,14 @@ import pytest
 import torch
 from test_backbone import DIM, random_batch  # pytest puts this folder on sys.path
 
-from intentrec.models.sasrec import SASRec, SASRecConfig
+from intentrec.models.sasrec import SASRec, SASRecConfig, SelfAttention
 
 
 def test_sasrec_rejects_heads_that_do_not_divide_dim() -> None:
+    with pytest.raises(ValueError, match=r"model\.n_heads \(3\) must divide model\.dim \(8\)"):
+        SASRecConfig(dim=8, n_heads=3)  # in the config: before any data is read
     with pytest.raises(ValueError, match=r"dim \(8\) must be divisible by n_heads \(3\)"):
-        SASRec(SASRecConfig(dim=8, n_heads=3))
+        SelfAttention(8, 3, 0.0)
 
 
 def test_sasrec_reads_histories_longer_than_its_position_table() -> None:

@@ -88,6 +88,16 @@ class Dataset:
     def n_items(self) -> int:
         return self.items.height
 
+    @staticmethod
+    def require(value: object) -> Dataset:
+        """``value`` when it is a Dataset; a TypeError saying how to make one otherwise."""
+        if not isinstance(value, Dataset):
+            raise TypeError(
+                f"expected a Dataset, not {type(value).__name__}: to train on a file or folder, set "
+                "data.path in the config (fit() then reads it), or build one: Dataset.from_raw(read(path))."
+            )
+        return value
+
     @classmethod
     def from_raw(cls, raw: RawLog, filters: FilterConfig | None = None, name: str | None = None) -> Dataset:
         """Validate, filter and encode a reader's output.

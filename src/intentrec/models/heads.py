@@ -251,7 +251,9 @@ class Steering(BaseModel):
 
     heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
     values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")
-    only: list[str] | None = Field(None, description="Heads or prior values to keep; None: all.")
+    only: list[str] | None = Field(
+        None, min_length=1, description="Heads or prior values to keep (at least one); None: all."
+    )
     unexplored: float = Field(
         1.0,
         ge=0,
@@ -465,6 +467,8 @@ class PriorHeads(nn.Module):
                 weights[h] *= steering.values.get(value, 1.0)
             if steering.only is not None and not ({self.names[h]} | carried) & set(steering.only):
                 weights[h] = 0.0
+        if not weights.any() and not self.backbone_weight(steering):
+            raise ConfigError("steering weighs every head 0 (the backbone's 'next' too): nothing would rank.")
         return weights
 
     def backbone_weight(self, steering: Steering) -> float:

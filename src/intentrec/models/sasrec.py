@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
@@ -38,6 +38,12 @@ class SASRecConfig(BaseModel):
     dropout: float = Field(0.5, ge=0, lt=1, description="Dropout on embeddings, attention and FFN.")
     max_len: int = Field(50, ge=1, description="Most recent events the model reads.")
     recurrent_depth: int = Field(1, ge=1, description="Passes through the block stack, sharing weights.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> SASRecConfig:
+        if self.dim % self.n_heads:
+            raise ValueError(f"model.n_heads ({self.n_heads}) must divide model.dim ({self.dim})")
+        return self
 
 
 class SelfAttention(nn.Module):

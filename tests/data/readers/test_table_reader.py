@@ -22,6 +22,8 @@ TIANCHI = ColumnMapping(event="behavior_type", categories="item_category", times
 def test_tianchi_sample_with_a_mapping(shared: Path) -> None:
     path = shared / "tianchi-mobile-sample" / "tianchi_mobile_recommend_train_user_head.csv"
     raw = read(path, columns=TIANCHI)
+    as_dict = read(path, columns=TIANCHI.model_dump(exclude_none=True))  # the mapping's fields as a dict
+    assert as_dict.interactions.collect().equals(raw.interactions.collect())
     log = raw.interactions.collect()
     assert (raw.format, raw.timestamp_kind) == ("table", "unix_seconds")
     assert log.columns == list(INTERACTION_COLUMNS)

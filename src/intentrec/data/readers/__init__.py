@@ -73,7 +73,9 @@ def detect_format(path: str | Path) -> str:
     return _detect_file(path)
 
 
-def read(path: str | Path, format: str | None = None, columns: ColumnMapping | None = None) -> RawLog:
+def read(
+    path: str | Path, format: str | None = None, columns: ColumnMapping | dict[str, str] | None = None
+) -> RawLog:
     """Read the interactions (and item metadata, where there is some) at ``path``.
 
     Parameters
@@ -84,7 +86,7 @@ def read(path: str | Path, format: str | None = None, columns: ColumnMapping | N
         One of :data:`FORMATS` to skip detection. ``None`` detects it, or means ``"table"`` when
         ``columns`` is given.
     columns:
-        For the ``"table"`` format: which column holds what.
+        For the ``"table"`` format: which column holds what (or a dict of the mapping's fields).
 
     Returns
     -------
@@ -97,6 +99,7 @@ def read(path: str | Path, format: str | None = None, columns: ColumnMapping | N
         For anything wrong with the input, naming the file and the line or column.
     """
     path = existing_path(path)
+    columns = ColumnMapping.model_validate(columns) if isinstance(columns, dict) else columns
     if format is None:
         format = "table" if columns is not None else detect_format(path)
     elif format not in FORMATS:
