@@ -66,6 +66,9 @@ def test_no_filter_allows_everything(catalogue) -> None:
 
 def test_include_keeps_items_with_any_listed_category_and_exclude_removes_them(catalogue) -> None:
     assert catalogue.allowed(include=["Drama"]).tolist() == [True, True, False, False]
+    # one category alone, or a set (order means nothing to a filter)
+    assert catalogue.allowed(include="Drama").tolist() == catalogue.allowed(include={"Drama"}).tolist()
+    assert catalogue.allowed(include="Drama").tolist() == [True, True, False, False]
     assert catalogue.allowed(include=["Comedy", "Drama"], exclude=["Comedy"]).tolist() == [
         False,
         True,

@@ -105,7 +105,7 @@ class Catalogue:
         ``include``. A category the catalogue does not have is an error, so a typo does not silently
         empty (or fail to filter) a list.
         """
-        include, exclude = _listed(include), _listed(exclude)
+        include, exclude = as_list(include, ordered=False), as_list(exclude, ordered=False)
         if not include and not exclude:
             return None
         allowed = np.ones(self.n_items, dtype=bool)
@@ -136,7 +136,9 @@ class Catalogue:
         """When a request asks for its items, in the unit the model was trained in (seconds for real
         timestamps): ``at`` in the log's own unit, by default now."""
         if at is not None and (isinstance(at, bool) or not isinstance(at, int | np.integer)):
-            raise IntentRecError(f"at={at!r}: give a time in the log's unit, a whole number.")
+            raise IntentRecError(
+                f"at={at!r}: give a time in the log's unit, a whole number (e.g. int(time.time()))."
+            )
         if at is not None and not 0 <= at < 2**63:
             raise IntentRecError(f"at={at}: give a time in the log's unit, a whole number in [0, 2^63).")
         if at is not None and at >= 10**11 * self._time_divisor:  # as Dataset's check of a log's times
@@ -183,7 +185,7 @@ class Catalogue:
         Unknown items are left out and listed, or an error with ``unknown_items="reject"``; a history
         with no known item left is an error either way, since there is nothing to recommend from.
         """
-        items, timestamps, events = _listed(items), _listed(timestamps), _listed(events)
+        items, timestamps, events = as_list(items), as_list(timestamps), as_list(events)
         if not items:
             raise IntentRecError("the history is empty; give at least one event.")
         if unknown_items not in get_args(UnknownItems):
@@ -244,14 +246,17 @@ class Catalogue:
         return EncodedHistory(history=history, unknown=unknown, skipped_events=skipped)
 
 
-def _listed(values: Any) -> list[Any] | None:
-    """A list of IDs or names from what a caller may pass: a list or array, one ID or name alone, None."""
+def as_list(values: Any, ordered: bool = True) -> list[Any] | None:
+    """A list of IDs or names from what a caller may pass: a list, tuple, array or Series, one ID or name
+    alone, or None; a set only where order means nothing (not ``ordered``)."""
     if values is None or isinstance(values, list):
         return values
-    if isinstance(values, str | int | np.integer):
+    if isinstance(values, str | int | np.integer):  # one, not its characters or digits
         return [values]
-    if isinstance(values, set | frozenset | dict):  # no order, or not a list of values
-        raise IntentRecError(f"{type(values).__name__} {_some(list(values))}: give a list, in order.")
+    if isinstance(values, bytes | bytearray | memoryview | dict) or (
+        ordered and isinstance(values, set | frozenset)
+    ):
+        raise IntentRecError(f"{type(values).__name__} {values!r:.60}: give a list of IDs or names, in order")
     try:
         return list(values)
     except TypeError:

@@ -20,7 +20,7 @@ from intentrec.evaluation.evaluator import EvalConfig
 from intentrec.evaluation.metrics import metric_names
 from intentrec.models.fuxi import FuXiConfig
 from intentrec.models.gru4rec import GRU4RecConfig
-from intentrec.models.heads import HeadsConfig
+from intentrec.models.heads import HeadsConfig, Steering
 from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
 from intentrec.training.losses import LossConfig
@@ -126,6 +126,20 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
                 raise ConfigError(f"--set {override!r}: '{parent}' is a value, not a section")
         node[leaf] = value
     return values
+
+
+def as_steering(steering: Steering | dict[str, Any] | None) -> Steering | None:
+    """``steering`` as a :class:`Steering`: itself, or validated from a dict of its fields (as over HTTP)."""
+    if steering is None or isinstance(steering, Steering):
+        return steering
+    if not isinstance(steering, dict):
+        raise TypeError(
+            f"steering: expected a Steering or a dict of its fields, not {type(steering).__name__}."
+        )
+    try:
+        return Steering.model_validate(steering)
+    except ValidationError as error:
+        raise ConfigError(describe(error, "steering", Steering)) from None
 
 
 def describe(error: ValidationError, source: str, root: type[BaseModel] | None = None) -> str:

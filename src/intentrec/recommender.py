@@ -19,8 +19,8 @@ import polars as pl
 import torch
 
 from intentrec.allocator import keep_freed_memory
-from intentrec.catalogue import Catalogue, UnknownItems
-from intentrec.config import RunConfig, apply_overrides
+from intentrec.catalogue import Catalogue, UnknownItems, as_list
+from intentrec.config import RunConfig, apply_overrides, as_steering
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
 from intentrec.data.sequences import PaddedBatch, Sequences
@@ -322,9 +322,8 @@ class Recommender:
         dataset = self._fitted_dataset()
         _check_k(k)
         history = self.history
-        if isinstance(users, str | int | np.integer):  # one user, not the characters or digits of its ID
-            users = [users]
-        rows = np.arange(len(history)) if users is None else self.catalogue.require_users(list(users))
+        users = as_list(users)  # one user alone, not the characters or digits of its ID
+        rows = np.arange(len(history)) if users is None else self.catalogue.require_users(users)
         allowed = self.catalogue.allowed(include_categories, exclude_categories)
         asked = self.catalogue.ask(history.subset(rows), at)
         table = self._rank(asked, k, filter_seen, allowed, steering)
@@ -348,9 +347,10 @@ class Recommender:
     ) -> pl.DataFrame:
         """Top-``k`` items for someone the model has not seen, from a history they bring (raw item IDs).
 
-        Items are oldest first, or ordered by ``timestamps`` when given (then asked for at ``at``, as in
-        :meth:`recommend`; see :meth:`Catalogue.encode_history`). Items the catalogue does not
-        have are left out (``unknown_items="ignore"``, logged) or make it an error (``"reject"``).
+        Items (a list, or one item alone) are oldest first, or ordered by ``timestamps`` when given (then
+        asked for at ``at``, as in :meth:`recommend`; see :meth:`Catalogue.encode_history`). Items the
+        catalogue does not have are left out (``unknown_items="ignore"``, logged) or make it an error
+        (``"reject"``).
         Returns a table ``rank, item, score, head``; the filters and steering are those of :meth:`recommend`.
         """
         self._fitted()
@@ -499,7 +499,7 @@ class Recommender:
 
     def _checked(self, steering: Steering | dict[str, Any] | None) -> Steering | None:
         """``steering`` (or a dict of its fields, as over HTTP) checked against the heads before ranking."""
-        steering = Steering.model_validate(steering) if isinstance(steering, dict) else steering
+        steering = as_steering(steering)
         self._head_weights(steering)
         return steering
 

@@ -217,7 +217,7 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
 
 def stored_metrics(files: RunFiles) -> dict[str, Any]:
     """The run's metrics.json: empty when it has none (yet), or, with a warning, when it is damaged (the
-    model loads without it; `intentrec evaluate RUN` measures it again)."""
+    model loads without it)."""
     if not files.metrics.is_file():
         return {}
     try:

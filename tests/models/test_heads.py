@@ -459,8 +459,10 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     # the fields as a dict, as the HTTP API takes them
     as_dict = loaded.recommend_history(["i1"], k=4, steering={"values": {"even": 5.0, "third": 5.0}})
     assert as_dict.equals(by_values)
-    with pytest.raises(ValueError, match=r"values\.even"):
+    with pytest.raises(IntentRecError, match=r"steering: invalid configuration\n  values\.even: "):
         loaded.recommend(["u1"], k=4, steering={"values": {"even": "much"}})
+    with pytest.raises(TypeError, match="steering: expected a Steering or a dict of its fields, not str"):
+        loaded.evaluate("test", steering="sum")
     # "met" is read over the whole history: i0 ("even", "third") lies before the 8 events the model reads
     long = ["i0", *["i1", "i5", "i7", "i11"] * 2]
     assert loaded.recommend_history(long, k=4, steering=lean).equals(loaded.recommend_history(long, k=4))

@@ -22,6 +22,12 @@ def test_every_user_in_blocks_gives_the_table_of_recommend(recommender, tmp_path
     assert_frame_equal(written, recommender.recommend(k=5))
 
 
+def test_one_user_alone_is_one_user(recommender, tmp_path) -> None:
+    out = tmp_path / "recs.parquet"
+    write_recommendations(recommender, out, "u9", k=3)  # not the users "u" and "9"
+    assert_frame_equal(pl.read_parquet(out), recommender.recommend("u9", k=3))
+
+
 def test_chosen_users_keep_their_order_and_the_filters_apply(recommender, tmp_path) -> None:
     out = tmp_path / "recs.parquet"
     write_recommendations(recommender, out, ["u9", "u2"], k=3, exclude_categories=["even"])

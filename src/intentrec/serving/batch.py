@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from intentrec.catalogue import Catalogue, UnknownIdError
+from intentrec.catalogue import Catalogue, UnknownIdError, as_list
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
@@ -34,7 +34,7 @@ def write_recommendations(
     filter_seen: bool = True,
     include_categories: Sequence[str] | None = None,
     exclude_categories: Sequence[str] | None = None,
-    steering: Steering | None = None,
+    steering: Steering | dict[str, Any] | None = None,
     block_size: int = 4096,
     on_block: Callable[[int], None] | None = None,
     at: int | None = None,
@@ -50,7 +50,7 @@ def write_recommendations(
     out = check_file_target(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out}: expected a .parquet or .csv file name.")
-    users = list(recommender.catalogue.user_ids if users is None else users)
+    users = recommender.catalogue.user_ids if users is None else as_list(users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
     at = at if at is not None else recommender.catalogue.now()
     options = dict(
