@@ -152,9 +152,8 @@ def resumable_checkpoint(files: RunFiles) -> Checkpoint:
             f"{files.root}: no resume.safetensors to continue from (the run was trained with "
             "train.resumable = false, or by a version of IntentRec that did not write it)."
         )
-    if (
-        stored_metrics(files).get("stopped") == "diverged"
-    ):  # its checkpoint is the epoch before: resuming would take the same steps
+    # a diverged run's checkpoint is the epoch before the one that diverged: resuming takes the same steps
+    if stored_metrics(files).get("stopped") == "diverged":
         raise ConfigError(
             f"{files.root}: its training diverged, and resuming it would repeat the same steps; "
             "start a new run with `fit` and a lower train.lr."

@@ -330,9 +330,9 @@ def train(
 def _diverged(epoch: int, result: TrainResult, config: TrainConfig) -> None:
     """Say that training lost its numbers in ``epoch``: the run keeps its best epoch before it, or, when
     there is none, ends with a ConfigError (weights that are NaN would only rank at random)."""
-    advice = f"lower train.lr (now {config.lr:g})" + (
-        ", or train in float32" if config.precision != "float32" else ""
-    )
+    advice = f"lower train.lr (now {config.lr:g})"
+    if config.precision != "float32":
+        advice += ", or train in float32"
     if not result.best_epoch:
         raise ConfigError(f"training diverged in epoch {epoch} (the loss is not a number): {advice}.")
     log.error(
