@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -175,7 +176,16 @@ def test_per_event_lists_must_match_the_items(catalogue, field) -> None:
         catalogue.encode_history([10, 20], **{field: [1] if field == "timestamps" else ["click"]})
 
 
-@pytest.mark.parametrize("timestamps", [[1, 2**63], [1, "noon"]])
+@pytest.mark.parametrize(
+    "timestamps", [[1, 2**63], [1, "noon"], [1, 2.5], np.array([1.0, np.nan]), ["1", "2"]]
+)
 def test_timestamps_must_be_64_bit_integers(catalogue, timestamps) -> None:
     with pytest.raises(IntentRecError, match="give whole numbers that fit in 64 bits"):
         catalogue.encode_history([10, 20], timestamps=timestamps)
+
+
+def test_whole_floats_are_timestamps_but_not_times_past_the_year_5000(catalogue) -> None:
+    as_floats = catalogue.encode_history([10, 20], timestamps=np.array([1.0, 2.0]))
+    assert as_floats.history.timestamps.tolist() == [1, 2]
+    with pytest.raises(IntentRecError, match=r"after the year 5000 in the log's unit \(seconds\)"):
+        catalogue.encode_history([10, 20], timestamps=[1, 10**18])

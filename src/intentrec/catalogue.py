@@ -204,11 +204,20 @@ class Catalogue:
                 f"the history has {len(items)} items but {len(events)} event types; give one per item."
             )
         try:
-            times = np.asarray(timestamps if timestamps is not None else range(len(items)), dtype=np.int64)
+            given = np.asarray(timestamps if timestamps is not None else range(len(items)))
+            with np.errstate(invalid="ignore"):  # NaN: refused below, not warned about
+                times = given.astype(np.int64)
+            if given.dtype.kind not in "iu" and not np.array_equal(times, given):  # 1.5, NaN, "12"
+                raise ValueError
         except (OverflowError, TypeError, ValueError):
             raise IntentRecError(
                 f"timestamps {_some(list(timestamps or []))}: give whole numbers that fit in 64 bits."
             ) from None
+        if timestamps is not None and (times // self._time_divisor >= 10**11).any():  # as Dataset checks
+            raise IntentRecError(
+                f"timestamps {_some(list(timestamps))}: after the year 5000 in the log's unit "
+                f"({TIME_UNITS[self._time_divisor]}); give them in that unit."
+            )
         keep, indices, unknown, skipped = [], [], [], 0
         for position, raw in enumerate(items):
             event = events[position] if events is not None else None
