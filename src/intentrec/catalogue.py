@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from intentrec.data.dataset import TIME_UNITS, Dataset
+from intentrec.data.dataset import LATEST_SECONDS, TIME_UNITS, Dataset
 from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError, did_you_mean
 
@@ -141,7 +141,7 @@ class Catalogue:
             )
         if at is not None and not 0 <= at < 2**63:
             raise IntentRecError(f"at={at}: give a time in the log's unit, a whole number in [0, 2^63).")
-        if at is not None and at >= 10**11 * self._time_divisor:  # as Dataset's check of a log's times
+        if at is not None and at // self._time_divisor >= LATEST_SECONDS:  # as Dataset checks a log's times
             unit = TIME_UNITS[self._time_divisor]
             raise IntentRecError(
                 f"at={at} is after the year 5000 in the log's unit ({unit}); give it in that unit."
@@ -213,7 +213,7 @@ class Catalogue:
             raise IntentRecError(
                 f"timestamps {_some(list(timestamps or []))}: give whole numbers that fit in 64 bits."
             ) from None
-        if timestamps is not None and (times // self._time_divisor >= 10**11).any():  # as Dataset checks
+        if timestamps is not None and (times // self._time_divisor >= LATEST_SECONDS).any():
             raise IntentRecError(
                 f"timestamps {_some(list(timestamps))}: after the year 5000 in the log's unit "
                 f"({TIME_UNITS[self._time_divisor]}); give them in that unit."

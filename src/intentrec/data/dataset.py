@@ -246,6 +246,8 @@ def _check_no_nulls(interactions: pl.DataFrame, columns: tuple[str, ...]) -> Non
 
 #: What a log's Unix times may count, by what divides them into seconds (finest first).
 TIME_UNITS = {10**9: "nanoseconds", 10**6: "microseconds", 10**3: "milliseconds", 1: "seconds"}
+#: 10^11 seconds is in the year 5138: a time that late (in seconds) was given in a finer unit.
+LATEST_SECONDS = 10**11
 
 
 def _time_divisor(interactions: pl.DataFrame, raw: RawLog) -> int:
@@ -266,7 +268,7 @@ def _time_divisor(interactions: pl.DataFrame, raw: RawLog) -> int:
             TIME_UNITS[divisor],
             earliest,
         )
-    beyond = interactions.filter(pl.col("timestamp") // divisor >= 10**11)  # 10^11 * divisor: past Int64
+    beyond = interactions.filter(pl.col("timestamp") // divisor >= LATEST_SECONDS)  # not * divisor: Int64
     if beyond.height:
         row = beyond.row(0, named=True)
         raise DataError(
