@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from intentrec.data.dataset import Dataset
+from intentrec.data.dataset import TABLES, Dataset
 from intentrec.data.filters import FilterConfig
 from intentrec.data.raw import RawLog
 from intentrec.errors import DataError
@@ -224,6 +224,38 @@ def test_save_replaces_an_existing_dataset_as_a_whole(make_dataset, tmp_path: Pa
         "users.parquet",
     ]
     assert [path.name for path in tmp_path.iterdir()] == ["ds"], "no temporary directory is left behind"
+
+
+def later(interactions: pl.DataFrame) -> pl.DataFrame:
+    return interactions.with_columns(pl.col("timestamp") + 1)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda tables: {**tables, "interactions": tables["interactions"].head(-1)},
+        lambda tables: {**tables, "interactions": later(tables["interactions"])},
+        lambda tables: {**tables, "users": tables["users"].reverse()},
+        lambda tables: {**tables, "items": tables["items"].head(-1)},
+    ],
+    ids=["a row removed", "times changed", "users reordered", "an item removed"],
+)
+def test_load_refuses_tables_edited_after_they_were_saved(make_dataset, tmp_path: Path, edit) -> None:
+    directory = make_dataset(SMALL_LOG, items=METADATA).save(tmp_path / "ds")
+    tables = {name: pl.read_parquet(directory / f"{name}.parquet") for name in TABLES}
+    for name, table in edit(tables).items():
+        table.write_parquet(directory / f"{name}.parquet")
+
+    with pytest.raises(DataError, match=r"ds: the tables no longer match card\.json \(edited after"):
+        Dataset.load(directory)
+
+
+def test_load_accepts_edited_item_metadata(make_dataset, tmp_path: Path) -> None:
+    directory = make_dataset(SMALL_LOG, items=METADATA).save(tmp_path / "ds")
+    items = pl.read_parquet(directory / "items.parquet")
+    items.with_columns(pl.col("title").str.to_uppercase()).write_parquet(directory / "items.parquet")
+
+    assert Dataset.load(directory).items["title"].to_list() == items["title"].str.to_uppercase().to_list()
 
 
 def test_load_of_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:

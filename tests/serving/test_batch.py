@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from intentrec.catalogue import UnknownIdError
+from intentrec.catalogue import Catalogue, UnknownIdError
 from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
 from intentrec.serving.batch import read_user_ids, write_recommendations
@@ -110,7 +110,15 @@ def test_user_files_hold_one_id_per_line(recommender, tmp_path, caplog) -> None:
     assert read_user_ids(path, recommender.catalogue) == ["u1", "u2"]
     path.write_text("u2\nu1\nu2\nu1\nu3\n")
     assert read_user_ids(path, recommender.catalogue) == ["u2", "u1", "u3"]  # each once, as first named
-    assert "2 line(s) repeat a user ID named before (the first on line 3)" in caplog.text
+    assert "2 line(s) repeat a user named before (the first on line 3)" in caplog.text
+
+
+def test_integer_user_ids_repeat_whatever_their_spelling(make_dataset, tmp_path, caplog) -> None:
+    catalogue = Catalogue(make_dataset([(7, 1, 1), (7, 2, 2), (8, 1, 3)]))
+    path = tmp_path / "users.txt"
+    path.write_text("07\n8\n7\n")
+    assert read_user_ids(path, catalogue) == ["07", "8"]
+    assert "1 line(s) repeat a user named before (the first on line 3)" in caplog.text
 
 
 def test_an_unknown_user_in_a_file_is_named_with_its_line(recommender, tmp_path) -> None:

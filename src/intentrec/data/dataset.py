@@ -170,9 +170,23 @@ class Dataset:
 
     @classmethod
     def load(cls, directory: str | Path) -> Dataset:
-        """Read a Dataset written by :meth:`save`."""
+        """Read a Dataset written by :meth:`save`; a DataError if its tables no longer match its card (a
+        folder edited after it was saved would train or rank on other data than the run's)."""
         card = cls.load_card(directory)
         tables = {table: _read_table(Path(directory) / f"{table}.parquet") for table in TABLES}
+        interactions, users, items = tables["interactions"], tables["users"], tables["items"]
+        changed = (
+            users.height != card.n_users
+            or items.height != card.n_items
+            or _fingerprint(interactions) != card.fingerprint
+            or not users["user_idx"].equals(pl.Series(range(card.n_users)), check_names=False)
+            or not items["item_idx"].equals(pl.Series(range(card.n_items)), check_names=False)
+        )
+        if changed:
+            raise DataError(
+                f"{directory}: the tables no longer match {CARD_FILE} (edited after they were saved); "
+                "read the log again with `intentrec fit` (or `intentrec data`) instead of editing them."
+            )
         return cls(card=card, **tables)
 
     @staticmethod

@@ -95,23 +95,25 @@ def read_user_ids(path: str | Path, catalogue: Catalogue) -> list[str]:
     named = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     if not named:
         raise ConfigError(f"--users {path}: the file has no user IDs; give one per line.")
-    unknown = [(number, user) for number, user in named if catalogue.user_index(user) is None]
+    indexed = [(number, user, catalogue.user_index(user)) for number, user in named]
+    unknown = [(number, user) for number, user, index in indexed if index is None]
     if unknown:
         (number, user), more = unknown[0], len(unknown) - 1
         raise UnknownIdError(
             f"--users {path}:{number}: unknown user id {user!r}{f' (and {more} more)' * bool(more)}: "
             f"not in the dataset this model was trained on ({catalogue.n_users} users)."
         )
-    first_line = {}
-    for number, user in named:
-        first_line.setdefault(user, number)
-    if len(first_line) < len(named):
-        repeated = next(number for number, user in named if first_line[user] != number)
+    # by the user, not the text: with integer IDs "7" and "07" name one user
+    first: dict[int | None, tuple[int, str]] = {}
+    for number, user, index in indexed:
+        first.setdefault(index, (number, user))
+    if len(first) < len(named):
+        repeated = next(number for number, _, index in indexed if first[index][0] != number)
         log.warning(
-            "--users %s: %d line(s) repeat a user ID named before (the first on line %d): "
+            "--users %s: %d line(s) repeat a user named before (the first on line %d): "
             "each user is recommended for once",
             path,
-            len(named) - len(first_line),
+            len(named) - len(first),
             repeated,
         )
-    return list(first_line)
+    return [user for _, user in first.values()]
