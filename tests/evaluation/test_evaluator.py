@@ -116,16 +116,39 @@ def test_chunk_events_default_to_small_chunks_on_a_cpu_and_none_on_a_gpu() -> No
     assert EvalConfig(chunk_events=50).for_device(torch.device("cuda")).chunk_events == 50
 
 
-def one_user(history: list[int], targets: list[int]) -> EvalSet:
-    def sequences(items: list[int]) -> Sequences:
+def eval_set(*users: tuple[list[int], list[int]]) -> EvalSet:
+    """Users given as ``(history, targets)`` item lists."""
+
+    def sequences(rows: list[list[int]]) -> Sequences:
         return Sequences(
-            users=np.zeros(1, dtype=np.int32),
-            offsets=np.array([0, len(items)]),
-            items=np.array(items, dtype=np.int32),
-            timestamps=np.arange(len(items), dtype=np.int64),
+            users=np.arange(len(rows), dtype=np.int32),
+            offsets=np.cumsum([0, *map(len, rows)]),
+            items=np.array([item for row in rows for item in row], dtype=np.int32),
+            timestamps=np.concatenate([np.arange(len(row), dtype=np.int64) for row in rows]),
         )
 
-    return EvalSet(history=sequences(history), targets=sequences(targets))
+    return EvalSet(
+        history=sequences([user[0] for user in users]), targets=sequences([user[1] for user in users])
+    )
+
+
+def one_user(history: list[int], targets: list[int]) -> EvalSet:
+    return eval_set((history, targets))
+
+
+def test_ties_count_against_the_targets_in_every_chunk() -> None:
+    # a model that scores every item alike knows nothing: no hit, whether a chunk holds users with one
+    # target or several (a top list picked among the ties in its own order, and differently per chunk)
+    def alike(batch, histories):
+        return torch.zeros(len(histories), 8)
+
+    users = [([0, 1], [2, 3]), ([4], [5]), ([6, 7], [0, 1]), ([2], [3])]
+    for chunk_size in (1, 2, 4):
+        metrics = evaluate(alike, eval_set(*users), 3, EvalConfig(ks=[1, 5], chunk_size=chunk_size))
+        # the targets take the last ranks of the items left: 5 and 6 of 6 for two targets, 7 of 7 for one
+        assert metrics["hr@1"] == 0.0
+        assert (metrics["hr@5"], metrics["recall@5"]) == (0.5, 0.25)
+        assert metrics == evaluate(alike, eval_set(*users), 3, EvalConfig(ks=[1, 5], chunk_size=1))
 
 
 def test_catalogue_smaller_than_k_and_seen_targets_are_never_hits() -> None:

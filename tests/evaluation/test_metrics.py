@@ -133,45 +133,81 @@ def test_all_targets_in_top_gives_perfect_scores() -> None:
     assert all(value.item() == pytest.approx(1.0) for value in values.values())
 
 
-# --- one target per user: hits from the target's rank ------------------------------------------------------
+# --- hits from the targets' ranks ------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+def pessimistic_hits(scores: torch.Tensor, targets: torch.Tensor, k_max: int) -> torch.Tensor:
+    """The reference: each row ranked by score, an item that is no target first among equal scores,
+    excluded items (-inf) and NaN never listed; True at the ranks below ``k_max`` holding a target."""
+    hits = torch.zeros(scores.shape[0], k_max, dtype=torch.bool)
+    for row, (row_scores, row_targets) in enumerate(zip(scores.tolist(), targets.tolist(), strict=True)):
+        wanted = {item for item in row_targets if item >= 0}
+        ranked = sorted(
+            (item for item, score in enumerate(row_scores) if score > float("-inf")),
+            key=lambda item: (-row_scores[item], item in wanted),
+        )
+        for rank, item in enumerate(ranked[:k_max]):
+            hits[row, rank] = item in wanted
+    return hits
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     n_users=st.integers(1, 6),
     n_items=st.integers(1, 30),
+    n_targets=st.integers(1, 4),
     k_max=st.integers(1, 40),
+    levels=st.sampled_from([3, 1000]),  # few distinct scores (many ties) or almost none alike
     seed=st.integers(0, 2**31 - 1),
 )
-def test_rank_hits_match_the_top_list(n_users: int, n_items: int, k_max: int, seed: int) -> None:
+def test_rank_hits_match_a_ranking_that_puts_targets_last_among_ties(
+    n_users: int, n_items: int, n_targets: int, k_max: int, levels: int, seed: int
+) -> None:
     generator = torch.Generator().manual_seed(seed)
-    scores = torch.randn(n_users, n_items, generator=generator)  # distinct scores: no ties
+    scores = torch.randint(0, levels, (n_users, n_items), generator=generator).float()
     scores[torch.rand(n_users, n_items, generator=generator) < 0.2] = float("-inf")  # seen items
-    targets = torch.randint(-1, n_items, (n_users, 1), generator=generator)
-    top_scores, top_items = torch.topk(scores, min(k_max, n_items), dim=1)
-    expected = hit_matrix(top_items, targets) & (top_scores > float("-inf"))
-    expected = torch.cat([expected, expected.new_zeros(n_users, k_max - expected.shape[1])], dim=1)
+    targets = torch.randint(-1, n_items, (n_users, n_targets), generator=generator)  # repeats, padding
+    expected = pessimistic_hits(scores, targets, k_max)
     assert torch.equal(rank_hits(scores, targets, k_max), expected)
+    top_scores = torch.topk(scores, min(k_max, n_items), dim=1).values
+    assert torch.equal(rank_hits(scores, targets, k_max, top_scores), expected)
+    # a chunk pads every row to its widest: a row alone, or beside others, is ranked alike
+    alone = torch.cat(
+        [rank_hits(scores[row : row + 1], targets[row : row + 1], k_max) for row in range(n_users)]
+    )
+    assert torch.equal(alone, expected)
 
 
-def test_rank_hits_count_ties_against_the_target() -> None:
+def test_rank_hits_agree_with_the_top_list_without_ties() -> None:
+    scores = torch.tensor([[0.9, 0.2, 0.7, 0.4, float("-inf")]])
+    targets = torch.tensor([[2, 3, 4]])  # item 4 was seen
+    top_scores, top_items = torch.topk(scores, 4, dim=1)
+    listed = hit_matrix(top_items, targets) & (top_scores > float("-inf"))
+    assert torch.equal(rank_hits(scores, targets, 4), listed)
+    assert listed.int().tolist() == [[0, 1, 1, 0]]
+
+
+def test_rank_hits_count_ties_against_the_targets() -> None:
     scores = torch.tensor([[0.5, 0.9, 0.5, 0.1], [0.3, 0.3, 0.3, 0.3]])
     # row 0: item 1 above and item 0 level with target 2, so rank 2; row 1: every item alike, rank 3
     assert rank_hits(scores, torch.tensor([[2], [0]]), k_max=3).tolist() == [
         [False, False, True],
         [False, False, False],
     ]
+    # two targets among four alike items: the two others come first, whatever the top list's order
+    assert rank_hits(scores[1:], torch.tensor([[0, 1]]), k_max=4).int().tolist() == [[0, 0, 1, 1]]
 
 
 def test_rank_hits_never_hit_an_excluded_target_or_nan() -> None:
     scores = torch.tensor([[float("-inf"), 1.0, 2.0], [float("nan"), 1.0, 2.0], [0.0, 1.0, 2.0]])
     hits = rank_hits(scores, torch.tensor([[0], [0], [-1]]), k_max=5)  # k_max above the catalogue
     assert not hits.any()
+    assert not rank_hits(scores, torch.tensor([[0, -1], [0, 0], [-1, -1]]), k_max=5).any()
 
 
-def test_rank_hits_need_one_target_per_user() -> None:
-    with pytest.raises(ValueError, match="one target per user"):
-        rank_hits(torch.zeros(2, 4), torch.tensor([[1, 2], [0, -1]]), k_max=2)
+def test_rank_hits_need_a_row_of_targets_per_user() -> None:
+    with pytest.raises(ValueError, match="one row per user"):
+        rank_hits(torch.zeros(2, 4), torch.tensor([[1, 2]]), k_max=2)
 
 
 def test_metric_names() -> None:

@@ -1,8 +1,8 @@
 """Full-ranking evaluation: every user is scored against the whole catalogue, never a sample.
 
 For each chunk of evaluation users: score all items, remove the items of their history (on by default,
-``filter_seen``), mark where the targets rank (from the top ``max(ks)`` list, or with one target per user
-from the target's own rank, which needs no list) and add the per-user metrics to a running mean. Memory
+``filter_seen``), mark where the targets rank (counting every item that scores at least as high, so a tie
+counts against the target, whatever the chunks) and add the per-user metrics to a running mean. Memory
 stays flat as users grow. Metric definitions: :mod:`intentrec.evaluation.metrics`, and
 :mod:`intentrec.evaluation.beyond_accuracy` for diversity, novelty, coverage, personalisation and
 exploration, measured on the top lists whenever the item features are given.
@@ -18,7 +18,6 @@ from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, CategoryBreakdo
 from intentrec.evaluation.metrics import (
     MetricAccumulator,
     count_targets,
-    hit_matrix,
     metric_names,
     rank_hits,
     ranking_metrics,
@@ -87,27 +86,15 @@ def evaluate(
     )
     for rows, whole, scores in chunks:
         targets = padded_targets(eval_set.targets, rows)
-        one_target = targets.shape[1] == 1
-        # the lists themselves are only needed for the beyond-accuracy metrics or for several targets
-        need_lists = beyond is not None or not one_target
-        top_items, listed = _top_lists(scores, k_max) if need_lists else (None, None)
-        if one_target:
-            hits = rank_hits(scores, targets, k_max)
-        else:
-            hits = hit_matrix(top_items, targets) & listed
-            # a catalogue smaller than K_max: the ranks past its end hold nothing
-            hits = torch.cat([hits, hits.new_zeros(len(rows), k_max - hits.shape[1])], dim=1)
+        # top lists: for the beyond-accuracy metrics, and with several targets to count the items above each
+        needs_lists = beyond is not None or targets.shape[1] > 1
+        top_items, top_scores = top_k(scores, k_max) if needs_lists else (None, None)
+        hits = rank_hits(scores, targets, k_max, top_scores)
         accuracy = ranking_metrics(hits, count_targets(targets), config.ks)
         accumulator.add(accuracy)
         if beyond is not None:
-            beyond.add(top_items, listed, targets, whole, accuracy)
+            # a seen item left in a short list, scored -inf, is no recommendation
+            beyond.add(top_items, top_scores > float("-inf"), targets, whole, accuracy)
         if by_category is not None:
             by_category.add(targets, accuracy)
     return accumulator.means() | (beyond.means() if beyond is not None else {})
-
-
-def _top_lists(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``top_items (B, min(k, n_items))`` on the CPU, best first, and where they hold an item that is
-    not excluded (a seen item left in a short list, scored ``-inf``, is no recommendation)."""
-    top_items, top_scores = top_k(scores, k)
-    return top_items, top_scores > float("-inf")

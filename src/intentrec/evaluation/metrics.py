@@ -3,9 +3,10 @@
 The evaluator scores every item for a chunk of ``B`` users, masks the items each user has already seen,
 and then calls, in order:
 
-1. :func:`hit_matrix`: the ``K_max`` best items (:func:`torch.topk`) ``(B, K_max)`` and padded
-   ``targets (B, T)`` give ``hits (B, K_max)``; with one target per user, :func:`rank_hits` gives the
-   same from the scores and the target's rank, without the top list;
+1. :func:`rank_hits`: the scores ``(B, n_items)`` and padded ``targets (B, T)`` give ``hits (B, K_max)``,
+   the ranks of the ``K_max`` best items that hold a target, ties counting against the targets
+   (:func:`hit_matrix` marks them in a top list made elsewhere, such as a recommendation file, whose
+   own order decides ties);
 2. :func:`count_targets`: the number of distinct targets of each user, ``(B,)``;
 3. :func:`ranking_metrics`: per-user values ``(B,)`` for every metric and cut-off K;
 4. :meth:`MetricAccumulator.add`: adds the chunk to running sums, so memory stays flat as users grow.
@@ -162,51 +163,84 @@ def hit_matrix(top_items: Tensor, targets: Tensor) -> Tensor:
     return (top_items.unsqueeze(2) == targets.unsqueeze(1)).any(dim=2)
 
 
-def rank_hits(scores: Tensor, targets: Tensor, k_max: int) -> Tensor:
-    """Mark the rank of each user's one target in the full ranking, without building a top list.
+def rank_hits(scores: Tensor, targets: Tensor, k_max: int, top_scores: Tensor | None = None) -> Tensor:
+    """Mark the ranks of each user's targets in the full ranking, ties counting against the targets.
 
     Parameters
     ----------
     scores:
         ``(B, n_items)`` float scores of every item, excluded items at ``-inf``.
     targets:
-        ``(B, 1)`` integer item indices, ``-1`` for a user without a target.
+        ``(B, T)`` integer item indices, ``-1`` for padding; an item listed twice is one target.
     k_max:
         Columns of the result.
+    top_scores:
+        ``(B, min(k_max, n_items))``, the best scores of each row, best first (:func:`torch.topk`), when the
+        caller has them; with several targets they are computed otherwise. One target needs none.
 
     Returns
     -------
     Tensor
-        ``(B, K_max)`` bool on the CPU, True at the 0-based rank ``r`` of the target when ``r < K_max``:
-        what :func:`hit_matrix` gives for the top ``K_max`` list, from one comparison per item instead of
-        a top-K selection (several times faster on catalogues of thousands of items).
+        ``(B, K_max)`` bool on the CPU, True at each 0-based rank ``r < K_max`` that holds a target.
 
     Notes
     -----
-    ``r`` counts the other items scoring *at least* as high as the target, so ties count against it:
-    a model that scores every item alike hits nothing (a top list would pick among the ties in
-    whatever order :func:`torch.topk` has). A target scored ``-inf`` (excluded) or NaN is never a hit.
+    A target's rank counts every other item scoring *at least* as high, so a tie between a target and
+    another item puts the target below it: a model that scores every item alike hits nothing, however
+    the items are chunked (a top list would pick among the ties in whatever order :func:`torch.topk` has).
+    Targets tied with each other fill consecutive ranks. A target scored ``-inf`` (excluded) or NaN is
+    never a hit. With one target this is one comparison per item, several times cheaper than a top list;
+    with several, the items above each target are counted in the top list, and once over the catalogue
+    at its last score (where ties may run past the list).
 
     Examples
     --------
     >>> scores = torch.tensor([[0.1, 0.9, 0.5, 0.5], [1.0, 1.0, 1.0, 1.0]])
     >>> rank_hits(scores, torch.tensor([[2], [0]]), k_max=3).int().tolist()
     [[0, 0, 1], [0, 0, 0]]
+    >>> rank_hits(scores, torch.tensor([[1, 0], [0, 1]]), k_max=4).int().tolist()
+    [[1, 0, 0, 1], [0, 0, 1, 1]]
     """
     _check_targets(targets)
-    if scores.dim() != 2 or targets.shape != (scores.shape[0], 1):
+    if scores.dim() != 2 or targets.shape[0] != scores.shape[0]:
         raise ValueError(
-            f"rank_hits needs scores (B, n_items) and one target per user (B, 1), got scores "
-            f"{tuple(scores.shape)} and targets {tuple(targets.shape)}; use hit_matrix for several targets."
+            f"rank_hits needs scores (B, n_items) and targets (B, T) with one row per user, got scores "
+            f"{tuple(scores.shape)} and targets {tuple(targets.shape)}."
         )
-    target = targets[:, 0].to(scores.device)
-    target_score = scores.gather(1, target.clamp(min=0)[:, None])  # (B, 1)
-    rank = (scores >= target_score).sum(dim=1, dtype=torch.int32) - 1  # (B,): the target counts itself
-    # NaN fails every comparison, so its rank would be -1: excluded here with -inf and padding
-    hit = (target >= 0) & (target_score[:, 0] > float("-inf")) & (rank < k_max)
-    hits = torch.zeros(scores.shape[0], k_max, dtype=torch.bool)
-    hits[hit.nonzero()[:, 0].cpu(), rank[hit].long().cpu()] = True
+    batch, width = targets.shape
+    targets = targets.to(scores.device)
+    ordered, order = targets.sort(dim=1)
+    repeated = torch.zeros_like(targets, dtype=torch.bool)
+    repeated.scatter_(1, order[:, 1:], ordered[:, 1:] == ordered[:, :-1])
+    target_scores = scores.gather(1, targets.clamp(min=0))  # (B, T)
+    # NaN fails every comparison, so it is dropped here with -inf, padding and repeats
+    counted = (targets >= 0) & ~repeated & (target_scores > float("-inf"))
+    best_first = target_scores.masked_fill(~counted, float("-inf")).sort(dim=1, descending=True).values
+    below_list = torch.zeros_like(counted)
+    if width == 1:
+        at_least = (scores >= best_first).sum(dim=1, keepdim=True)  # (B, 1), the target itself included
+    else:
+        if top_scores is None:
+            top_scores = torch.topk(scores, min(k_max, scores.shape[1]), dim=1).values
+        top_scores = top_scores.to(scores.device)
+        last = top_scores[:, -1:]  # (B, 1)
+        in_list = top_scores.shape[1] - _count_below(top_scores.flip(1), best_first)
+        at_last = (scores >= last).sum(dim=1, keepdim=True)
+        at_least = torch.where(best_first > last, in_list, at_last)  # (B, T): items scoring >= each target
+        below_list = best_first < last  # then the list's items all rank before it: no hit
+    targets_at_least = width - _count_below(best_first.flip(1), best_first)
+    # the i-th best target: i targets before it, then every other item scoring at least as high
+    rank = torch.arange(width, device=scores.device) + at_least - targets_at_least
+    hit = (best_first > float("-inf")) & ~below_list & (rank < k_max)
+    hits = torch.zeros(batch, k_max, dtype=torch.bool)
+    rows = torch.arange(batch, device=scores.device)[:, None].expand(batch, width)
+    hits[rows[hit].cpu(), rank[hit].long().cpu()] = True
     return hits
+
+
+def _count_below(ascending: Tensor, values: Tensor) -> Tensor:
+    """``(B, T)``: how many entries of each row of ``ascending (B, n)`` are below each ``values (B, T)``."""
+    return torch.searchsorted(ascending.contiguous(), values.contiguous(), side="left")
 
 
 def count_targets(targets: Tensor) -> Tensor:
