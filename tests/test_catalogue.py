@@ -126,6 +126,24 @@ def test_a_history_asks_for_its_next_items_at_the_request_time_in_the_models_sec
     assert at_the_last_event.history.request_times.tolist() == [1_600_000_060]
 
 
+def test_asking_now_about_a_log_that_ended_long_ago_is_warned_about_once(make_dataset, caplog) -> None:
+    year = 365 * 86400
+    old = make_dataset([(1, 10, 1_000_000_000_000), (1, 20, 1_000_000_000_000 + year * 1000)])  # ms, 2001-02
+    recent = make_dataset([(1, 10, int(time.time()) - 3 * year), (1, 20, int(time.time()) - year)])
+    caplog.clear()
+    Catalogue(old).request_time()  # a model that does not read the time of the request: nothing to say
+    Catalogue(old, reads_request_time=True).request_time(1_100_000_000_000)  # `at` given
+    assert not caplog.records
+    catalogue = Catalogue(old, reads_request_time=True)
+    catalogue.request_time()
+    catalogue.request_time()
+    assert len(caplog.records) == 1
+    assert "the log ended on 2002-09-09" in caplog.text and "1031536000000 in its unit" in caplog.text
+    caplog.clear()
+    Catalogue(recent, reads_request_time=True).request_time()  # ended a year ago after lasting two
+    assert not caplog.records
+
+
 def test_known_users_are_asked_at_one_time_not_before_any_of_their_last_events(catalogue) -> None:
     frame = pl.DataFrame({"user_idx": [0, 0, 1], "item_idx": [0, 1, 2], "timestamp": [5, 6, 8]})
     history = Sequences.from_frame(frame)

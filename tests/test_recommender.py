@@ -329,6 +329,29 @@ def test_fit_writes_only_into_a_new_or_empty_folder_or_over_a_run_it_may_replace
         Recommender(tiny_config(epochs=1)).fit(cyclic, out="")
 
 
+def test_overwrite_puts_the_old_run_back_when_the_new_one_keeps_no_weights(
+    cyclic, tmp_path, monkeypatch
+) -> None:
+    run = tmp_path / "run"
+    Recommender(tiny_config(epochs=1)).fit(cyclic, out=run)
+    old = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+    def interrupted_in_its_first_epoch(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("intentrec.recommender.train", interrupted_in_its_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Recommender(tiny_config(epochs=2)).fit(cyclic, out=run, overwrite=True)
+    assert {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()} == old
+    assert [path.name for path in tmp_path.iterdir()] == ["run"]  # nothing set aside is left behind
+
+    (tmp_path / ".run.replaced").mkdir()  # what an --overwrite killed outright leaves
+    with pytest.raises(
+        ConfigError, match=r"\.run\.replaced holds the run an interrupted --overwrite set aside"
+    ):
+        Recommender(tiny_config(epochs=1)).fit(cyclic, out=run, overwrite=True)
+
+
 def test_load_names_damaged_weights_and_datasets(fitted, tmp_path) -> None:
     copies = iter(range(100))
 

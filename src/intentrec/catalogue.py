@@ -8,6 +8,7 @@ finds item ``"42"`` of a string-keyed one.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ import numpy as np
 from intentrec.data.dataset import LATEST_SECONDS, TIME_UNITS, Dataset
 from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError, did_you_mean
+
+log = logging.getLogger("intentrec")
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -46,7 +49,9 @@ class EncodedHistory:
 class Catalogue:
     """Raw IDs, titles and categories of a Dataset's items, and its users, as Python lookups."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, reads_request_time: bool = False) -> None:
+        """``reads_request_time``: the model reads when its items are asked for (``query_time =
+        "request"``), so asking now about a log that ended long ago is warned about, once."""
         items = dataset.items
         self.n_items = items.height
         self.item_ids: list[Any] = items["item"].to_list()
@@ -66,6 +71,10 @@ class Catalogue:
         }
         self._trained_events = set(dataset.card.events)  # what the log held after its filters
         self._time_divisor = dataset.card.time_divisor
+        timed = dataset.card.timestamp_kind == "unix_seconds"
+        self._time_range: tuple[int, int] | None = (
+            dataset.card.time_range if timed and reads_request_time else None
+        )
 
     # --- lookups -------------------------------------------------------------------------------------------
 
@@ -146,6 +155,10 @@ class Catalogue:
             raise IntentRecError(
                 f"at={at} is after the year 5000 in the log's unit ({unit}); give it in that unit."
             )
+        if at is None and self._time_range is not None:
+            first, last = self._time_range
+            self._time_range = None  # warned about once
+            _warn_if_old(self.now() // self._time_divisor, first, last, self._time_divisor)
         return int(self.now() if at is None else at) // self._time_divisor
 
     def now(self) -> int:
@@ -286,3 +299,17 @@ def _as_vocabulary_type(raw: Any, integer: bool) -> Any:
         text = str(raw)
         return int(text) if _INTEGER.fullmatch(text) else None
     return raw if isinstance(raw, str) else str(raw)
+
+
+def _warn_if_old(now: int, first: int, last: int, divisor: int) -> None:
+    """Warn when a log (times in seconds) ended longer ago than it lasts: the gaps from its users' last
+    events to ``now`` are then longer than any a model met in training, where its time bias never learned."""
+    if now - last > max(last - first, 1):
+        log.warning(
+            "the log ended on %s, %.1f years ago, and this model reads when its items are asked for: asked "
+            "now, its users' gaps are longer than any it trained on; give `at` (--at), e.g. the log's last "
+            "time, %d in its unit, to ask as of the log's end",
+            time.strftime("%Y-%m-%d", time.gmtime(last)),
+            (now - last) / (365.25 * 86400),
+            last * divisor,
+        )

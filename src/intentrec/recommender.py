@@ -122,11 +122,12 @@ class Recommender:
         self._build_model()
         if config.heads.backbone_from is not None:
             load_backbone(self.model, config, self.dataset)
-        if files:
-            files.start_new(overwrite)  # only now: a mistake in the data or config deletes nothing
+        if not files:
+            return self._train(None, started)
+        with files.started(overwrite):  # only now: a mistake in the data or config touches nothing
             write_json(files.config, config.to_json())
             self.dataset.save(files.dataset)
-        return self._train(files, started)
+            return self._train(files, started)
 
     @classmethod
     def resume(cls, run: str | Path, changes: Sequence[str] = ()) -> Recommender:
@@ -368,7 +369,8 @@ class Recommender:
     def catalogue(self) -> Catalogue:
         """The dataset's users and items as lookups (built on first use)."""
         if self._catalogue is None:
-            self._catalogue = Catalogue(self._fitted_dataset())
+            reads_time = self.model is not None and self.model.backbone.reads_request_time
+            self._catalogue = Catalogue(self._fitted_dataset(), reads_time)
         return self._catalogue
 
     @property
@@ -422,12 +424,12 @@ class Recommender:
         """Write config, dataset, weights and metrics to ``out``, a new or empty folder (or one holding a
         run, replaced when ``overwrite``)."""
         model, _ = self._fitted()
-        files = RunFiles(Path(out)).start_new(overwrite)
-        write_json(files.config, self.config.to_json())
         assert self.dataset is not None
-        self.dataset.save(files.dataset)
-        save_weights(files.best_weights, model.state_dict())
-        write_metrics(files.metrics, self.metrics)
+        with RunFiles(Path(out)).started(overwrite) as files:
+            write_json(files.config, self.config.to_json())
+            self.dataset.save(files.dataset)
+            save_weights(files.best_weights, model.state_dict())
+            write_metrics(files.metrics, self.metrics)
         return files.root
 
     @classmethod

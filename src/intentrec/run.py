@@ -82,22 +82,46 @@ class RunFiles:
                 )
         return self
 
-    def start_new(self, overwrite: bool = False) -> RunFiles:
-        """:meth:`check_new`, then make the folder, deleting a run it holds (so that no old log, history
-        or index outlives it): call it once the new run's first artefact is ready to be written."""
+    @contextmanager
+    def started(self, overwrite: bool = False) -> Iterator[RunFiles]:
+        """:meth:`check_new`, then make the folder for the run written inside the block.
+
+        A run the folder holds is set aside (in a hidden folder beside it, ``.NAME.replaced``) rather than
+        deleted, so that no old log, history or index mixes with the new run's: it is deleted once the
+        block ends with the new run holding weights, and put back when it ends without any (an error, a
+        Ctrl-C or a divergence before the first epoch is kept), so a failed ``--overwrite`` loses nothing.
+        """
         self.check_new(overwrite)
-        for path in self.artefacts:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        aside = self.root.parent / f".{self.root.name}.replaced"
+        if aside.exists():
+            raise ConfigError(
+                f"--out {self.root}: {aside} holds the run an interrupted --overwrite set aside; move it "
+                "back or delete it first."
+            )
+        old = [path for path in self.artefacts if path.exists()]
         try:
+            if old:
+                aside.mkdir()
+                for path in old:
+                    path.rename(aside / path.name)
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError(
                 f"--out {self.root}: cannot make the folder ({error.strerror or error})."
             ) from None
-        return self
+        try:
+            yield self
+        finally:
+            if old:
+                if not self.best_weights.is_file():  # the new run kept nothing: the old one comes back
+                    for path in self.artefacts:
+                        if path.is_dir():
+                            shutil.rmtree(path)
+                        else:
+                            path.unlink(missing_ok=True)
+                    for path in old:
+                        (aside / path.name).rename(path)
+                shutil.rmtree(aside)
 
     def require(self) -> RunFiles:
         """Check this is a run folder with weights; raise a clear error if not."""

@@ -29,7 +29,9 @@ def fit(
     config: str | None = typer.Option(None, help="A .json or .toml config file (see config.json of a run)."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, e.g. --set train.lr=0.0005."),
     out: str = typer.Option(..., help="Run folder to write (config, dataset, weights, metrics, log)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run --out already holds."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the run --out holds (kept until the new run has weights)."
+    ),
 ) -> None:
     """Train, early-stop on validation NDCG@10, then measure the test set; artefacts go to --out."""
     if not out.strip():
