@@ -124,6 +124,10 @@ def test_a_history_asks_for_its_next_items_at_the_request_time_in_the_models_sec
         catalogue.encode_history([10, 20], timestamps=stamps, at=1_600_000_030_000)
     at_the_last_event = catalogue.encode_history([10, 20], timestamps=stamps, at=stamps[1])
     assert at_the_last_event.history.request_times.tolist() == [1_600_000_060]
+    # asked now by default, but never before the history's last event (a client's clock ahead of ours)
+    ahead = catalogue.now() + 3_600_000
+    asked_now = catalogue.encode_history([10, 20], timestamps=[stamps[0], ahead])
+    assert asked_now.history.request_times.tolist() == [ahead // 1000]
 
 
 def test_asking_now_about_a_log_that_ended_long_ago_is_warned_about_once(make_dataset, caplog) -> None:

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -167,17 +167,20 @@ class Catalogue:
 
     def ask(self, history: Sequences, at: int | None = None) -> Sequences:
         """``history`` (non-empty rows) with every row asking for its next items at ``at`` (the log's unit;
-        default now). An ``at`` before a row's last event is an error: the history would hold events
-        from after the request."""
+        default now, or a row's last event when that is later: a client's clock ahead of the server's). An
+        ``at`` before a row's last event is an error: the history would hold events from after the request."""
         asked_at = self.request_time(at)
-        if at is not None and len(history):
-            last = history.timestamps[history.offsets[1:] - 1]
-            late = np.flatnonzero(last > asked_at)
-            if len(late):
-                raise IntentRecError(
-                    f"at={at} is before the last event of {len(late)} of the histories asked for (one at "
-                    f"{int(last[late[0]]) * self._time_divisor}, in the log's unit); ask at or after it."
-                )
+        if not len(history):
+            return history.at(asked_at)
+        last = history.timestamps[history.offsets[1:] - 1]
+        if at is None:
+            return replace(history, request_times=np.maximum(last, asked_at))
+        late = np.flatnonzero(last > asked_at)
+        if len(late):
+            raise IntentRecError(
+                f"at={at} is before the last event of {len(late)} of the histories asked for (one at "
+                f"{int(last[late[0]]) * self._time_divisor}, in the log's unit); ask at or after it."
+            )
         return history.at(asked_at)
 
     def encode_history(

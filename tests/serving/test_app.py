@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
+from intentrec.config import RunConfig
+from intentrec.recommender import Recommender
 from intentrec.serving.app import create_app
 from intentrec.serving.service import ServeConfig, Service
 
@@ -66,6 +69,21 @@ def test_similar_items_are_what_the_model_ranks_after_the_item(client) -> None:
     assert body["items"] == history["items"]
     only_odd = client.get("/items/i7/similar", params={"k": 4, "include_categories": "odd"}).json()["items"]
     assert all("odd" in item["categories"] for item in only_odd)
+
+
+def test_similar_takes_every_item_id_of_the_catalogue(make_dataset) -> None:
+    # IDs a request may not send in a history (over 512 characters) or that hold a slash
+    ids = ["a/b", "x" * 600, "c"]
+    rows = [(f"u{user}", ids[(user + t) % 3], 1_600_000_000 + t) for user in range(6) for t in range(4)]
+    settings = {"model": {"dim": 8, "n_blocks": 1, "max_len": 5}, "train": {"epochs": 1, "threads": 1}}
+    recommender = Recommender(RunConfig.from_dict({**settings, "eval": {"ks": [10]}})).fit(make_dataset(rows))
+    client = TestClient(create_app(Service(recommender)))
+    for item in ids:
+        response = client.get(f"/items/{quote(item, safe='')}/similar", params={"k": 2})
+        assert response.status_code == 200, response.text
+        assert response.json()["item"] == item
+        assert item not in [listed["item"] for listed in response.json()["items"]]
+    assert client.get("/items/a/b/similar").json()["item"] == "a/b"
 
 
 def test_health_and_metadata(client, recommender) -> None:

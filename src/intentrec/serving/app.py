@@ -138,7 +138,10 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         return await answer(service.prepare(request))
 
     @app.get(
-        "/items/{item}/similar", response_model=SimilarResponse, dependencies=protected, responses=_ERRORS
+        "/items/{item:path}/similar",
+        response_model=SimilarResponse,
+        dependencies=protected,
+        responses=_ERRORS,
     )
     async def similar(
         item: str,

@@ -57,7 +57,11 @@ class RecommendRequest(_Request):
         description="Events oldest first, or in any order with timestamps.",
     )
     k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
-    exclude_seen: bool = Field(True, description="Never recommend an item of the history.")
+    exclude_seen: bool = Field(
+        True,
+        description="Never recommend an item of the history (of its events of types the run trained on, "
+        "as for a known user).",
+    )
     at: int | None = Field(
         None,
         ge=0,

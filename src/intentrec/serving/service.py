@@ -216,7 +216,8 @@ class Service:
         """
         index = self.catalogue.require_item(item)  # unknown: a 404, not a history with nothing in it
         request = RecommendRequest(
-            history=[HistoryEvent(item=self.catalogue.item_ids[index])],
+            # the catalogue's own ID, unvalidated: the log may hold IDs longer than a request may send
+            history=[HistoryEvent.model_construct(item=self.catalogue.item_ids[index])],
             k=k,
             include_categories=include_categories,
             exclude_categories=exclude_categories,
