@@ -71,6 +71,16 @@ def test_hnsw_finds_the_largest_inner_products(vectors, queries) -> None:
     assert np.mean(recalls) >= 0.95
 
 
+def test_items_few_links_reach_are_never_missed(vectors, queries) -> None:
+    index = ItemIndex.build(vectors, IndexConfig(kind="hnsw", m=4, ef_search=10), threads=1)  # a sparse graph
+    hard = set(index._poorly_linked.tolist())
+    assert hard  # at m = 4 some nodes have at most one link in
+    for query in queries:
+        expected = reference(vectors, query, 10)[0]
+        found = set(index.search(query, 10)[0].tolist())
+        assert hard & set(expected.tolist()) <= found
+
+
 def test_renumbering_the_graph_changes_no_result(vectors, queries) -> None:
     config = IndexConfig(kind="hnsw", m=8, ef_search=40)
     graph = index_module._build_hnsw(vectors, config, threads=1)
