@@ -56,6 +56,9 @@ def test_keep_keeps_exact_duplicates(make_dataset) -> None:
 def test_repeats_of_an_item_at_different_times_are_kept(make_dataset) -> None:
     ds = make_dataset([(1, 10, 3), (1, 10, 1), (1, 11, 2), (1, 10, 2)])
     assert ds.interactions.select("item_idx", "timestamp").rows() == [(0, 1), (1, 2), (0, 2), (0, 3)]
+    # in a millisecond log, within one second: a repeat, and the same millisecond twice, a duplicate
+    ms = make_dataset([(1, 10, 1_600_000_000_000), (1, 10, 1_600_000_000_400), (1, 10, 1_600_000_000_400)])
+    assert ms.interactions["timestamp"].to_list() == [1_600_000_000, 1_600_000_000]
 
 
 @st.composite

@@ -125,9 +125,10 @@ class Dataset:
 
         # stable: equal timestamps keep their reading order
         interactions = interactions.sort("user", "timestamp", maintain_order=True)
+        # in the log's own unit, so repeats a few milliseconds apart are no duplicates
+        interactions = apply_filters(interactions, filters, raw.source)
         # after the sort, so events a few milliseconds apart keep their order within a second
         interactions = interactions.with_columns(pl.col("timestamp") // divisor)
-        interactions = apply_filters(interactions, filters, raw.source)
         users = _vocabulary(interactions["user"], "user")
         items = _vocabulary(interactions["item"], "item")
         # a dense rank of the raw IDs is the index in the sorted vocabulary, with no join over the log

@@ -138,10 +138,13 @@ def test_errors_name_file_and_line(write, tmp_path: Path) -> None:
 
 
 def test_folder_or_file_that_is_not_movielens(write, tmp_path: Path) -> None:
-    write("f/notes.csv", "a\n")
+    (tmp_path / "f").mkdir()
     with pytest.raises(
         DataError, match=r"f: no MovieLens ratings file here \(looked for u\.data, ratings\.dat"
     ):
+        read_movielens(tmp_path / "f")
+    write("f/notes.csv", "a\n")  # the folder's one data file, read as MovieLens: its problem is named
+    with pytest.raises(DataError, match=r"f/notes\.csv: no column 'userId'"):
         read(tmp_path / "f", format="movielens")
     with pytest.raises(DataError, match=r"g\.txt: not a MovieLens ratings file"):
         read(write("g.txt", "1 2\n"), format="movielens")

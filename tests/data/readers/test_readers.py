@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,25 @@ def test_folder_with_a_single_data_file_is_read_as_that_file(write, tmp_path: Pa
     raw = read(tmp_path / "seq")
     assert raw.source == str(tmp_path / "seq")
     assert raw.interactions.collect()["file"].unique().to_list() == [str(path)]
+
+
+def test_folder_with_a_single_ratings_file_of_another_name_is_read_as_that_file(shared, tmp_path) -> None:
+    (tmp_path / "ml").mkdir()
+    (tmp_path / "ml" / "prefix.dat.gz").symlink_to(shared / "ml-1m/partial/ratings_prefix_users1-330.dat.gz")
+    assert detect_format(tmp_path / "ml") == "movielens"
+    raw = read(tmp_path / "ml")
+    assert raw.source == str(tmp_path / "ml") and raw.interactions.collect().height == 49_856
+
+
+def test_compressed_files_of_one_name_in_two_folders_are_read_apart(write, tmp_path: Path) -> None:
+    first, second = (
+        write("a/log.csv.gz", "user,item,ts\n1,2,3\n"),
+        write("b/log.csv.gz", "user,item,ts\n7,8,9\n"),
+    )
+    os.utime(second, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns))  # same name, size and time
+    lazy = read(first).interactions
+    assert read(second).interactions.collect()["user"].to_list() == [7]
+    assert lazy.collect()["user"].to_list() == read(first).interactions.collect()["user"].to_list() == [1]
 
 
 def test_format_overrides_detection(write) -> None:

@@ -139,6 +139,9 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
             read(write(name, f'user,item,ts\n1,"2",3\n1,"a "",b\nc",4\n{row}\n1,5,6\n'))
     with pytest.raises(DataError, match=r"l\.csv:3: missing value in column 'event'"):
         Dataset.from_raw(read(write("l.csv", "user,item,ts,event\n1,2,3,view\n1,3,4,\n")))
+    # empty where the log is read, text in a column it does not read: no blank line to skip
+    with pytest.raises(DataError, match=r"o\.csv:3: missing value in column 'user'"):
+        Dataset.from_raw(read(write("o.csv", "user,item,ts,note\n1,2,3,a\n,,,b\n1,3,4,c\n")))
 
 
 def test_whole_numbers_stored_as_floats_are_integer_ids(tmp_path: Path) -> None:

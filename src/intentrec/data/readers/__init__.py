@@ -109,11 +109,13 @@ def read(
     if columns is not None and format != "table":
         raise DataError(f"{path}: a column mapping only applies to the 'table' format, not to {format!r}.")
 
-    if format == "movielens":
-        return read_movielens(path)
     if format == "recbole":
         return read_recbole(path)
+    if format == "movielens" and (path.is_file() or find_ratings(path) is not None):
+        return read_movielens(path)
     file = _single_data_file(path) if path.is_dir() else path
+    if format == "movielens":  # a folder holding one ratings file under another name
+        return dataclasses.replace(read_movielens(file), source=str(path))
     if format == "sequence":
         raw = read_sequences(file)
     elif format == "taobao":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import re
 import shutil
 import tempfile
@@ -115,8 +116,10 @@ def plain_file(path: Path) -> Iterator[Path]:
 
 @functools.cache
 def _decompressed_copy(path: Path, size: int, modified_ns: int) -> Path:
-    # size and modified_ns are part of the cache key: a file changed since is decompressed again
-    target = Path(_copies_folder().name) / f"{modified_ns}-{size}-{strip_compression(path.name)}"
+    # size and modified_ns are part of the cache key: a file changed since is decompressed again; the
+    # copy is named after the whole path, so files of one name in two folders never share a copy
+    where = hashlib.blake2b(str(path).encode(), digest_size=8).hexdigest()
+    target = Path(_copies_folder().name) / f"{where}-{modified_ns}-{size}-{strip_compression(path.name)}"
     _decompress(path, target)
     return target
 
@@ -326,11 +329,13 @@ def scan_csv(
         row_index_name=_LINE,
         row_index_offset=2,
     )
-    names = columns or [name for name in table.collect_schema().names() if name != _LINE]
+    every = [name for name in table.collect_schema().names() if name != _LINE]
+    names = columns or every
+    # empty in every column of the file, not only in those read: a row with text elsewhere is no blank line
+    table = table.filter(~pl.all_horizontal(pl.col(name).is_null() for name in every))
     table = table.select(
         pl.col(_LINE).cast(pl.Int64).alias("line"), *(pl.col(name).str.strip_chars() for name in names)
     )
-    table = table.filter(~pl.all_horizontal(pl.col(name).is_null() for name in names))
     if collect(table.head(1), path).height == 0:
         raise DataError(f"{path}: the file has a header (line 1) but no data rows.")
     return table
