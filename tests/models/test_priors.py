@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -46,6 +48,16 @@ def test_taxonomy_keeps_the_most_frequent_target_categories_and_folds_the_rest(f
         [False, True, False],
         [False, False, True],
     ]
+
+
+def test_a_null_category_is_no_category(four_items) -> None:
+    # what polars 1.x makes of an item without categories when it explodes the lists
+    nulls = four_items.items.with_columns(
+        categories=four_items.items["categories"].map_elements(lambda names: list(names) or [None])
+    )
+    dataset = dataclasses.replace(four_items, items=nulls)
+    prior = Prior.taxonomy(dataset, sequences([[3, 2, 3, 3, 0], [3, 1, 3]]), max_values=10)
+    assert prior.names == ["a", "b", "c", OTHER]
 
 
 # --- events, horizon and clusters ------------------------------------------------------------------
