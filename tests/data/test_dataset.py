@@ -229,7 +229,7 @@ def test_save_replaces_an_existing_dataset_as_a_whole(make_dataset, tmp_path: Pa
     assert [path.name for path in tmp_path.iterdir()] == ["ds"], "no temporary directory is left behind"
 
 
-def later(interactions: pl.DataFrame) -> pl.DataFrame:
+def one_second_later(interactions: pl.DataFrame) -> pl.DataFrame:
     return interactions.with_columns(pl.col("timestamp") + 1)
 
 
@@ -237,7 +237,7 @@ def later(interactions: pl.DataFrame) -> pl.DataFrame:
     "edit",
     [
         lambda tables: {**tables, "interactions": tables["interactions"].head(-1)},
-        lambda tables: {**tables, "interactions": later(tables["interactions"])},
+        lambda tables: {**tables, "interactions": one_second_later(tables["interactions"])},
         lambda tables: {**tables, "users": tables["users"].reverse()},
         lambda tables: {**tables, "items": tables["items"].head(-1)},
     ],

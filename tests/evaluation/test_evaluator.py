@@ -137,8 +137,8 @@ def one_user(history: list[int], targets: list[int]) -> EvalSet:
 
 
 def test_ties_count_against_the_targets_in_every_chunk() -> None:
-    # a model that scores every item alike knows nothing: no hit, whether a chunk holds users with one
-    # target or several (a top list picked among the ties in its own order, and differently per chunk)
+    # a model that scores every item alike knows nothing: its targets rank last, whether a chunk holds
+    # users with one target or several (a top list picked among the ties in its own order, per chunk)
     def alike(batch, histories):
         return torch.zeros(len(histories), 8)
 
