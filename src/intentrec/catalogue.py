@@ -148,8 +148,10 @@ class Catalogue:
             raise IntentRecError(
                 f"at={at!r}: give a time in the log's unit, a whole number (e.g. int(time.time()))."
             )
-        if at is not None and not 0 <= at < 2**63:
-            raise IntentRecError(f"at={at}: give a time in the log's unit, a whole number in [0, 2^63).")
+        if at is not None and not -(2**63) <= at < 2**63:  # as a log's times: before 1970 too
+            raise IntentRecError(
+                f"at={at}: give a time in the log's unit, a whole number that fits in 64 bits."
+            )
         if at is not None and at // self._time_divisor >= LATEST_SECONDS:  # as Dataset checks a log's times
             unit = TIME_UNITS[self._time_divisor]
             raise IntentRecError(

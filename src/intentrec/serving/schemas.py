@@ -62,10 +62,8 @@ class RecommendRequest(_Request):
         description="Never recommend an item of the history (of its events of types the run trained on, "
         "as for a known user).",
     )
-    at: int | None = Field(
+    at: Timestamp | None = Field(
         None,
-        ge=0,
-        lt=2**63,
         description="When the items are asked for, in the log's time unit (default: now). Read by runs "
         "whose time bias is measured from the request (model.query_time 'request'); a brought history "
         "needs timestamps for it.",
