@@ -72,7 +72,7 @@ class Catalogue:
         self._trained_events = set(dataset.card.events)  # what the log held after its filters
         self._time_divisor = dataset.card.time_divisor
         timed = dataset.card.timestamp_kind == "unix_seconds"
-        self._time_range: tuple[int, int] | None = (
+        self._unwarned_time_range: tuple[int, int] | None = (
             dataset.card.time_range if timed and reads_request_time else None
         )
 
@@ -157,9 +157,9 @@ class Catalogue:
             raise IntentRecError(
                 f"at={at} is after the year 5000 in the log's unit ({unit}); give it in that unit."
             )
-        if at is None and self._time_range is not None:
-            first, last = self._time_range
-            self._time_range = None  # warned about once
+        if at is None and self._unwarned_time_range is not None:
+            first, last = self._unwarned_time_range
+            self._unwarned_time_range = None  # warned about once
             _warn_if_old(self.now() // self._time_divisor, first, last, self._time_divisor)
         return int(self.now() if at is None else at) // self._time_divisor
 

@@ -424,10 +424,9 @@ class Recommender:
         """Write config, dataset, weights and metrics to ``out``, a new or empty folder (or one holding a
         run, replaced when ``overwrite``)."""
         model, _ = self._fitted()
-        assert self.dataset is not None
         with RunFiles(Path(out)).started(overwrite) as files:
             write_json(files.config, self.config.to_json())
-            self.dataset.save(files.dataset)
+            self._fitted_dataset().save(files.dataset)
             save_weights(files.best_weights, model.state_dict())
             write_metrics(files.metrics, self.metrics)
         return files.root
