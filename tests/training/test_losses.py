@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from intentrec.training.losses import (
     LossConfig,
@@ -77,11 +78,13 @@ def reference_bce(hidden, targets, items, negatives, temperature) -> float:
         return math.log1p(math.exp(x))
 
     positive = negative = 0.0
+    kept = 0
     for h, target, sampled in zip(hidden, targets.tolist(), negatives, strict=True):
         positive += softplus(-dot(h, items[target]) / temperature)  # -log sigmoid(s)
-        if sampled != target:  # an accidental hit is not a negative
+        if sampled != target:  # an accidental hit is not a negative: the mean is over the others
             negative += softplus(dot(h, items[sampled]) / temperature)  # -log(1 - sigmoid(s))
-    return positive / len(targets) + negative / len(targets)
+            kept += 1
+    return positive / len(targets) + negative / max(kept, 1)
 
 
 # --- parity ------------------------------------------------------------------------------------------------
@@ -152,6 +155,16 @@ def test_bce_with_one_negative_per_position(case, monkeypatch, temperature) -> N
     assert loss.item() == pytest.approx(
         reference_bce(hidden, targets, items, negatives, temperature), rel=1e-9
     )
+
+
+def test_bce_whose_every_negative_is_a_hit_is_the_positive_term_alone(case, monkeypatch) -> None:
+    hidden, targets, items = case
+    fixed_randint(monkeypatch, targets.tolist())
+    loss = binary_cross_entropy_loss(hidden, targets, items)
+    positive = F.binary_cross_entropy_with_logits(
+        (hidden * items[targets]).sum(-1), torch.ones(N, dtype=hidden.dtype)
+    )
+    assert loss.item() == pytest.approx(positive.item(), rel=1e-12)
 
 
 def test_real_draws_never_pick_padding(case) -> None:

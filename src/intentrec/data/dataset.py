@@ -108,10 +108,14 @@ class Dataset:
         filters = filters or FilterConfig()
         # One streaming pass collects only what a Dataset keeps, with text as categoricals: the encoded
         # log is far smaller than the text it was read from. File and line serve messages, then go.
+        with_fractions = "microsecond" in raw.interactions.collect_schema()
         interactions = raw.interactions.select(
             "user",
             "item",
             "timestamp",
+            pl.col("microsecond").fill_null(0)
+            if with_fractions
+            else pl.lit(0, pl.Int64).alias("microsecond"),
             pl.col("event").cast(pl.Categorical),
             "value",
             pl.col("file").cast(pl.Categorical),
@@ -122,13 +126,19 @@ class Dataset:
         _check_no_nulls(interactions, ("user", "item", "timestamp", "event"))
         divisor = _time_divisor(interactions, raw) if raw.timestamp_kind == "unix_seconds" else 1
         interactions = interactions.drop("file", "line")
+        # Parts of a second (float seconds, ISO fractions) join the time until after the duplicate rule, as
+        # a finer unit of the log would (a log counting milliseconds already has them in its times).
+        finer = 10**6 if divisor == 1 and (interactions["microsecond"] != 0).any() else 1
+        if finer > 1:
+            interactions = interactions.with_columns(pl.col("timestamp") * finer + pl.col("microsecond"))
+        interactions = interactions.drop("microsecond")
 
         # stable: equal timestamps keep their reading order
         interactions = interactions.sort("user", "timestamp", maintain_order=True)
         # in the log's own unit, so repeats a few milliseconds apart are no duplicates
         interactions = apply_filters(interactions, filters, raw.source)
         # after the sort, so events a few milliseconds apart keep their order within a second
-        interactions = interactions.with_columns(pl.col("timestamp") // divisor)
+        interactions = interactions.with_columns(pl.col("timestamp") // (divisor * finer))
         users = _vocabulary(interactions["user"], "user")
         items = _vocabulary(interactions["item"], "item")
         # a dense rank of the raw IDs is the index in the sorted vocabulary, with no join over the log

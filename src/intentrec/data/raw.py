@@ -17,6 +17,7 @@ import polars as pl
 #: Columns of ``RawLog.interactions``, in this order, with these dtypes.
 #: ``user`` and ``item`` keep the raw ID type of the source (Int64 or String).
 #: ``timestamp`` is Unix seconds, or the position within the user's sequence when the source is order-only.
+#: ``microsecond`` is the part of a second past ``timestamp`` (0 where the source counts whole seconds).
 #: ``event`` names the interaction type ("rating", "tag", "pv", "buy", ...).
 #: ``value`` is an explicit value such as a rating, null where the source has none.
 #: ``file`` and ``line`` locate the row in its source (1-based line, header counted) for error messages;
@@ -25,6 +26,7 @@ INTERACTION_COLUMNS: dict[str, pl.DataType | None] = {
     "user": None,
     "item": None,
     "timestamp": pl.Int64(),
+    "microsecond": pl.Int64(),
     "event": pl.String(),
     "value": pl.Float64(),
     "file": pl.String(),

@@ -103,9 +103,9 @@ def binary_cross_entropy_loss(
     hidden = hidden / temperature
     positive_logits = (hidden * items[targets]).sum(-1)
     negative_logits = (hidden * items[negatives]).sum(-1)
-    keep = (negatives != targets).float()  # an accidental hit is not a negative
+    keep = (negatives != targets).float()  # an accidental hit is not a negative, nor counted in the mean
     positive_loss = F.binary_cross_entropy_with_logits(positive_logits, torch.ones_like(positive_logits))
     negative_loss = F.binary_cross_entropy_with_logits(
-        negative_logits, torch.zeros_like(negative_logits), weight=keep
-    )
+        negative_logits, torch.zeros_like(negative_logits), weight=keep, reduction="sum"
+    ) / keep.sum().clamp(min=1)
     return positive_loss + negative_loss

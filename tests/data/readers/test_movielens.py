@@ -21,7 +21,7 @@ def test_ml_100k_raw_folder(shared: Path) -> None:
     assert (raw.format, raw.timestamp_kind, raw.source) == ("movielens", "unix_seconds", str(folder))
     assert log.columns == list(INTERACTION_COLUMNS)
     assert log.height == 100_000
-    assert log.row(0) == (196, 242, 881250949, "rating", 3.0, str(folder / "u.data.gz"), 1)
+    assert log.row(0) == (196, 242, 881250949, 0, "rating", 3.0, str(folder / "u.data.gz"), 1)
     assert log["line"].to_list()[-1] == 100_000
     assert log["value"].min() == 1.0 and log["value"].max() == 5.0
 
@@ -49,8 +49,8 @@ def test_ml_latest_small_ratings_and_tags(shared: Path) -> None:
     assert tags["value"].null_count() == tags.height
     # rows keep reading order: all ratings, then all tags, each with its own file and line
     assert log["event"][100_835] == "rating" and log["event"][100_836] == "tag"
-    assert ratings.row(0)[5:] == (str(folder / "ratings.csv.gz"), 2)
-    assert tags.row(0) == (2, 60756, 1445714994, "tag", None, str(folder / "tags.csv"), 2)
+    assert ratings.row(0)[6:] == (str(folder / "ratings.csv.gz"), 2)
+    assert tags.row(0) == (2, 60756, 1445714994, 0, "tag", None, str(folder / "tags.csv"), 2)
 
     items = raw.items
     assert items is not None and items.height == 9_742
@@ -68,7 +68,7 @@ def test_ml_1m_layout_with_latin1_movies(shared: Path, tmp_path: Path) -> None:
     log = raw.interactions.collect()
     assert log.height == 49_856
     assert (log["user"].n_unique(), log["item"].n_unique()) == (330, 3_062)
-    assert log.row(0) == (1, 1193, 978300760, "rating", 5.0, str(tmp_path / "ratings.dat.gz"), 1)
+    assert log.row(0) == (1, 1193, 978300760, 0, "rating", 5.0, str(tmp_path / "ratings.dat.gz"), 1)
     items = raw.items
     assert items is not None and items.height == 3_883
     assert items.filter(pl.col("item") == 73).row(0) == (73, "Misérables, Les (1995)", ["Drama", "Musical"])
@@ -113,7 +113,7 @@ def test_ratings_csv_without_metadata(write, tmp_path: Path) -> None:
     path = write("ratings.csv.gz", "userId,movieId,rating,timestamp\n1,10,4.5,100\n")
     raw = read(path)
     assert raw.items is None
-    assert raw.interactions.collect().row(0) == (1, 10, 100, "rating", 4.5, str(path), 2)
+    assert raw.interactions.collect().row(0) == (1, 10, 100, 0, "rating", 4.5, str(path), 2)
 
 
 def test_errors_name_file_and_line(write, tmp_path: Path) -> None:

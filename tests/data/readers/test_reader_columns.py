@@ -19,11 +19,15 @@ def frame(values: list, dtype: pl.DataType = pl.String()) -> pl.LazyFrame:
     return pl.LazyFrame({"x": pl.Series(values, dtype=dtype), "line": range(2, 2 + len(values))})
 
 
-def seconds(table: pl.LazyFrame, timestamp_format: str | None = None) -> list:
-    """What a reader does: build the conversion, run its checks, then collect the converted column."""
-    expression, checks = columns.unix_seconds(table, "x", PATH, timestamp_format)
+def times(table: pl.LazyFrame, timestamp_format: str | None = None) -> list[tuple]:
+    """What a reader does: build the conversion, run its checks, then collect (seconds, microseconds)."""
+    whole, fraction, checks = columns.unix_seconds(table, "x", PATH, timestamp_format)
     columns.run_checks(table, PATH, checks)
-    return table.select(expression).collect().to_series().to_list()
+    return table.select(whole.alias("s"), fraction.alias("us")).collect().rows()
+
+
+def seconds(table: pl.LazyFrame, timestamp_format: str | None = None) -> list:
+    return [whole for whole, _ in times(table, timestamp_format)]
 
 
 def test_checked_cast_names_line_value_and_count() -> None:
@@ -92,6 +96,24 @@ def test_unix_seconds_from_typed_columns() -> None:
     assert seconds(frame([date(1970, 1, 3)], pl.Date())) == [172800]
 
 
+def test_parts_of_a_second_are_kept_apart() -> None:
+    assert times(frame(["881250950.7", "881250951", "1e3"])) == [
+        (881250950, 700000),
+        (881250951, 0),
+        (1000, 0),
+    ]
+    assert times(frame(["1970-01-01T00:00:01.5", "1969-12-31T23:59:59.25", "1970-01-01 00:01:00"])) == [
+        (1, 500000),
+        (-1, 250000),
+        (60, 0),
+    ]
+    assert times(frame([5.9, -0.5], pl.Float64())) == [(5, 900000), (-1, 500000)]
+    assert times(frame([0.9999999], pl.Float64())) == [(0, 999999)]  # not a whole second on
+    stamp = datetime(2017, 11, 25, 10, 0, 0, 250, tzinfo=UTC)
+    assert times(frame([stamp], pl.Datetime("us", "UTC"))) == [(1511604000, 250)]
+    assert times(frame([5], pl.Int32())) == [(5, 0)]
+
+
 def test_unix_seconds_with_a_format_without_minutes() -> None:
     parsed = seconds(frame(["2014-12-06 02", "2014-12-06 23"]), "%Y-%m-%d %H")
     assert parsed == [1417831200, 1417906800]
@@ -120,7 +142,7 @@ def test_tables_have_the_contract_columns() -> None:
     )
     table = columns.interactions_table(events.lazy(), PATH).collect()
     assert table.columns == list(INTERACTION_COLUMNS)
-    assert table.row(0) == (1, "i", 1, "e", None, "log.csv", 3)
+    assert table.row(0) == (1, "i", 1, 0, "e", None, "log.csv", 3)  # no microseconds given: 0
     assert table.schema["value"] == pl.Float64 and table.schema["line"] == pl.Int64
 
     items = columns.items_table(pl.DataFrame({"item": [1, 1, 2], "extra": ["a", "b", "c"]}))

@@ -21,7 +21,7 @@ def test_ml_100k_recbole_matches_the_raw_files(shared: Path) -> None:
     log = raw.interactions.collect()
     assert (raw.format, raw.timestamp_kind) == ("recbole", "unix_seconds")
     assert log.height == 100_000
-    assert log.row(0) == (196, 242, 881250949, "rating", 3.0, str(folder / "ml-100k.inter.gz"), 2)
+    assert log.row(0) == (196, 242, 881250949, 0, "rating", 3.0, str(folder / "ml-100k.inter.gz"), 2)
     # The .inter rows are u.data's rows in the same order (SOURCE.md), one line further down for the header.
     u_data = read(shared / "ml-100k" / "raw" / "u.data.gz").interactions.collect()
     assert log.select("user", "item", "timestamp", "value").equals(

@@ -18,7 +18,7 @@ def test_beauty_end_to_end(shared: Path) -> None:
     raw = read(path)
     assert (raw.format, raw.timestamp_kind) == ("sequence", "order")
     log = raw.interactions.collect()
-    assert log.row(0) == (1, 1, 0, "interaction", None, str(path), 1)
+    assert log.row(0) == (1, 1, 0, 0, "interaction", None, str(path), 1)
     assert log.filter(pl.col("user") == 2)["timestamp"].to_list() == list(range(7))
     lengths = log.group_by("user").len()["len"]
     assert (lengths.min(), lengths.max()) == (5, 204)

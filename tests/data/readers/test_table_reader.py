@@ -28,7 +28,7 @@ def test_tianchi_sample_with_a_mapping(shared: Path) -> None:
     assert (raw.format, raw.timestamp_kind) == ("table", "unix_seconds")
     assert log.columns == list(INTERACTION_COLUMNS)
     # first row "98047837,232431562,1,,4245,2014-12-06 02" (hour resolution, taken as UTC)
-    assert log.row(0) == (98047837, 232431562, 1417831200, "1", None, str(path), 2)
+    assert log.row(0) == (98047837, 232431562, 1417831200, 0, "1", None, str(path), 2)
     assert (log.height, log["user"].n_unique(), log["item"].n_unique()) == (1_999, 34, 1_689)
     assert dict(log.group_by("event").len().iter_rows()) == {"1": 1_876, "2": 18, "3": 70, "4": 35}
     assert (log["timestamp"].min(), log["timestamp"].max()) == (
@@ -38,6 +38,23 @@ def test_tianchi_sample_with_a_mapping(shared: Path) -> None:
     items = raw.items
     assert items is not None and items["categories"].explode().n_unique() == 464
     assert Dataset.from_raw(raw).n_users == 34
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        ("100.7", "100.2", "100.5", "100.7", "101"),
+        [f"1970-01-01 00:01:{second}" for second in ("40.7", "40.2", "40.5", "40.7", "41")],
+    ],
+)
+def test_events_within_a_second_keep_their_order_and_are_no_duplicates(write, times) -> None:
+    late, early, middle, late_again, next_second = times
+    rows = [f"1,10,{late}", f"1,10,{early}", f"1,20,{middle}", f"1,10,{late_again}", f"1,30,{next_second}"]
+    path = write("log.csv", "user,item,timestamp\n" + "\n".join(rows) + "\n")
+    ds = Dataset.from_raw(read(path))
+    # item 10 at .2, item 20 at .5, item 10 again at .7 (its repeat at .7 dropped), then item 30
+    assert ds.interactions.select("item_idx", "timestamp").rows() == [(0, 100), (1, 100), (0, 100), (2, 101)]
+    assert ds.card.time_divisor == 1
 
 
 def test_tianchi_without_a_timestamp_format_asks_for_one(shared: Path) -> None:
@@ -53,8 +70,8 @@ def test_obvious_names_need_no_mapping(write) -> None:
     raw = read(path)
     assert raw.format == "table" and raw.items is None
     assert raw.interactions.collect().drop("file").rows() == [
-        (1, 10, 100, "rating", 4.5, 2),
-        (2, 11, 250, "rating", 3.0, 3),
+        (1, 10, 100, 0, "rating", 4.5, 2),
+        (2, 11, 250, 0, "rating", 3.0, 3),
     ]
 
 

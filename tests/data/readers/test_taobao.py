@@ -18,7 +18,7 @@ def test_userbehavior_sample(shared: Path) -> None:
     raw = read(path)
     log = raw.interactions.collect()
     assert (raw.format, raw.timestamp_kind) == ("taobao", "unix_seconds")
-    assert log.row(0) == (1, 2268318, 1511544070, "pv", None, str(path), 1)
+    assert log.row(0) == (1, 2268318, 1511544070, 0, "pv", None, str(path), 1)
     assert (log.height, log["user"].n_unique(), log["item"].n_unique()) == (4_321, 43, 3_276)
     assert dict(log.group_by("event").len().iter_rows()) == {"pv": 3_926, "cart": 190, "fav": 128, "buy": 77}
     items = raw.items

@@ -140,40 +140,57 @@ def raw_ids(frame: pl.LazyFrame, column: str, as_integers: bool) -> pl.Expr:
 
 def unix_seconds(
     frame: pl.LazyFrame, column: str, path: Path, timestamp_format: str | None = None
-) -> tuple[pl.Expr, list[Check]]:
+) -> tuple[pl.Expr, pl.Expr, list[Check]]:
     """Timestamps as Int64 unix seconds, from integers, floats (floored), datetimes or datetime text.
 
     Text is read as numbers when its first value is a number, else as datetimes: with ``timestamp_format``
     (strftime codes) when given, or in an ISO 8601 layout that polars recognises. Naive datetimes are taken
-    as UTC. Returns the expression and the check that every value parsed (run it with :func:`run_checks`).
+    as UTC. Returns the seconds, the microseconds past each second (0 where the source counts whole
+    seconds; they order events within a second and tell repeats apart) and the check that every value
+    parsed (run it with :func:`run_checks`).
     """
     dtype = frame.collect_schema()[column]
     source = pl.col(column)
     if dtype == pl.Date:
-        return source.cast(pl.Datetime("us")).dt.epoch("s"), []
+        return source.cast(pl.Datetime("us")).dt.epoch("s"), _WHOLE_SECONDS, []
     if dtype == pl.Datetime:
-        return source.dt.epoch("s"), []
+        return *_split_microseconds(source.dt.epoch("us")), []
     if dtype.is_integer():
-        return source.cast(pl.Int64), []
+        return source.cast(pl.Int64), _WHOLE_SECONDS, []
     if dtype.is_float():
-        return _floored(source), []
+        return _floored(source), _fraction_in_microseconds(source), []
 
     text = source.cast(pl.String).str.strip_chars()
     first = collect(frame.select("line", text.alias(column)).drop_nulls(column).head(1), path)
-    if first.height == 0:
-        return text.cast(pl.Int64), []  # all null: the Dataset reports the missing values with their lines
+    if first.height == 0:  # all null: the Dataset reports the missing values with their lines
+        return text.cast(pl.Int64), _WHOLE_SECONDS, []
     line, first_value = first.row(0)
     if timestamp_format is None and is_number(first_value):
         as_float = text.cast(pl.Float64, strict=False)
         seconds = pl.coalesce(text.cast(pl.Int64, strict=False), _floored(as_float))
+        microseconds = _fraction_in_microseconds(as_float)  # 0 for integer text, exact or too large
     else:
-        seconds = _parse_datetimes(text, column, path, timestamp_format, (line, first_value))
-    return seconds, [Check(text.is_not_null() & seconds.is_null(), column, _TIMESTAMP_EXPECTED)]
+        epoch = _parse_datetimes(text, column, path, timestamp_format, (line, first_value))
+        seconds, microseconds = _split_microseconds(epoch)
+    return seconds, microseconds, [Check(text.is_not_null() & seconds.is_null(), column, _TIMESTAMP_EXPECTED)]
+
+
+_WHOLE_SECONDS = pl.lit(0, dtype=pl.Int64)
 
 
 def _floored(values: pl.Expr) -> pl.Expr:
     # NaN and infinities fail the cast and stay null, so they are reported.
     return values.floor().cast(pl.Int64, strict=False)
+
+
+def _fraction_in_microseconds(values: pl.Expr) -> pl.Expr:
+    fraction = ((values - values.floor()) * 1_000_000).round().cast(pl.Int64, strict=False)
+    return fraction.clip(0, 999_999)  # 0.9999999 s rounds up to a whole second; it stays in its own
+
+
+def _split_microseconds(epoch_microseconds: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    seconds = epoch_microseconds // 1_000_000  # floor division: before 1970 too
+    return seconds, epoch_microseconds - seconds * 1_000_000
 
 
 def is_number(text: str) -> bool:
@@ -187,6 +204,7 @@ def is_number(text: str) -> bool:
 def _parse_datetimes(
     text: pl.Expr, column: str, path: Path, timestamp_format: str | None, first: tuple[int, str]
 ) -> pl.Expr:
+    """Microseconds since the epoch, UTC."""
     line, first_value = first
     if timestamp_format is not None and "%H" in timestamp_format and "%M" not in timestamp_format:
         # polars (chrono) refuses an hour without minutes, e.g. Tianchi's "2014-12-06 02" with "%Y-%m-%d %H":
@@ -214,7 +232,7 @@ def _parse_datetimes(
             f"{path}: timestamp_format {timestamp_format!r} cannot be used for column {column!r}: "
             f"{str(error).splitlines()[0]}"
         ) from None
-    return parse(text).dt.epoch("s")
+    return parse(text).dt.epoch("us")
 
 
 def order_within_user(user: str = "user") -> pl.Expr:
@@ -225,9 +243,12 @@ def order_within_user(user: str = "user") -> pl.Expr:
 def interactions_table(frame: pl.LazyFrame, path: Path) -> pl.LazyFrame:
     """The :data:`~intentrec.data.raw.INTERACTION_COLUMNS` of ``frame``, in order, with their dtypes.
 
-    ``frame`` has ``user, item, timestamp, event, value, line``; ``file`` is set to ``path`` as given.
+    ``frame`` has ``user, item, timestamp, event, value, line`` and may have ``microsecond`` (else 0);
+    ``file`` is set to ``path`` as given.
     """
     frame = frame.with_columns(pl.lit(str(path), dtype=pl.String).alias("file"))
+    if "microsecond" not in frame.collect_schema():
+        frame = frame.with_columns(_WHOLE_SECONDS.alias("microsecond"))
     return frame.select(
         pl.col(name) if dtype is None else pl.col(name).cast(dtype)
         for name, dtype in INTERACTION_COLUMNS.items()

@@ -82,16 +82,17 @@ def read_recbole(path: Path) -> RawLog:
     else:
         value, event = pl.lit(None, dtype=pl.Float64), pl.lit(DEFAULT_EVENT)
     if TIME_FIELD in fields:
-        timestamp, timestamp_checks = unix_seconds(table, TIME_FIELD, inter_path)
+        timestamp, microsecond, timestamp_checks = unix_seconds(table, TIME_FIELD, inter_path)
         checks += timestamp_checks
         timestamp_kind = "unix_seconds"
     else:
-        timestamp, timestamp_kind = order_within_user(USER_FIELD), "order"
+        timestamp, microsecond, timestamp_kind = order_within_user(USER_FIELD), pl.lit(0), "order"
     user, item = checked_user_and_item(table, inter_path, USER_FIELD, ITEM_FIELD, checks)
     frame = table.select(
         user,
         item,
         timestamp.alias("timestamp"),
+        microsecond.alias("microsecond"),
         event.alias("event"),
         value.alias("value"),
         "line",

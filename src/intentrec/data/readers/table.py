@@ -115,7 +115,7 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
         table = scan_csv(plain, path, separator, columns=needed)
 
     user, item, categories = roles["user"], roles["item"], roles["categories"]
-    timestamp, checks = unix_seconds(table, roles["timestamp"], path, mapping.timestamp_format)
+    timestamp, microsecond, checks = unix_seconds(table, roles["timestamp"], path, mapping.timestamp_format)
     value = pl.lit(None, dtype=pl.Float64)
     if roles["value"] is not None:
         value, value_check = checked_cast(roles["value"], pl.Float64(), "a number")
@@ -127,6 +127,7 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     frame = table.select(
         *checked_user_and_item(table, path, user, item, checks),
         timestamp.alias("timestamp"),
+        microsecond.alias("microsecond"),
         value.alias("value"),
         event.alias("event"),
         "line",
