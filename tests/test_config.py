@@ -74,6 +74,23 @@ def test_an_infinite_number_is_refused_naming_the_field(values, field) -> None:
         RunConfig.from_dict(values)
 
 
+@pytest.mark.parametrize(
+    ("values", "field", "expected"),
+    [
+        ({"train": {"epochs": True}}, "train.epochs", "a number"),  # lax pydantic: one epoch
+        ({"model": {"dropout": False}}, "model.dropout", "a number"),
+        ({"eval": {"chunk_events": "8192"}}, "eval.chunk_events", "a number"),  # an optional number
+        ({"loss": {"normalize": "yes"}}, "loss.normalize", "true or false"),
+        ({"loss": {"normalize": 1}}, "loss.normalize", "true or false"),
+        ({"model": {"name": "hstu", "n_blocks": True}}, "model.n_blocks", "a number"),  # inside the union
+    ],
+)
+def test_a_plain_value_of_the_wrong_kind_is_refused(values, field, expected) -> None:
+    with pytest.raises(ConfigError, match=rf"\n  {field}: expected {expected} \(got "):
+        RunConfig.from_dict(values)
+    assert RunConfig.from_dict({"loss": {"temperature": 1}}).loss.temperature == 1.0  # an integer is a float
+
+
 def test_every_problem_is_listed_at_once() -> None:
     with pytest.raises(ConfigError) as error:
         RunConfig.from_dict({"train": {"lrr": 1, "epochs": 0}, "model": {"dim": "x"}})

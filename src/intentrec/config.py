@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from intentrec.data.load import DataConfig
 from intentrec.data.split import SplitConfig
@@ -23,6 +23,7 @@ from intentrec.models.gru4rec import GRU4RecConfig
 from intentrec.models.heads import HeadsConfig, Steering
 from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
+from intentrec.settings import WRONG_KIND, Settings
 from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig
 
@@ -38,10 +39,8 @@ BackboneConfig = Annotated[
 ]
 
 
-class RunConfig(BaseModel):
+class RunConfig(Settings):
     """Everything that defines a run: data, split, model, loss, training and evaluation."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -162,6 +161,9 @@ def describe(error: ValidationError, source: str, root: type[BaseModel] | None =
             message = f"unknown field{hint}"
         if problem["type"] == "value_error":  # a rule of ours: its own words, without "Value error, "
             message = str(problem["ctx"]["error"])
+        if problem["type"] == WRONG_KIND:  # found by the model, about one of its fields
+            location = ".".join(filter(None, (location, problem["ctx"]["field"])))
+            message, given = f"expected {problem['ctx']['expected']}", problem["ctx"]["value"]
         if not location:  # a rule across sections: its message names the fields, the input is everything
             lines.append(f"  {message}")
             continue

@@ -135,7 +135,9 @@ BAD_REQUESTS = [
     ({"k": 5}, 422, "(a list of events), neither was given"),
     ({"user": "u1", "kk": 5}, 422, "Extra inputs are not permitted"),
     ({"user": "u1", "k": 0}, 422, "greater than or equal to 1"),
-    ({"user": "u1", "k": "ten"}, 422, "valid integer"),
+    ({"user": "u1", "k": "ten"}, 422, "k: expected a number"),
+    ({"user": "u1", "k": True}, 422, "k: expected a number"),  # not k = 1
+    ({"user": "u1", "exclude_seen": "no"}, 422, "exclude_seen: expected true or false"),
     ({"user": "u1", "k": 1001}, 422, "less than or equal to 1000"),
     ({"history": [{"item": "i1"}] * 1001}, 422, "at most 1000 items"),
     ({"user": True}, 422, "user"),

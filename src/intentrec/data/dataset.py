@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from intentrec.data.filters import FilterConfig, apply_filters
 from intentrec.data.raw import RawLog, TimestampKind
 from intentrec.errors import DataError
+from intentrec.settings import Settings
 from intentrec.storage import atomic_directory, write_json
 
 CARD_FILE = "card.json"
@@ -36,10 +37,8 @@ log = logging.getLogger("intentrec")
 TABLES = ("interactions", "users", "items")
 
 
-class DatasetCard(BaseModel):
+class DatasetCard(Settings):
     """What a Dataset holds and where it came from; stored as ``card.json``."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str
     source: str

@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from intentrec.errors import DataError
+from intentrec.settings import Settings
 
 
-class FilterConfig(BaseModel):
+class FilterConfig(Settings):
     """Which interactions of a log are kept."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     min_user_interactions: int = Field(0, ge=0, description="k-core: drop users with fewer interactions.")
     min_item_interactions: int = Field(0, ge=0, description="k-core: drop items with fewer interactions.")

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from intentrec.data.dataset import Dataset
 from intentrec.data.download import DATASETS, fetch
 from intentrec.data.filters import FilterConfig
 from intentrec.data.readers import ColumnMapping, read
 from intentrec.errors import DataError, did_you_mean
+from intentrec.settings import Settings
 
 DEFAULT_DATASET = "ml-latest-small"
 
 
-class DataConfig(BaseModel):
+class DataConfig(Settings):
     """Where the interactions come from and which of them are kept."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     path: str = Field(
         DEFAULT_DATASET,

@@ -27,17 +27,16 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from intentrec.data.dataset import Dataset
 from intentrec.data.sequences import Sequences
 from intentrec.errors import ConfigError, DataError
+from intentrec.settings import Settings
 
 
-class SplitConfig(BaseModel):
+class SplitConfig(Settings):
     """How a Dataset is cut into training, validation and test."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["leave_one_out", "leave_last_k", "temporal"] = "leave_one_out"
     k: int = Field(1, ge=1, description="Targets per user for 'leave_last_k'.")

@@ -11,7 +11,7 @@ exploration, measured on the top lists whenever the item features are given.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from intentrec.data.split import EvalSet
 from intentrec.evaluation.beyond_accuracy import BeyondAccuracy, CategoryBreakdown, ItemFeatures
@@ -23,16 +23,15 @@ from intentrec.evaluation.metrics import (
     ranking_metrics,
 )
 from intentrec.ranking import ScoreFn, padded_targets, scored_chunks, top_k
+from intentrec.settings import Settings
 
 #: Padded events per ranking chunk on a CPU: HSTU's 200-event test pass on MovieLens-100K ran 3.6x faster
 #: than with 1,024 users a chunk (BENCHMARKS.md).
 CPU_CHUNK_EVENTS = 8192
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(Settings):
     """What is measured and how."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ks: list[int] = Field([1, 5, 10, 20, 50], description="Cut-offs K for HR, Recall, NDCG and MRR.")
     filter_seen: bool = Field(True, description="Never count items from the user's history as recommended.")

@@ -44,7 +44,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
@@ -55,14 +55,13 @@ from intentrec.models.relative import (
     request_queries,
     time_buckets,
 )
+from intentrec.settings import Settings
 
 _EPS = 1e-6
 
 
-class FuXiConfig(BaseModel):
+class FuXiConfig(Settings):
     """Size and regularisation of a FuXi-α backbone; defaults follow the authors' MovieLens setup."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["fuxi"] = "fuxi"
     dim: int = Field(64, ge=1, description="Embedding size D.")

@@ -22,17 +22,16 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from intentrec.models.backbone import Backbone
+from intentrec.settings import Settings
 
 
-class GRU4RecConfig(BaseModel):
+class GRU4RecConfig(Settings):
     """Size and regularisation of a GRU4Rec backbone."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["gru4rec"] = "gru4rec"
     dim: int = Field(192, ge=1, description="Embedding size D, also the GRU's hidden size.")

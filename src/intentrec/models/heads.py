@@ -70,13 +70,14 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from intentrec.data.dataset import Dataset
 from intentrec.data.sequences import PAD, Sequences
 from intentrec.errors import ConfigError, did_you_mean
 from intentrec.models.priors import ITEM_PRIORS, Prior, PriorKind
+from intentrec.settings import Settings
 
 #: The backbone's own next-item scores: the one head of a model without prior heads, and with prior heads
 #: one more head that may give any item when weighed in (``backbone_weight``).
@@ -85,10 +86,8 @@ NEXT_ITEM_HEAD = "next"
 Merge = Literal["max", "sum", "mix"]
 
 
-class HeadsConfig(BaseModel):
+class HeadsConfig(Settings):
     """Which priors split the backbone's output into heads, and how the heads are trained."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     priors: list[PriorKind] = Field(
         [], description="At most two of taxonomy, clusters, events, horizon; none: one next-item head."
@@ -237,7 +236,7 @@ def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: 
     return priors
 
 
-class Steering(BaseModel):
+class Steering(Settings):
     """Request-time weights on the heads: an item's score from head ``c`` gains ``log w_c``.
 
     ``heads`` weighs heads by name, ``values`` weighs every head that carries a prior value (weights
@@ -246,8 +245,6 @@ class Steering(BaseModel):
     Unnamed heads weigh 1, except the backbone's own head ``"next"``, which weighs the run's
     ``heads.backbone_weight`` (1 when ``only`` names it).
     """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
     values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")

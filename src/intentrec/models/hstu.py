@@ -40,19 +40,18 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
 from intentrec.models.relative import QueryTime, RelativeAttentionBias, request_queries
+from intentrec.settings import Settings
 
 _EPS = 1e-6
 
 
-class HSTUConfig(BaseModel):
+class HSTUConfig(Settings):
     """Size and regularisation of an HSTU backbone; defaults follow the published MovieLens model."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["hstu"] = "hstu"
     dim: int = Field(64, ge=1, description="Embedding size D.")

@@ -20,16 +20,15 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
+from intentrec.settings import Settings
 
 
-class SASRecConfig(BaseModel):
+class SASRecConfig(Settings):
     """Size and regularisation of a SASRec backbone."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["sasrec"] = "sasrec"
     dim: int = Field(192, ge=1, description="Hidden size D (also the item embedding size).")

@@ -28,8 +28,9 @@ from typing import Literal
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from intentrec.settings import Settings
 from intentrec.storage import write_json, write_with
 
 log = logging.getLogger("intentrec")
@@ -40,10 +41,8 @@ _EXACT_SUBSET_BUDGET = 2**23
 _MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # linux/mman.h
 
 
-class IndexConfig(BaseModel):
+class IndexConfig(Settings):
     """Which vector index answers queries, and how the approximate one trades recall for speed."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["auto", "exact", "hnsw"] = Field(
         "auto", description="'auto' is exact below `exact_below` items and HNSW from there on."

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr, model_validator
 
 from intentrec.models.heads import NEXT_ITEM_HEAD, Steering
+from intentrec.settings import Settings
 
 #: The one head of a run without prior heads: the model's own next-item scores.
 DEFAULT_HEAD = NEXT_ITEM_HEAD
@@ -28,11 +29,7 @@ Category = Annotated[str, Field(min_length=1, max_length=512)]
 Timestamp = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class HistoryEvent(_Request):
+class HistoryEvent(Settings):
     """One event of a history a client brings."""
 
     item: RawId = Field(description="Item ID, in the same ID space as the training data.")
@@ -46,7 +43,7 @@ class HistoryEvent(_Request):
     )
 
 
-class RecommendRequest(_Request):
+class RecommendRequest(Settings):
     """Recommend for a known user (by ID) or for anyone who brings a history: exactly one of the two."""
 
     user: RawId | None = Field(None, description="A user of the training data; their whole log is used.")

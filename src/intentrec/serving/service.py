@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 import intentrec
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
@@ -47,15 +47,14 @@ from intentrec.serving.schemas import (
     Metadata,
     RecommendRequest,
 )
+from intentrec.settings import Settings
 
 #: A ranking: ``items`` and ``scores`` best first, and with prior heads the head of each item.
 Ranked = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
-class ServeConfig(BaseModel):
+class ServeConfig(Settings):
     """Processes, the limit on request bodies, and the vector index (k and history: see the schemas)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     workers: int = Field(1, ge=1, description="Processes serving requests, sharing the loaded run.")
     restart_after_seconds: float = Field(

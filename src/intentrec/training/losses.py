@@ -21,13 +21,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from intentrec.settings import Settings
 
 
-class LossConfig(BaseModel):
+class LossConfig(Settings):
     """Which training objective, and its sampling and scaling."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["softmax", "sampled_softmax", "bce"] = "softmax"
     negatives: int = Field(1024, ge=1, description="'sampled_softmax': uniform negatives per position.")

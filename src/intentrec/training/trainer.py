@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from intentrec.data.sequences import PAD, Sequences, training_batch
 from intentrec.errors import ConfigError
 from intentrec.models.head_losses import prior_heads_loss
 from intentrec.models.model import Precision, SequentialModel
+from intentrec.settings import Settings
 from intentrec.training.losses import LossConfig, next_item_loss
 from intentrec.training.processes import Group, join
 
@@ -43,10 +44,8 @@ log = logging.getLogger("intentrec")
 StateDict = dict[str, torch.Tensor]
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """Optimisation and stopping."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends first.")
     batch_size: int = Field(128, ge=1, description="Sequences per batch.")

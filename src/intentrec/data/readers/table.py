@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from intentrec.data.raw import RawLog
 from intentrec.data.readers.columns import (
@@ -41,6 +41,7 @@ from intentrec.data.readers.files import (
     strip_compression,
 )
 from intentrec.errors import DataError, did_you_mean
+from intentrec.settings import Settings
 
 #: Column names recognised without a mapping, per role (compared case-insensitively).
 OBVIOUS_NAMES: dict[str, tuple[str, ...]] = {
@@ -58,10 +59,8 @@ REQUIRED_ROLES = ("user", "item", "timestamp")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 
 
-class ColumnMapping(BaseModel):
+class ColumnMapping(Settings):
     """Which column of a generic table holds what; ``None`` means "find the obvious name"."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user: str | None = Field(None, description="Column with the user ID.")
     item: str | None = Field(None, description="Column with the item ID.")
