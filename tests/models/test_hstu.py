@@ -10,7 +10,10 @@ import torch.nn.functional as F
 from test_backbone import DIM, random_batch  # pytest puts this folder on sys.path
 
 from intentrec.models.fuxi import FuXi, FuXiConfig
-from intentrec.models.hstu import HSTU, HSTUConfig, RelativeAttentionBias
+from intentrec.models.hstu import HSTU, HSTUConfig
+from intentrec.models.model import SequentialModel
+from intentrec.models.relative import RelativeAttentionBias, relative_offsets, time_buckets
+from intentrec.models.sasrec import SASRec, SASRecConfig
 
 
 def test_a_block_computes_the_published_equations() -> None:
@@ -20,9 +23,14 @@ def test_a_block_computes_the_published_equations() -> None:
     backbone = HSTU(config).eval()
     block = backbone.blocks[0]
     x = torch.randn(1, 4, DIM)
-    bias = torch.randn(1, 4, 4)
+    with torch.no_grad():
+        block.rab.position.normal_()
+        block.rab.time.normal_()
+    offsets = relative_offsets(4, config.max_len, x.device)
+    buckets = time_buckets(torch.tensor([[0, 3, 70, 5_000]]), config.n_time_buckets)
+    bias = block.rab.position[offsets] + block.rab.time[buckets]  # (1, 4, 4): rab(i, j)
     allowed = torch.ones(4, 4).tril()[None, None]
-    got = block(x, bias, allowed, n=config.max_len)
+    got = block(x, offsets, buckets, allowed, n=config.max_len)
 
     heads, d = 2, DIM // 2
     u, v, q, k = F.silu(F.layer_norm(x[0], (DIM,), eps=1e-6) @ block.uvqk).split([heads * d] * 4, dim=-1)
@@ -45,7 +53,8 @@ def test_time_gaps_are_bucketed_on_a_log_scale() -> None:
     gaps = torch.tensor([0, 1, 2, 60, 86_400, 10**18])  # the last lands past the largest bucket
     seconds = torch.stack([torch.zeros_like(gaps), gaps], dim=1)  # (B, 2): the second event is later
     expected = [min(128, math.floor(math.log(max(gap, 1)) / 0.301)) for gap in gaps.tolist()]
-    assert bias(seconds)[:, 1, 0].tolist() == expected  # query 1 looking back at key 0
+    table = bias(relative_offsets(2, 4, gaps.device), time_buckets(seconds, 128))
+    assert table[:, 1, 0].tolist() == expected  # query 1 looking back at key 0
 
 
 def test_relative_positions_and_order_only_logs() -> None:
@@ -53,7 +62,7 @@ def test_relative_positions_and_order_only_logs() -> None:
     assert bias.time is None
     with torch.no_grad():
         bias.position.copy_(torch.tensor([10.0, 20.0, 30.0]))
-    table = bias(torch.zeros(1, 4, dtype=torch.long))[0]
+    table = bias(relative_offsets(4, 3, torch.device("cpu")), None)[0]
     assert table[3, 3] == 10 and table[3, 2] == 20 and table[3, 1] == 30 and table[3, 0] == 30  # clamped
 
     torch.manual_seed(0)
@@ -63,8 +72,45 @@ def test_relative_positions_and_order_only_logs() -> None:
     torch.testing.assert_close(backbone(embeddings, timestamps, mask), backbone(embeddings, shuffled, mask))
     timed = HSTU(HSTUConfig(dim=DIM, max_len=8)).eval()
     with torch.no_grad():
-        timed.bias.time.normal_()
+        timed.blocks[0].rab.time.normal_()
     assert not torch.allclose(timed(embeddings, timestamps, mask), timed(embeddings, timestamps * 1000, mask))
+
+
+@pytest.mark.parametrize("make", [HSTU, FuXi], ids=["hstu", "fuxi"])
+def test_inputs_start_at_the_scale_of_the_authors_code(make) -> None:
+    """Items N(0, 0.02²) truncated at two stds and Xavier-normal positions (generative-recommenders'
+    init), not the unit-scale inputs SASRec starts from."""
+    torch.manual_seed(0)
+    backbone = make((HSTUConfig if make is HSTU else FuXiConfig)(dim=DIM, max_len=50))
+    items = SequentialModel(backbone, n_items=5_000).item_embedding.weight
+    assert items[0].abs().max() == 0  # padding
+    assert items[1:].abs().max() <= 0.04 and 0.016 < items[1:].std() < 0.019  # 0.02 · 0.88 when truncated
+    xavier = math.sqrt(2 / (50 + DIM))
+    assert backbone.position_embedding.weight.std().item() == pytest.approx(xavier, rel=0.1)
+    sasrec = SequentialModel(SASRec(SASRecConfig(dim=DIM)), n_items=5_000).item_embedding.weight
+    assert sasrec[1:].std().item() == pytest.approx(DIM**-0.5, rel=0.05)
+
+
+def test_each_block_has_its_own_bias_and_runs_that_shared_one_still_load() -> None:
+    """As in the authors' code, every block learns its own rab; a run saved when one was shared by all
+    blocks (``bias.position``, ``bias.time``) loads, each block starting from it, and computes as it did."""
+    torch.manual_seed(0)
+    backbone = HSTU(HSTUConfig(dim=DIM, max_len=8)).eval()
+    first, second = (block.rab for block in backbone.blocks)
+    assert first.position is not second.position and first.time is not second.time
+    assert not any(name.startswith("bias.") for name, _ in backbone.named_parameters())
+
+    shared = {"position": torch.randn(8), "time": torch.randn(129)}
+    old = {name: value for name, value in backbone.state_dict().items() if ".rab." not in name}
+    old |= {f"bias.{name}": value for name, value in shared.items()}
+    loaded = HSTU(HSTUConfig(dim=DIM, max_len=8)).eval()
+    loaded.load_state_dict(old)  # strict: every key placed, none left over
+    with torch.no_grad():
+        for block in backbone.blocks:
+            block.rab.position.copy_(shared["position"])
+            block.rab.time.copy_(shared["time"])
+    embeddings, timestamps, mask = random_batch(2, 6)
+    torch.testing.assert_close(loaded(embeddings, timestamps, mask), backbone(embeddings, timestamps, mask))
 
 
 @pytest.mark.parametrize("make", [HSTU, FuXi], ids=["hstu", "fuxi"])

@@ -349,6 +349,10 @@ def test_a_checkpoint_that_would_stop_at_once_is_refused_with_what_to_raise(spli
     with pytest.raises(ConfigError, match=r"2 epochs without gain.*train.patience = 2"):
         check_continuable(last, config(epochs=10, patience=2))
     check_continuable(last, config(epochs=10, patience=3))
+    # an HSTU saved when its blocks shared one bias: the optimiser's moments no longer fit the parameters
+    older = Checkpoint({**last.tensors, "model.backbone.bias.position": torch.zeros(3)}, last.meta)
+    with pytest.raises(ConfigError, match=r"shared one relative attention bias.*fit it anew"):
+        check_continuable(older, config(epochs=10, patience=3))
 
 
 def test_no_checkpoint_when_not_resumable(split) -> None:

@@ -1,4 +1,4 @@
-"""The interface every sequence backbone implements (SASRec now; HSTU, GRU4Rec, FuXi-α next).
+"""The interface every sequence backbone implements (SASRec, HSTU, GRU4Rec, FuXi-α).
 
 A backbone turns a left-padded batch of histories into one hidden state per position:
 
@@ -24,6 +24,9 @@ class Backbone(nn.Module, ABC):
     dim: int
     #: True when :meth:`forward` needs ``request_times`` (a time bias measured from the request)
     reads_request_time: bool = False
+    #: The item embeddings' initial std (normal, truncated at two stds), where the backbone's reference
+    #: code sets one; None: 1/sqrt(D), unit-scale inputs after the usual sqrt(D) scaling.
+    item_init_std: float | None = None
 
     @abstractmethod
     def forward(

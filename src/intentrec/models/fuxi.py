@@ -19,8 +19,10 @@ RMSNorms have no learned scale (eps 1e-6), ``W_uvqk ~ N(0, 0.02²)``, the channe
 the MFFN weights are Xavier-initialised, as in the authors' code (USTC-StarTeam/FuXi-alpha), which also
 sets the FFN width to D and gives every block its own positional and temporal maps. The offsets and
 buckets are the ones HSTU uses (``models/relative.py``). Inputs are item embeddings · √D plus a learned
-position embedding, with dropout; there is no final norm (the model around the backbone L2-normalises when
-``loss.normalize`` asks for it). It trains with the library's defaults, for the reason given in hstu.py.
+position embedding, with dropout, initialised as HSTU's (items N(0, 0.02²) truncated at two stds,
+positions Xavier-normal, as both authors' codes do); there is no final norm (the model around the backbone
+L2-normalises when ``loss.normalize`` asks for it). It trains with the library's defaults, for the reason
+given in hstu.py.
 
 Details taken from the authors' code, and the choices that are ours:
 - The positional and temporal weights enter raw, without SiLU, the 1/n of the semantic channel or a
@@ -139,6 +141,8 @@ class FuXiBlock(nn.Module):
 
 
 class FuXi(Backbone):
+    item_init_std = 0.02  # the authors' code; with Xavier-normal positions, below
+
     def __init__(self, config: FuXiConfig, use_time: bool = True):
         super().__init__()
         self.dim = config.dim
@@ -150,6 +154,7 @@ class FuXi(Backbone):
         attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
         linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
+        nn.init.xavier_normal_(self.position_embedding.weight)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             FuXiBlock(

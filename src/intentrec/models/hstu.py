@@ -7,14 +7,16 @@ Each block, on a batch ``X (B, L, D)`` with H heads:
     Y          = X + W_o Dropout(U ⊙ LayerNorm(A V))
 
 with LayerNorms without learned scale (eps 1e-6), ``W_uvqk ~ N(0, 0.02²)`` and Xavier-initialised ``W_o``, as
-in the authors' code (meta-recsys/generative-recommenders). The relative attention bias is
+in the authors' code (meta-recsys/generative-recommenders). Each block has its own relative attention bias
 
     rab(i, j) = w_pos[i - j] + w_time[bucket(t_i - t_j)],   bucket(Δ) = floor(ln(max(|Δ|, 1)) / 0.301)
 
 clamped to ``n_time_buckets`` (``models/relative.py``, shared with FuXi-α); the time term is dropped for
-order-only logs (``use_time=False``). Inputs are item embeddings scaled by √D plus a learned position
-embedding, with dropout; the model around the backbone L2-normalises outputs and items when the loss asks
-for it (``loss.normalize``).
+order-only logs (``use_time=False``); runs saved when one bias served every block still load. Inputs are
+item embeddings scaled by √D plus a learned position embedding, with dropout, initialised as the authors'
+code does (items N(0, 0.02²) truncated at two stds, positions Xavier-normal: inputs of std about 0.2, not
+1; this is worth +0.01 test NDCG@10 on MovieLens-100K, BENCHMARKS.md); the model around the backbone
+L2-normalises outputs and items when the loss asks for it (``loss.normalize``).
 
 Training: the published MovieLens recipe (sampled softmax with 128 negatives, cosine similarity,
 temperature 0.05, lr 1e-3; ``recipes/ml100k-hstu-published.toml``) learns far more slowly in IntentRec's
@@ -44,7 +46,13 @@ from pydantic import Field
 from torch import nn
 
 from intentrec.models.backbone import Backbone, causal_attention_mask, reverse_positions
-from intentrec.models.relative import QueryTime, RelativeAttentionBias, request_queries
+from intentrec.models.relative import (
+    QueryTime,
+    RelativeAttentionBias,
+    relative_offsets,
+    request_queries,
+    time_buckets,
+)
 from intentrec.settings import Settings
 
 _EPS = 1e-6
@@ -69,22 +77,40 @@ class HSTUConfig(Settings):
 
 
 class HSTUBlock(nn.Module):
-    def __init__(self, dim: int, n_heads: int, attention_dim: int, linear_dim: int, dropout: float):
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        attention_dim: int,
+        linear_dim: int,
+        max_len: int,
+        n_time_buckets: int,
+        use_time: bool,
+        dropout: float,
+    ):
         super().__init__()
         self.n_heads, self.attention_dim, self.linear_dim = n_heads, attention_dim, linear_dim
         width = 2 * n_heads * (linear_dim + attention_dim)  # U and V, then Q and K
         self.uvqk = nn.Parameter(torch.empty(dim, width).normal_(0, 0.02))
         self.out = nn.Linear(n_heads * linear_dim, dim)
         nn.init.xavier_uniform_(self.out.weight)
+        self.rab = RelativeAttentionBias(max_len, n_time_buckets, use_time)
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, bias: torch.Tensor, allowed: torch.Tensor, n: int, last_only: bool = False
+        self,
+        x: torch.Tensor,
+        offsets: torch.Tensor,
+        buckets: torch.Tensor | None,
+        allowed: torch.Tensor,
+        n: int,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """``x (B, L, D)``, ``bias (B|1, L, L)``, ``allowed (B, 1, L, L)`` 0/1 -> ``(B, L, D)``; with
-        ``last_only`` the last position's output alone, ``(B, 1, D)``."""
+        """``x (B, L, D)``, ``offsets (L, L)``, ``buckets (B, L, L)`` or None, ``allowed (B, 1, L, L)`` 0/1
+        -> ``(B, L, D)``; with ``last_only`` the last position's output alone, ``(B, 1, D)``."""
         batch, length, dim = x.shape
         heads, dv, dqk = self.n_heads, self.linear_dim, self.attention_dim
+        bias = self.rab(offsets, buckets).to(x.dtype)  # (B|1, L, L)
         projected = F.silu(F.layer_norm(x, (dim,), eps=_EPS) @ self.uvqk)
         u, v, q, k = projected.split([heads * dv, heads * dv, heads * dqk, heads * dqk], dim=-1)
         if last_only:  # every position's keys and values, the last position's query and gate
@@ -100,6 +126,8 @@ class HSTUBlock(nn.Module):
 
 
 class HSTU(Backbone):
+    item_init_std = 0.02  # the authors' code; with Xavier-normal positions, below
+
     def __init__(self, config: HSTUConfig, use_time: bool = True):
         super().__init__()
         self.dim = config.dim
@@ -108,13 +136,25 @@ class HSTU(Backbone):
         self.reads_request_time = use_time and config.query_time == "request"
         attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
         linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
+        self.n_time_buckets = config.n_time_buckets
+        self.use_time = use_time
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
+        nn.init.xavier_normal_(self.position_embedding.weight)
         self.dropout = nn.Dropout(config.dropout)
-        self.bias = RelativeAttentionBias(config.max_len, config.n_time_buckets, use_time)
         self.blocks = nn.ModuleList(
-            HSTUBlock(config.dim, config.n_heads, attention_dim, linear_dim, config.dropout)
+            HSTUBlock(
+                config.dim,
+                config.n_heads,
+                attention_dim,
+                linear_dim,
+                config.max_len,
+                config.n_time_buckets,
+                use_time,
+                config.dropout,
+            )
             for _ in range(config.n_blocks)
         )
+        self.register_load_state_dict_pre_hook(_one_bias_for_every_block)
 
     def forward(
         self,
@@ -128,10 +168,25 @@ class HSTU(Backbone):
         x = item_embeddings * math.sqrt(self.dim) + self.position_embedding(positions)
         x = self.dropout(x) * mask[..., None]
         allowed = causal_attention_mask(mask).to(x.dtype)
+        # the index tables are shared; each block looks up its own weights in them
+        offsets = relative_offsets(mask.shape[1], self.max_len, mask.device)
         queries = request_queries(timestamps, request_times) if self.reads_request_time else None
-        bias = self.bias(timestamps, queries).to(x.dtype)
+        buckets = time_buckets(timestamps, self.n_time_buckets, queries) if self.use_time else None
         # the same blocks again on later passes: depth without parameters
         stack = [block for _ in range(self.recurrent_depth) for block in self.blocks]
         for depth, block in enumerate(stack, 1):
-            x = block(x, bias, allowed, self.max_len, last_only=last_only and depth == len(stack))
+            last = last_only and depth == len(stack)
+            x = block(x, offsets, buckets, allowed, self.max_len, last_only=last)
         return x
+
+
+def _one_bias_for_every_block(
+    module: HSTU, state_dict: dict[str, torch.Tensor], prefix: str, *_: object
+) -> None:
+    """Runs saved before each block had a relative bias of its own kept one for all (``bias.position``,
+    ``bias.time``): every block starts from that one, which computes exactly what the run computed."""
+    for name in ("position", "time"):
+        shared = state_dict.pop(f"{prefix}bias.{name}", None)
+        if shared is not None:
+            for index in range(len(module.blocks)):
+                state_dict.setdefault(f"{prefix}blocks.{index}.rab.{name}", shared)

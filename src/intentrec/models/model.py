@@ -48,8 +48,11 @@ class SequentialModel(nn.Module):
         self.temperature = temperature
         self.inference_dtype: Precision = "float32"  # the backbone's arithmetic when not training
         self.item_embedding = nn.Embedding(n_items + 1, backbone.dim, padding_idx=0)
-        # unit-scale inputs after the backbone's sqrt(D) scaling
-        nn.init.normal_(self.item_embedding.weight, std=backbone.dim**-0.5)
+        std = backbone.item_init_std
+        if std is None:  # unit-scale inputs after the backbone's sqrt(D) scaling
+            nn.init.normal_(self.item_embedding.weight, std=backbone.dim**-0.5)
+        else:
+            nn.init.trunc_normal_(self.item_embedding.weight, std=std, a=-2 * std, b=2 * std)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 

@@ -70,11 +70,10 @@ class RelativeAttentionBias(nn.Module):
         assert self.time is not None, "built with use_time=False"
         return self.time[buckets]
 
-    def forward(self, timestamps: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
-        """``rab (B|1, L, L)`` = positional + temporal weights, as HSTU adds them to its logits; ``queries
-        (B, L)`` the times the queries stand at (default: their own events' times)."""
-        offsets = relative_offsets(timestamps.shape[1], len(self.position), timestamps.device)
+    def forward(self, offsets: torch.Tensor, buckets: torch.Tensor | None) -> torch.Tensor:
+        """``rab (B|1, L, L)`` = positional + temporal weights, as HSTU adds them to its logits, from the
+        tables of :func:`relative_offsets` and :func:`time_buckets` (None when not ``use_time``)."""
         bias = self.positional(offsets)[None]  # (1, L, L)
-        if self.time is not None:
-            bias = bias + self.temporal(time_buckets(timestamps, len(self.time) - 1, queries))
+        if buckets is not None:
+            bias = bias + self.temporal(buckets)
         return bias

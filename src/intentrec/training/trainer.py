@@ -344,8 +344,15 @@ def _diverged(epoch: int, result: TrainResult, config: TrainConfig) -> None:
 
 def check_continuable(checkpoint: Checkpoint, config: TrainConfig) -> None:
     """Raise a ConfigError saying what to raise when ``config`` would stop a run at once after the
-    checkpoint's epoch (it reached ``epochs``, or ``patience`` epochs without gain)."""
+    checkpoint's epoch (it reached ``epochs``, or ``patience`` epochs without gain), or when the checkpoint
+    cannot be continued at all."""
     epoch, best = checkpoint.epoch, checkpoint.meta["best_epoch"]
+    if "model.backbone.bias.position" in checkpoint.tensors:
+        raise ConfigError(
+            "the run was saved when HSTU's blocks shared one relative attention bias; it still loads, "
+            "evaluates and serves as it was trained, but its optimiser state does not fit today's HSTU "
+            "(a bias per block): fit it anew to train further."
+        )
     if epoch >= config.epochs:
         raise ConfigError(
             f"the run has trained {epoch} epoch{'s' * (epoch != 1)}, train.epochs = {config.epochs}; "
