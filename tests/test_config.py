@@ -186,6 +186,9 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: a config file is \.json or \.toml"):
         RunConfig.from_file(tmp_path / "c.yaml")
+    (tmp_path / "latin1.toml").write_bytes("[data]\npath = 'café'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not a UTF-8 text file \(invalid .* at byte 18\)"):
+        RunConfig.from_file(tmp_path / "latin1.toml")
     (tmp_path / "typo.json").write_text('{"train": {"lrr": 1}}')
     with pytest.raises(ConfigError, match=r"typo\.json: invalid configuration\n  train\.lrr"):
         RunConfig.from_file(tmp_path / "typo.json")

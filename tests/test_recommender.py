@@ -481,6 +481,11 @@ def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp
     (tmp_path / "plain" / "resume.safetensors").write_bytes(b"cut short")  # a file that is not one
     with pytest.raises(IntentRecError, match=r"resume\.safetensors: unreadable checkpoint"):
         Recommender.resume(tmp_path / "plain", ["train.epochs=2"])
+    save_file({"x": torch.zeros(1)}, tmp_path / "plain" / "resume.safetensors", {"training": '{"epoch": '})
+    with pytest.raises(
+        IntentRecError, match=r"resume\.safetensors: damaged checkpoint \(its 'training' meta"
+    ):
+        Recommender.resume(tmp_path / "plain", ["train.epochs=2"])
     diverged = tmp_path / "diverged"  # its checkpoint is the epoch before the one that diverged
     shutil.copytree(run, diverged)
     metrics = json.loads((diverged / "metrics.json").read_text())

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from intentrec.errors import ConfigError
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.storage import (
     atomic_directory,
     atomic_path,
     check_file_target,
+    read_text,
     write_json,
     write_text,
     write_with,
@@ -109,3 +110,12 @@ def test_check_file_target_names_a_folder_or_a_file_in_the_way(tmp_path: Path) -
     with pytest.raises(ConfigError, match=f"--report {tmp_path / 'file/x/page.html'}: .*file is a file"):
         check_file_target(tmp_path / "file" / "x" / "page.html", "--report")
     assert names(tmp_path) == ["file"]
+
+
+def test_text_that_cannot_be_read_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "ids.txt").write_bytes(b"u1\n\xffu2\n")
+    with pytest.raises(ConfigError, match=r"ids\.txt: not a UTF-8 text file \(invalid start byte at byte 3"):
+        read_text(tmp_path / "ids.txt", error=ConfigError)
+    with pytest.raises(IntentRecError, match=rf"{tmp_path}: cannot be read \(Is a directory\)"):
+        read_text(tmp_path)  # any OSError: a folder here, a file without read permission for a user
+    assert read_text(tmp_path / "ids.txt", "latin-1") == "u1\n\xffu2\n"

@@ -24,6 +24,7 @@ from intentrec.models.heads import HeadsConfig, Steering
 from intentrec.models.hstu import HSTUConfig
 from intentrec.models.sasrec import SASRecConfig
 from intentrec.settings import WRONG_KIND, Settings
+from intentrec.storage import read_text
 from intentrec.training.losses import LossConfig
 from intentrec.training.trainer import TrainConfig
 
@@ -97,7 +98,7 @@ class RunConfig(Settings):
             raise ConfigError(f"{path}: {'that is a folder' if path.is_dir() else 'config file not found'}.")
         if path.suffix not in (".json", ".toml"):
             raise ConfigError(f"{path}: a config file is .json or .toml (see config.json of a run).")
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, error=ConfigError)
         try:
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:

@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from intentrec.errors import ConfigError, IntentRecError
-from intentrec.storage import write_json, write_text, write_with
+from intentrec.storage import read_text, write_json, write_text, write_with
 from intentrec.training.trainer import RESUMABLE_SETTINGS, Checkpoint, StateDict, TrainResult
 
 log = logging.getLogger("intentrec")
@@ -166,7 +166,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise IntentRecError(f"{path}: unreadable checkpoint ({error}).") from None
     if meta is None:
         raise IntentRecError(f"{path}: not a training checkpoint of IntentRec (no 'training' metadata).")
-    return Checkpoint(tensors, json.loads(meta))
+    try:
+        return Checkpoint(tensors, json.loads(meta))
+    except json.JSONDecodeError as error:
+        raise IntentRecError(f"{path}: damaged checkpoint (its 'training' metadata: {error}).") from None
 
 
 def resumable_checkpoint(files: RunFiles) -> Checkpoint:
@@ -244,8 +247,8 @@ def stored_metrics(files: RunFiles) -> dict[str, Any]:
     if not files.metrics.is_file():
         return {}
     try:
-        metrics = json.loads(files.metrics.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        metrics = json.loads(read_text(files.metrics))
+    except (IntentRecError, json.JSONDecodeError) as error:
         metrics = error
     if not isinstance(metrics, dict):
         log.warning("%s: damaged, not read (%s)", files.metrics, metrics)

@@ -1,4 +1,5 @@
-"""Atomic writes: an artefact is either absent or complete, never half-written.
+"""Atomic writes: an artefact is either absent or complete, never half-written; and text read back with
+an error that names the file.
 
 Every file is written to a temporary sibling and moved into place with ``os.replace``, which is atomic on
 POSIX when both paths are on the same file system.
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from intentrec.errors import ConfigError
+from intentrec.errors import ConfigError, IntentRecError
 
 
 @contextmanager
@@ -33,6 +34,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def read_text(path: Path, encoding: str = "utf-8", error: type[IntentRecError] = IntentRecError) -> str:
+    """The text of the file ``path``; an ``error`` naming it when it cannot be read or is not text in
+    ``encoding`` (an OSError or UnicodeDecodeError would name neither the file nor what to do)."""
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as problem:
+        raise error(f"{path}: not a UTF-8 text file ({problem.reason} at byte {problem.start}).") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot be read ({problem.strerror or problem}).") from None
 
 
 def check_file_target(path: str | Path, option: str = "--out") -> Path:

@@ -159,6 +159,16 @@ def _broken_history(folder: Path) -> None:
         ),
         pytest.param(_broken_metrics, "metrics.json:1: not valid JSON", id="metrics-not-json"),
         pytest.param(_broken_history, "history.jsonl:2: expected a JSON object, found list", id="history"),
+        pytest.param(
+            lambda folder: (folder / "config.json").write_text('{"model": 5}'),
+            "config.json: 'model' should hold its settings, found 5",
+            id="config-section-not-a-table",
+        ),
+        pytest.param(
+            lambda folder: (folder / "config.json").write_bytes(b'{"model": "\xff"}'),
+            "config.json: not a UTF-8 text file",
+            id="config-not-text",
+        ),
     ],
 )
 def test_a_folder_that_is_not_a_readable_run_is_named(tmp_path, make, message) -> None:

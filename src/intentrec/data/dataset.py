@@ -29,7 +29,7 @@ from intentrec.data.filters import FilterConfig, apply_filters
 from intentrec.data.raw import RawLog, TimestampKind
 from intentrec.errors import DataError
 from intentrec.settings import Settings
-from intentrec.storage import atomic_directory, write_json
+from intentrec.storage import atomic_directory, read_text, write_json
 
 CARD_FILE = "card.json"
 log = logging.getLogger("intentrec")
@@ -206,8 +206,8 @@ class Dataset:
         if not card_path.is_file():
             raise DataError(f"{directory}: not a saved IntentRec dataset (no {CARD_FILE}).")
         try:
-            return DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
-        except (ValidationError, UnicodeDecodeError) as error:
+            return DatasetCard.model_validate_json(read_text(card_path, error=DataError))
+        except ValidationError as error:
             raise DataError(f"{card_path}: not a dataset card written by IntentRec ({error}).") from None
 
     @staticmethod

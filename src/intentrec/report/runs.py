@@ -15,6 +15,7 @@ from typing import Any
 
 from intentrec.errors import IntentRecError
 from intentrec.run import RunFiles
+from intentrec.storage import read_text
 
 
 class ReportError(IntentRecError):
@@ -84,6 +85,9 @@ def read_run(folder: str | Path, name: str | None = None) -> RunSummary:
         )
     config = _read_json(files.config)
     model, heads = config.get("model", {}), config.get("heads", {})
+    for section, value in (("model", model), ("heads", heads)):
+        if not isinstance(value, dict):
+            raise ReportError(f"{files.config}: '{section}' should hold its settings, found {value!r}.")
     return RunSummary(
         name=name or files.root.resolve().name,
         backbone=str(
@@ -106,7 +110,7 @@ def _priors(heads: dict[str, Any]) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(read_text(path, error=ReportError))
     except json.JSONDecodeError as error:
         raise ReportError(f"{path}:{error.lineno}: not valid JSON: {error.msg}.") from None
     if not isinstance(value, dict):
@@ -116,7 +120,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path, error=ReportError).splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -21,7 +21,7 @@ from intentrec.catalogue import Catalogue, UnknownIdError, as_list
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
-from intentrec.storage import atomic_path, check_file_target
+from intentrec.storage import atomic_path, check_file_target, read_text
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,9 @@ def read_user_ids(path: str | Path, catalogue: Catalogue) -> list[str]:
         found = "that is a folder" if path.is_dir() else "no such file"
         raise ConfigError(f"--users {path}: {found}; give 'all' or a file with one user ID per line.")
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is not part of the first ID
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"--users {path}: not a UTF-8 text file ({error.reason} at byte {error.start})."
-        ) from None
+        lines = read_text(path, "utf-8-sig", ConfigError).splitlines()  # a BOM is not part of the first ID
+    except ConfigError as error:
+        raise ConfigError(f"--users {error}") from None
     named = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     if not named:
         raise ConfigError(f"--users {path}: the file has no user IDs; give one per line.")
