@@ -46,6 +46,7 @@ def test_unknown_key_names_the_field_and_suggests(values, field, suggestion) -> 
         ({"train": {"epochs": "many"}}, "train.epochs"),
         ({"train": {"lr": -1}}, "train.lr"),
         ({"train": {"betas": [0.9]}}, r"train\.betas\.1"),  # the second beta is missing
+        ({"train": {"betas": [0.9, 1.0]}}, r"train\.betas\.1"),  # AdamW's would fail after the run started
         ({"model": {"name": "bert4rec"}}, "model.name"),
         ({"loss": {"kind": "bpr"}}, "loss.kind"),
         ({"eval": {"ks": [0, 10]}}, "eval.ks"),
@@ -83,6 +84,9 @@ def test_an_infinite_number_is_refused_naming_the_field(values, field) -> None:
         ({"loss": {"normalize": "yes"}}, "loss.normalize", "true or false"),
         ({"loss": {"normalize": 1}}, "loss.normalize", "true or false"),
         ({"model": {"name": "hstu", "n_blocks": True}}, "model.n_blocks", "a number"),  # inside the union
+        ({"eval": {"ks": [True, 10]}}, r"eval\.ks\.0", "a number"),  # in a list
+        ({"train": {"betas": [0.9, "0.98"]}}, r"train\.betas\.1", "a number"),  # in a tuple
+        ({"heads": {"priors": ["taxonomy"]}, "train": {"epochs": "5"}}, "train.epochs", "a number"),
     ],
 )
 def test_a_plain_value_of_the_wrong_kind_is_refused(values, field, expected) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
@@ -32,24 +32,38 @@ class Settings(BaseModel):
             return values
         for name, value in values.items():
             field = cls.model_fields.get(name)
-            kinds = _plain_kinds(field.annotation) if field else set()
-            if not kinds or value is None:
-                continue
-            if bool in kinds and not isinstance(value, bool):
-                expected = "true or false"
-            elif bool not in kinds and isinstance(value, bool | str):
-                expected = "a number"
-            else:
-                continue
-            raise PydanticCustomError(
-                WRONG_KIND,
-                "{field}: expected {expected}",
-                {"field": name, "expected": expected, "value": value},
-            )
+            wrong = _wrong_kind(field.annotation, value, name) if field else None
+            if wrong is not None:
+                where, expected, given = wrong
+                context = {"field": where, "expected": expected, "value": given}
+                raise PydanticCustomError(WRONG_KIND, "{field}: expected {expected}", context)
         return values
 
 
-def _plain_kinds(annotation: Any) -> set[type]:
-    """``{int}`` for ``int`` or ``int | None``, ``{bool}`` for ``bool``; empty for anything else."""
-    options = [option for option in get_args(annotation) if option is not type(None)] or [annotation]
-    return set(options) if all(option in _PLAIN for option in options) else set()
+def _wrong_kind(annotation: Any, value: Any, where: str) -> tuple[str, str, Any] | None:
+    """``(where, what was expected, the value)`` for a plain value of the wrong kind in ``value`` (itself,
+    or an element of a list, tuple or mapping of plain values); None when there is none."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    options = [option for option in get_args(annotation) if option is not type(None)]
+    if get_origin(annotation) in (list, tuple) and isinstance(value, list | tuple):
+        elements = [option for option in options if option is not Ellipsis]
+        for index, element in enumerate(value):  # a tuple's options are one per position
+            found = _wrong_kind(elements[min(index, len(elements) - 1)], element, f"{where}.{index}")
+            if found:
+                return found
+        return None
+    if get_origin(annotation) is dict and isinstance(value, dict) and len(options) == 2:
+        for key, element in value.items():
+            found = _wrong_kind(options[1], element, f"{where}.{key}")
+            if found:
+                return found
+        return None
+    kinds = set(options or [annotation])
+    if value is None or not kinds <= set(_PLAIN):
+        return None
+    if bool in kinds and not isinstance(value, bool):
+        return where, "true or false", value
+    if bool not in kinds and isinstance(value, bool | str):
+        return where, "a number", value
+    return None

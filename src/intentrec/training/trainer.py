@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -44,6 +44,10 @@ log = logging.getLogger("intentrec")
 StateDict = dict[str, torch.Tensor]
 
 
+#: An AdamW beta: a moment's decay per step, in [0, 1).
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
 class TrainConfig(Settings):
     """Optimisation and stopping."""
 
@@ -51,7 +55,7 @@ class TrainConfig(Settings):
     batch_size: int = Field(128, ge=1, description="Sequences per batch.")
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
-    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
+    betas: tuple[Beta, Beta] = Field((0.9, 0.98), description="AdamW betas.")
     patience: int = Field(5, ge=1, description="Stop after this many epochs without validation gain.")
     min_epochs: int = Field(
         10, ge=1, description="No early stop and no learning-rate cut before the end of this epoch."
