@@ -329,9 +329,7 @@ def test_fit_writes_only_into_a_new_or_empty_folder_or_over_a_run_it_may_replace
         Recommender(tiny_config(epochs=1)).fit(cyclic, out="")
 
 
-def test_overwrite_puts_the_old_run_back_when_the_new_one_keeps_no_weights(
-    cyclic, tmp_path, monkeypatch
-) -> None:
+def test_a_run_that_keeps_no_weights_leaves_the_folder_as_it_was(cyclic, tmp_path, monkeypatch) -> None:
     run = tmp_path / "run"
     Recommender(tiny_config(epochs=1)).fit(cyclic, out=run)
     old = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
@@ -344,6 +342,13 @@ def test_overwrite_puts_the_old_run_back_when_the_new_one_keeps_no_weights(
         Recommender(tiny_config(epochs=2)).fit(cyclic, out=run, overwrite=True)
     assert {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()} == old
     assert [path.name for path in tmp_path.iterdir()] == ["run"]  # nothing set aside is left behind
+    with pytest.raises(KeyboardInterrupt):  # a new run: its folder is not left half-written
+        Recommender(tiny_config(epochs=2)).fit(cyclic, out=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(KeyboardInterrupt):
+        Recommender(tiny_config(epochs=2)).fit(cyclic, out=tmp_path / "empty")
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
 
     (tmp_path / ".run.replaced").mkdir()  # what an --overwrite killed outright leaves
     with pytest.raises(

@@ -90,6 +90,7 @@ class RunFiles:
         deleted, so that no old log, history or index mixes with the new run's: it is deleted once the
         block ends with the new run holding weights, and put back when it ends without any (an error, a
         Ctrl-C or a divergence before the first epoch is kept), so a failed ``--overwrite`` loses nothing.
+        A new run that ends without weights leaves nothing behind either: the folder is as it was.
         """
         self.check_new(overwrite)
         aside = self.root.parent / f".{self.root.name}.replaced"
@@ -99,6 +100,7 @@ class RunFiles:
                 "back or delete it first."
             )
         old = [path for path in self.artefacts if path.exists()]
+        made = not self.root.exists()
         try:
             if old:
                 aside.mkdir()
@@ -112,15 +114,19 @@ class RunFiles:
         try:
             yield self
         finally:
+            if not self.best_weights.is_file():  # the new run kept nothing: the folder is as it was
+                for path in self.artefacts:
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink(missing_ok=True)
+                for path in old:
+                    (aside / path.name).rename(path)
+                if made and not any(self.root.iterdir()):
+                    self.root.rmdir()
+                back = "; the run it held is back" if old else ""
+                log.warning("%s: stopped before the first epoch ended, nothing kept%s", self.root, back)
             if old:
-                if not self.best_weights.is_file():  # the new run kept nothing: the old one comes back
-                    for path in self.artefacts:
-                        if path.is_dir():
-                            shutil.rmtree(path)
-                        else:
-                            path.unlink(missing_ok=True)
-                    for path in old:
-                        (aside / path.name).rename(path)
                 shutil.rmtree(aside)
 
     def require(self) -> RunFiles:

@@ -99,7 +99,9 @@ def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec,
     assert json.loads((copy / "metrics.json").read_text())["epochs"] == 1
 
 
-def test_ctrl_c_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path, signum) -> None:
+    """SIGTERM (timeout, docker stop, a job scheduler) stops a run as Ctrl-C does."""
     out = tmp_path / "cut"
     command = [str(Path(sys.executable).parent / "intentrec"), "fit", "--data", str(csv), "--out", str(out)]
     command += ["--set", "train.epochs=100000", "--set", "train.patience=100000", "--set", "model.dim=8"]
@@ -109,7 +111,7 @@ def test_ctrl_c_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path
     for line in process.stderr:  # the first epoch has been checkpointed once its line is logged
         if "epoch 1 " in line:
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     rest = process.stderr.read()
     assert process.wait(timeout=60) == 130, rest
     assert "Traceback" not in rest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import typer
@@ -37,6 +38,10 @@ app.command("report")(report.report)
 stderr = Console(stderr=True)
 
 
+def _stop_as_on_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -45,6 +50,9 @@ def main() -> None:
     )
     # faiss reports at INFO which build it loads, and that it fell back from one that does not exist
     logging.getLogger("faiss").setLevel(logging.WARNING)
+    # SIGTERM (timeout, docker stop, a job scheduler) stops as Ctrl-C does: the run keeps what it has
+    # (torchrun's processes replace this with their own way of stopping together)
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
     status: int | str | None = 0
     try:
         # standalone: typer reports its own usage errors and exits with their status, and ends on Ctrl-C
