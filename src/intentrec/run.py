@@ -57,6 +57,14 @@ class RunFiles:
         paths = [self.config, self.dataset, self.best_weights, self.last_weights, self.checkpoint]
         return [*paths, self.metrics, self.history, self.log, self.index, self.index.with_suffix(".json")]
 
+    def check_not_ours(self, path: str | Path, option: str = "--out") -> None:
+        """A ConfigError when writing to ``path`` would replace one of this run's files."""
+        target = Path(path).resolve()
+        if target in (artefact.resolve() for artefact in self.artefacts) or target.is_relative_to(
+            self.dataset.resolve()
+        ):
+            raise ConfigError(f"{option} {path}: that is a file of the run {self.root}; write elsewhere.")
+
     def check_new(self, overwrite: bool = False) -> RunFiles:
         """Raise a clear error, before any work, if a new run may not be written here.
 

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from intentrec.config import RunConfig
+from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
 from intentrec.report import ReportError, read_runs, write_report
 from intentrec.report.page import METRICS
@@ -194,7 +195,7 @@ def test_no_run_or_the_same_run_twice_is_an_error(runs, tmp_path) -> None:
 def test_the_report_never_replaces_a_file_of_a_run_it_reads(runs) -> None:
     for name in ("config.json", "metrics.json", "dataset/card.json"):
         before = (runs[0] / name).read_bytes()
-        with pytest.raises(ReportError, match=f"that is a file of the run {runs[0]}"):
+        with pytest.raises(ConfigError, match=f"that is a file of the run {runs[0]}"):
             write_report(runs, runs[0] / name)
         assert (runs[0] / name).read_bytes() == before
 

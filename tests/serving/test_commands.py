@@ -249,3 +249,11 @@ def test_recommend_names_a_bad_users_file_in_one_line(run, tmp_path) -> None:
     assert done.stderr.strip() == (
         f"error: --users {missing}: no such file; give 'all' or a file with one user ID per line."
     )
+
+
+def test_recommend_never_writes_over_a_file_of_its_run(run) -> None:
+    table = run / "dataset" / "interactions.parquet"
+    before = table.read_bytes()
+    done = intentrec("recommend", run, "--out", table, expect=2)
+    assert done.stderr.strip().startswith(f"error: --out {table}: that is a file of the run {run}")
+    assert table.read_bytes() == before

@@ -12,6 +12,7 @@ from intentrec.config import describe
 from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
+from intentrec.run import RunFiles
 from intentrec.serving.batch import read_user_ids, write_recommendations
 
 
@@ -53,6 +54,7 @@ def recommend(
             )
         except ValidationError as error:  # a negative weight
             raise ConfigError(describe(error, "steering", Steering)) from None
+    RunFiles(run).check_not_ours(out)
     recommender = Recommender.load(run)
     wanted = None if users == "all" else read_user_ids(users, recommender.catalogue)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users

@@ -28,12 +28,9 @@ __all__ = ["ReportError", "RunSummary", "read_run", "read_runs", "render_page", 
 
 def write_report(runs: Sequence[str | Path], out: str | Path) -> Path:
     """Write the report of the run folders ``runs``, in that order, to ``out`` (atomically)."""
-    target = check_file_target(out).resolve()
+    check_file_target(out)
     for run in runs:
-        files = RunFiles(run)
-        ours = target in (path.resolve() for path in files.artefacts)
-        if ours or target.is_relative_to(files.dataset.resolve()):
-            raise ReportError(f"--out {out}: that is a file of the run {run}; write the report elsewhere.")
+        RunFiles(run).check_not_ours(out)
     page = render_page(read_runs(runs))
     write_text(out, page)
     return Path(out)
