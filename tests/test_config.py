@@ -53,6 +53,7 @@ def test_unknown_key_names_the_field_and_suggests(values, field, suggestion) -> 
         ({"eval": {"ks": [10, 10]}}, "eval.ks"),
         ({"split": {"kind": "temporal", "valid_cut": 0.9, "test_cut": 0.5}}, "split"),
         ({"data": {"filters": {"duplicates": "drop"}}}, "data.filters.duplicates"),
+        ({"data": {"path": ""}}, "data.path"),  # would read the working folder
         ({"model": {"dim": 16, "n_heads": 3}}, r"model(?=: model\.n_heads \(3\) must divide model\.dim)"),
     ],
 )

@@ -123,6 +123,8 @@ def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run) 
     assert "cache_user: unknown field (did you mean 'cache_users'?) (got 0)" in done.stderr
     done = intentrec("fit", "--columns", "user=u,iten=i", "--out", "unused", expect=2)
     assert "iten: unknown field (did you mean 'item'?)" in done.stderr
+    done = intentrec("fit", "--priors", ",", "--out", "unused", expect=2)
+    assert "--priors ',': name one or two priors" in done.stderr
 
 
 def test_fit_then_evaluate_gives_the_same_test_metrics(intentrec, run) -> None:

@@ -45,6 +45,8 @@ def fit(
     }
     if priors is not None:
         flags["heads.priors"] = [name.strip() for name in priors.split(",") if name.strip()]
+        if not flags["heads.priors"]:
+            raise ConfigError(f"--priors {priors!r}: name one or two priors, e.g. --priors taxonomy,horizon.")
     overrides = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
     for change in set_:  # a setting given twice would silently keep the --set one
         key = change.partition("=")[0].strip()

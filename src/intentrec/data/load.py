@@ -21,6 +21,7 @@ class DataConfig(Settings):
 
     path: str = Field(
         DEFAULT_DATASET,
+        min_length=1,  # an empty path would read the working folder
         description="A file or folder, or the name of a public dataset (downloaded into the cache).",
     )
     format: str | None = Field(None, description="Reader to use; None recognises it from the path.")
