@@ -380,6 +380,9 @@ def test_load_names_damaged_weights_and_datasets(fitted, tmp_path) -> None:
         Recommender.load(damaged("dataset/interactions.parquet", b"not parquet"))
     with pytest.raises(IntentRecError, match=r"card\.json: not a dataset card written by IntentRec"):
         Recommender.load(damaged("dataset/card.json", b"{"))
+    card = json.loads((fitted[1] / "dataset" / "card.json").read_text())
+    with pytest.raises(IntentRecError, match=r"IntentRec \(n_users: expected a number\)\.$"):
+        Recommender.load(damaged("dataset/card.json", json.dumps({**card, "n_users": "x"}).encode()))
 
 
 # --- interrupted runs --------------------------------------------------------------------------------------

@@ -208,7 +208,10 @@ class Dataset:
         try:
             return DatasetCard.model_validate_json(read_text(card_path, error=DataError))
         except ValidationError as error:
-            raise DataError(f"{card_path}: not a dataset card written by IntentRec ({error}).") from None
+            first = error.errors()[0]
+            field = ".".join(map(str, first["loc"]))
+            problem = f"{field}: {first['msg']}" if field else first["msg"]  # Settings' own name the field
+            raise DataError(f"{card_path}: not a dataset card written by IntentRec ({problem}).") from None
 
     @staticmethod
     def load_item_ids(directory: str | Path) -> pl.Series:
