@@ -114,7 +114,7 @@ class Dataset:
             "timestamp",
             pl.col("microsecond").fill_null(0)
             if with_fractions
-            else pl.lit(0, pl.Int64).alias("microsecond"),
+            else pl.lit(0, pl.Int32).alias("microsecond"),
             pl.col("event").cast(pl.Categorical),
             "value",
             pl.col("file").cast(pl.Categorical),

@@ -26,7 +26,7 @@ INTERACTION_COLUMNS: dict[str, pl.DataType | None] = {
     "user": None,
     "item": None,
     "timestamp": pl.Int64(),
-    "microsecond": pl.Int64(),
+    "microsecond": pl.Int32(),
     "event": pl.String(),
     "value": pl.Float64(),
     "file": pl.String(),

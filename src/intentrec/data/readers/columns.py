@@ -175,7 +175,7 @@ def unix_seconds(
     return seconds, microseconds, [Check(text.is_not_null() & seconds.is_null(), column, _TIMESTAMP_EXPECTED)]
 
 
-_WHOLE_SECONDS = pl.lit(0, dtype=pl.Int64)
+_WHOLE_SECONDS = pl.lit(0, dtype=pl.Int32)
 
 
 def _floored(values: pl.Expr) -> pl.Expr:
