@@ -200,6 +200,17 @@ def test_the_report_never_replaces_a_file_of_a_run_it_reads(runs) -> None:
         assert (runs[0] / name).read_bytes() == before
 
 
+def test_the_report_replaces_only_a_report(runs, tmp_path) -> None:
+    out = tmp_path / "report.html"
+    write_report(runs, out)
+    write_report(runs[:1], out)  # a rerun replaces its own page
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html><title>my notes</title></html>")
+    with pytest.raises(ReportError, match=f"--out {notes}: the file exists and is no report"):
+        write_report(runs, notes)
+    assert notes.read_text() == "<html><title>my notes</title></html>"
+
+
 def test_runs_that_share_a_folder_name_are_told_apart_by_their_path(runs, tmp_path) -> None:
     other = tmp_path / "sasrec-tiny"
     shutil.copytree(runs[0], other, ignore=shutil.ignore_patterns("dataset", "*.safetensors"))

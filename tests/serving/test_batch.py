@@ -86,7 +86,8 @@ def test_an_unknown_user_fails_before_anything_is_written(recommender, tmp_path)
 
 def test_a_failure_part_way_leaves_the_previous_file_untouched(recommender, tmp_path, monkeypatch) -> None:
     out = tmp_path / "recs.parquet"
-    out.write_bytes(b"the previous file")
+    write_recommendations(recommender, out, ["u1"], k=2)  # the previous file
+    previous = out.read_bytes()
     recommend, calls = Recommender.recommend, []
 
     def fails_on_the_second_block(self, users=None, *args, **kwargs):
@@ -98,7 +99,7 @@ def test_a_failure_part_way_leaves_the_previous_file_untouched(recommender, tmp_
     monkeypatch.setattr(Recommender, "recommend", fails_on_the_second_block)
     with pytest.raises(RuntimeError, match="disk full"):
         write_recommendations(recommender, out, block_size=10)
-    assert out.read_bytes() == b"the previous file"
+    assert out.read_bytes() == previous
     assert [path.name for path in tmp_path.iterdir()] == ["recs.parquet"]
 
 
@@ -145,3 +146,17 @@ def test_bad_user_files_are_named(recommender, tmp_path, content, words) -> None
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=f"--users {path}: {words}"):
         read_user_ids(path, recommender.catalogue)
+
+
+@pytest.mark.parametrize("name", ["recs.parquet", "recs.csv"])
+def test_only_a_file_of_recommendations_is_replaced(recommender, tmp_path, name) -> None:
+    out = tmp_path / name
+    write_recommendations(recommender, out, ["u1"], k=3)
+    write_recommendations(recommender, out, ["u2", "u3"], k=2)  # a rerun replaces its own file
+    read = pl.read_parquet if name.endswith(".parquet") else pl.read_csv
+    assert read(out).height == 4
+    for content in (b"user,item,timestamp\n1,2,3\n", b"\x00\xff not a table"):
+        out.write_bytes(content)  # say, the log itself, given as --out by mistake
+        with pytest.raises(ConfigError, match=f"--out {out}: the file exists and holds no recommendations"):
+            write_recommendations(recommender, out, ["u1"], k=3)
+        assert out.read_bytes() == content

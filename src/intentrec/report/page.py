@@ -54,6 +54,9 @@ figcaption { color: #555; font-size: 0.9em; }
 # nothing but this page's inline style and inline images: no script, no request anywhere
 _POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
+#: How every report's title starts: an existing file that has it is a report ``write_report`` may replace.
+REPORT_TITLE = "IntentRec report: "
+
 
 def render_page(runs: Sequence[RunSummary]) -> str:
     """The whole report for ``runs`` as one HTML document."""
@@ -86,7 +89,7 @@ def render_page(runs: Sequence[RunSummary]) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
-        f"<title>IntentRec report: {_text(names)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{REPORT_TITLE}{_text(names)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(section for section in sections if section)
         + "\n</body>\n</html>\n"
     )

@@ -8,6 +8,7 @@ complete or not at all: it is written next to its place and moved there at the e
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,8 +64,13 @@ def write_recommendations(
     # an empty ranking gives the file's schema (so that even a file for no user has every column), and
     # checks every option before anything is ranked or written
     schema = recommender.recommend([], k, **options).to_arrow().schema
+    if out.exists() and not _holds_recommendations(out, schema.names):  # a typo must not cost a file
+        raise ConfigError(
+            f"--out {out}: the file exists and holds no recommendations written by IntentRec; "
+            "give another name, or delete it first."
+        )
     written = 0
-    with atomic_path(out) as tmp, _writer(tmp, schema, csv=out.suffix.lower() == ".csv") as writer:
+    with atomic_path(out) as tmp, _writer(tmp, schema, as_csv=out.suffix.lower() == ".csv") as writer:
         for start in range(0, len(users), block_size):
             block = users[start : start + block_size]
             table = recommender.recommend(block, k, **options).to_arrow()
@@ -75,8 +81,19 @@ def write_recommendations(
     return written
 
 
-def _writer(path: Path, schema: pa.Schema, csv: bool) -> pq.ParquetWriter | pa_csv.CSVWriter:
-    return pa_csv.CSVWriter(path, schema) if csv else pq.ParquetWriter(path, schema)
+def _holds_recommendations(path: Path, columns: list[str]) -> bool:
+    """Whether ``path`` is a table with exactly the columns :func:`write_recommendations` writes."""
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(encoding="utf-8", newline="") as file:
+                return next(csv.reader(file), None) == columns
+        return pq.read_schema(path).names == columns
+    except (OSError, UnicodeDecodeError, pa.ArrowException, csv.Error):
+        return False
+
+
+def _writer(path: Path, schema: pa.Schema, as_csv: bool) -> pq.ParquetWriter | pa_csv.CSVWriter:
+    return pa_csv.CSVWriter(path, schema) if as_csv else pq.ParquetWriter(path, schema)
 
 
 def read_user_ids(path: str | Path, catalogue: Catalogue) -> list[str]:
