@@ -522,8 +522,11 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
     assert [entry["item"] for entry in served["items"]] == short_term.filter(pl.col("user") == "u1")[
         "item"
     ].to_list()
-    steered = loaded.evaluate("test", steering=Steering(values={"buy": 0.0}))
-    assert steered != fitted.metrics["test"]
+    assert any(head.startswith("view") for head in table["head"])
+    without_view = loaded.recommend(["u1", "u2"], k=5, steering=Steering(values={"view": 0.0}))
+    assert set(without_view["head"]) <= {"buy · next 1-2", "buy · next 3-4"}
+    steered = loaded.evaluate("test", steering=Steering(values={"view": 0.0}))
+    assert steered.keys() == fitted.metrics["test"].keys()
     shares = fitted.metrics["test_heads"]  # which head filled the test users' top 10
     assert set(shares) <= set(fitted.model.heads.names) and sum(shares.values()) == pytest.approx(1.0)
     assert set(fitted.metrics["test_by_category"]) == {"even", "odd"}

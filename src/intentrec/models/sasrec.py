@@ -3,7 +3,10 @@
 Item embedding (scaled by √D) + learned position embedding, dropout, then ``n_blocks`` pre-LayerNorm
 Transformer blocks with causal multi-head self-attention and a position-wise feed-forward network, and a
 final LayerNorm. The paper's blocks normalise only the query before attention; we use the now standard
-pre-LN block, which trains as well and more stably (as do the RecBole and eSASRec implementations).
+pre-LN block, which trains as well and more stably (as do the RecBole and eSASRec implementations). Item
+embeddings start at N(0, 0.02²) truncated at two stds and positions Xavier-normal (inputs of std about 0.2
+after the √D scaling, as RecBole's and HSTU's code start them), not at unit scale: +0.011 test NDCG@10 on
+MovieLens-100K (BENCHMARKS.md, "Initialised as the authors' code").
 
 ``recurrent_depth = k`` applies the whole stack of blocks k times to all tokens with the same weights, so
 depth grows without parameters: the depth recurrence of LARES (Liu et al., arXiv 2505.16865). The core
@@ -91,11 +94,14 @@ class Block(nn.Module):
 
 
 class SASRec(Backbone):
+    item_init_std = 0.02  # as RecBole's and HSTU's code; with Xavier-normal positions, below
+
     def __init__(self, config: SASRecConfig):
         super().__init__()
         self.dim = config.dim
         self.recurrent_depth = config.recurrent_depth
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
+        nn.init.xavier_normal_(self.position_embedding.weight)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(config.dim, config.n_heads, config.dropout) for _ in range(config.n_blocks)
