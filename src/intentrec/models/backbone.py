@@ -24,7 +24,7 @@ class Backbone(nn.Module, ABC):
     dim: int
     #: True when :meth:`forward` needs ``request_times`` (a time bias measured from the request)
     reads_request_time: bool = False
-    #: The item embeddings' initial std (normal, truncated at two stds), where the backbone's reference
+    #: The item embeddings' initial std (normal), where the backbone's reference
     #: code sets one; None: 1/sqrt(D), unit-scale inputs after the usual sqrt(D) scaling.
     item_init_std: float | None = None
 

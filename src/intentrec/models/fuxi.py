@@ -19,7 +19,7 @@ RMSNorms have no learned scale (eps 1e-6), ``W_uvqk ~ N(0, 0.02²)``, the channe
 the MFFN weights are Xavier-initialised, as in the authors' code (USTC-StarTeam/FuXi-alpha), which also
 sets the FFN width to D and gives every block its own positional and temporal maps. The offsets and
 buckets are the ones HSTU uses (``models/relative.py``). Inputs are item embeddings · √D plus a learned
-position embedding, with dropout, initialised as HSTU's (items N(0, 0.02²) truncated at two stds,
+position embedding, with dropout, initialised as HSTU's (items N(0, 0.02²),
 positions Xavier-normal, as both authors' codes do); there is no final norm (the model around the backbone
 L2-normalises when ``loss.normalize`` asks for it). It trains with the library's defaults, for the reason
 given in hstu.py.

@@ -52,7 +52,7 @@ class SequentialModel(nn.Module):
         if std is None:  # unit-scale inputs after the backbone's sqrt(D) scaling
             nn.init.normal_(self.item_embedding.weight, std=backbone.dim**-0.5)
         else:
-            nn.init.trunc_normal_(self.item_embedding.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.normal_(self.item_embedding.weight, std=std)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
