@@ -14,8 +14,8 @@ in the authors' code (meta-recsys/generative-recommenders). Each block has its o
 clamped to ``n_time_buckets`` (``models/relative.py``, shared with FuXi-α); the time term is dropped for
 order-only logs (``use_time=False``); runs saved when one bias served every block still load. Inputs are
 item embeddings scaled by √D plus a learned position embedding, with dropout, initialised as the authors'
-code does (items N(0, 0.02²), positions Xavier-normal: inputs of std about 0.2, not
-1; this is worth +0.01 test NDCG@10 on MovieLens-100K, BENCHMARKS.md); the model around the backbone
+code does (items N(0, 0.02²), positions Xavier-normal: inputs of std about 0.2, not 1: +0.006 to +0.014
+test NDCG@10 on MovieLens-100K, and as much for SASRec, BENCHMARKS.md); the model around the backbone
 L2-normalises outputs and items when the loss asks for it (``loss.normalize``).
 
 Training: the published MovieLens recipe (sampled softmax with 128 negatives, cosine similarity,

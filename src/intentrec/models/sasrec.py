@@ -4,8 +4,8 @@ Item embedding (scaled by √D) + learned position embedding, dropout, then ``n_
 Transformer blocks with causal multi-head self-attention and a position-wise feed-forward network, and a
 final LayerNorm. The paper's blocks normalise only the query before attention; we use the now standard
 pre-LN block, which trains as well and more stably (as do the RecBole and eSASRec implementations). Item
-embeddings start at N(0, 0.02²) and positions Xavier-normal (inputs of std about 0.2
-after the √D scaling, as RecBole's and HSTU's code start them), not at unit scale: +0.011 test NDCG@10 on
+embeddings start at N(0, 0.02²) and positions Xavier-normal (inputs of std about 0.2 after the √D
+scaling, as RecBole's and HSTU's code start them), not at unit scale: +0.008 to +0.011 test NDCG@10 on
 MovieLens-100K (BENCHMARKS.md, "Initialised as the authors' code").
 
 ``recurrent_depth = k`` applies the whole stack of blocks k times to all tokens with the same weights, so
