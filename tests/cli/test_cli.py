@@ -100,7 +100,7 @@ def test_fit_needs_an_out_folder_and_overwrites_a_run_only_when_asked(intentrec,
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path, signum) -> None:
+def test_ctrl_c_or_sigterm_keeps_the_run_and_exits_130_so_that_a_script_stops(csv, tmp_path, signum) -> None:
     """SIGTERM (timeout, docker stop, a job scheduler) stops a run as Ctrl-C does."""
     out = tmp_path / "cut"
     command = [str(Path(sys.executable).parent / "intentrec"), "fit", "--data", str(csv), "--out", str(out)]
