@@ -133,7 +133,7 @@ class RunFiles:
                 if made and not any(self.root.iterdir()):
                     self.root.rmdir()
                 back = "; the run it held is back" if old else ""
-                log.warning("%s: stopped before the first epoch ended, nothing kept%s", self.root, back)
+                log.warning("%s: ended without weights (no epoch finished), nothing kept%s", self.root, back)
             if old:
                 shutil.rmtree(aside)
 
