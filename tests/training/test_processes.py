@@ -15,10 +15,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 from intentrec.errors import IntentRecError
 from intentrec.recommender import Recommender
-from intentrec.training.processes import Group, join
+from intentrec.training.processes import Group, hand_to_torchrun, join
 
 TINY = ["--set", "model.dim=16", "--set", "train.batch_size=16", "--set", "train.min_epochs=1"]
 
@@ -59,6 +60,18 @@ def test_several_processes_run_on_the_cpu_and_under_torchrun(monkeypatch) -> Non
         join("cuda")
     monkeypatch.delenv("WORLD_SIZE")
     assert join("cpu") == Group()  # alone: a group of one, nothing to join
+
+
+def test_a_mistake_is_handed_to_torchruns_failure_summary(tmp_path: Path, monkeypatch) -> None:
+    # a mistake met by a process other than 0 alone is printed by no process: torchrun's summary says it
+    error_file = tmp_path / "error.json"
+    hand_to_torchrun("error: nothing to do")  # outside torchrun: nothing is written
+    assert not error_file.exists()
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    hand_to_torchrun("error: --data x.csv: no such file")
+    failure = ProcessFailure(local_rank=1, pid=1, exitcode=2, error_file=str(error_file))
+    assert failure.message["message"] == "error: --data x.csv: no such file"
+    assert "error: --data x.csv: no such file" in ChildFailedError("intentrec", {1: failure}).format_msg()
 
 
 def _run(*args: str | Path, processes: int, fails: bool = False) -> subprocess.CompletedProcess[str]:
@@ -105,7 +118,9 @@ def test_two_processes_train_as_one_does(csv: Path, tmp_path: Path) -> None:
     assert two_metrics["test"] == pytest.approx(one_metrics["test"], abs=1e-6)
     assert (tmp_path / "two" / "train.log").read_text().count("epoch 1 ") == 1
     again = _run("fit", "--data", csv, "--out", tmp_path / "two", *settings, processes=2, fails=True)
-    assert again.stderr.count("error: --out") == 1  # every process meets the mistake; one says it
+    ours, torchruns_summary = again.stderr.split("intentrec FAILED")
+    assert ours.count("error: --out") == 1  # every process meets the mistake; one says it
+    assert torchruns_summary.count("traceback : error: --out") == 2  # and torchrun names it for each
 
 
 def test_two_processes_resume_as_if_never_stopped(csv: Path, tmp_path: Path) -> None:

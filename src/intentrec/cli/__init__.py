@@ -62,6 +62,7 @@ def main() -> None:
     except SystemExit as done:
         status = done.code
     except IntentRecError as error:
+        processes.hand_to_torchrun(f"error: {error}")
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the mistake: say it once
             # escaped: a message quoting a path or a line like "[a]" must print as it is, never as markup
             stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)

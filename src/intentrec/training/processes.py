@@ -27,14 +27,17 @@ comes after the last step (during the last validation or the final measurement) 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import torch
@@ -143,6 +146,19 @@ def join(device: str) -> Group:
     if not group.main:  # process 0 says it all, once
         logging.getLogger("intentrec").setLevel(logging.ERROR)
     return group
+
+
+def hand_to_torchrun(message: str) -> None:
+    """Leave ``message`` (a user mistake this process met) where torchrun reads a failed process's error:
+    its failure summary then shows it for this process ("traceback : ...") instead of a link to its docs.
+    Process 0 alone prints mistakes itself, so one met by another process alone is said there. Outside
+    torchrun (no ``TORCHELASTIC_ERROR_FILE``), nothing."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        with suppress(OSError):  # the mistake is still printed by process 0 and the status still says it
+            # the form torch's own error handler writes, less the Python stack (a mistake has none to show)
+            record = {"message": message, "extraInfo": {"timestamp": str(int(time.time()))}}
+            Path(path).write_text(json.dumps({"message": record}))
 
 
 def joined() -> bool:
