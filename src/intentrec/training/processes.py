@@ -155,7 +155,7 @@ def hand_to_torchrun(message: str) -> None:
     torchrun (no ``TORCHELASTIC_ERROR_FILE``), nothing."""
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if path:
-        with suppress(OSError):  # the mistake is still printed by process 0 and the status still says it
+        with suppress(OSError):  # then torchrun shows its usual link; the exit status (2) still tells
             # the form torch's own error handler writes, less the Python stack (a mistake has none to show)
             record = {"message": message, "extraInfo": {"timestamp": str(int(time.time()))}}
             Path(path).write_text(json.dumps({"message": record}))
