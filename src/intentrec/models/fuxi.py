@@ -82,31 +82,24 @@ class FuXiConfig(Settings):
 
 
 class FuXiBlock(nn.Module):
-    def __init__(
-        self,
-        dim: int,
-        n_heads: int,
-        attention_dim: int,
-        linear_dim: int,
-        ffn_dim: int,
-        max_len: int,
-        n_time_buckets: int,
-        use_time: bool,
-        dropout: float,
-    ):
+    def __init__(self, config: FuXiConfig, use_time: bool):
         super().__init__()
-        self.n_heads, self.attention_dim, self.linear_dim = n_heads, attention_dim, linear_dim
+        dim, heads, ffn_dim = config.dim, config.n_heads, config.ffn_dim or config.dim
+        self.n_heads = heads
+        self.attention_dim = attention_dim = config.attention_dim or max(1, dim // heads)
+        self.linear_dim = linear_dim = config.linear_dim or max(1, dim // heads)
         self.n_channels = 3 if use_time else 2
-        width = n_heads * (self.n_channels * linear_dim + linear_dim + 2 * attention_dim)  # U, V, Q, K
+        width = heads * (self.n_channels * linear_dim + linear_dim + 2 * attention_dim)  # U, V, Q, K
         self.uvqk = nn.Parameter(torch.empty(dim, width).normal_(0, 0.02))
-        self.maps = RelativeAttentionBias(max_len, n_time_buckets, use_time)  # positional, temporal
-        self.out = nn.Linear(self.n_channels * n_heads * linear_dim, dim)  # MFFN stage 1
+        # the positional and temporal channels
+        self.maps = RelativeAttentionBias(config.max_len, config.n_time_buckets, use_time)
+        self.out = nn.Linear(self.n_channels * heads * linear_dim, dim)  # MFFN stage 1
         self.ffn_gate = nn.Linear(dim, ffn_dim, bias=False)  # MFFN stage 2: W_1, W_3, W_2
         self.ffn_up = nn.Linear(dim, ffn_dim, bias=False)
         self.ffn_down = nn.Linear(ffn_dim, dim, bias=False)
         for linear in (self.out, self.ffn_gate, self.ffn_up, self.ffn_down):
             nn.init.xavier_uniform_(linear.weight)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(
         self,
@@ -151,25 +144,10 @@ class FuXi(Backbone):
         self.use_time = use_time
         self.reads_request_time = use_time and config.query_time == "request"
         self.recurrent_depth = config.recurrent_depth
-        attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
-        linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
         nn.init.xavier_normal_(self.position_embedding.weight)
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(
-            FuXiBlock(
-                config.dim,
-                config.n_heads,
-                attention_dim,
-                linear_dim,
-                config.ffn_dim or config.dim,
-                config.max_len,
-                config.n_time_buckets,
-                use_time,
-                config.dropout,
-            )
-            for _ in range(config.n_blocks)
-        )
+        self.blocks = nn.ModuleList(FuXiBlock(config, use_time) for _ in range(config.n_blocks))
 
     def forward(
         self,

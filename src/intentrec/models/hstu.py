@@ -77,25 +77,17 @@ class HSTUConfig(Settings):
 
 
 class HSTUBlock(nn.Module):
-    def __init__(
-        self,
-        dim: int,
-        n_heads: int,
-        attention_dim: int,
-        linear_dim: int,
-        max_len: int,
-        n_time_buckets: int,
-        use_time: bool,
-        dropout: float,
-    ):
+    def __init__(self, config: HSTUConfig, use_time: bool):
         super().__init__()
-        self.n_heads, self.attention_dim, self.linear_dim = n_heads, attention_dim, linear_dim
-        width = 2 * n_heads * (linear_dim + attention_dim)  # U and V, then Q and K
-        self.uvqk = nn.Parameter(torch.empty(dim, width).normal_(0, 0.02))
-        self.out = nn.Linear(n_heads * linear_dim, dim)
+        self.n_heads = config.n_heads
+        self.attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
+        self.linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
+        width = 2 * self.n_heads * (self.linear_dim + self.attention_dim)  # U and V, then Q and K
+        self.uvqk = nn.Parameter(torch.empty(config.dim, width).normal_(0, 0.02))
+        self.out = nn.Linear(self.n_heads * self.linear_dim, config.dim)
         nn.init.xavier_uniform_(self.out.weight)
-        self.rab = RelativeAttentionBias(max_len, n_time_buckets, use_time)
-        self.dropout = nn.Dropout(dropout)
+        self.rab = RelativeAttentionBias(config.max_len, config.n_time_buckets, use_time)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(
         self,
@@ -134,26 +126,12 @@ class HSTU(Backbone):
         self.max_len = config.max_len
         self.recurrent_depth = config.recurrent_depth
         self.reads_request_time = use_time and config.query_time == "request"
-        attention_dim = config.attention_dim or max(1, config.dim // config.n_heads)
-        linear_dim = config.linear_dim or max(1, config.dim // config.n_heads)
         self.n_time_buckets = config.n_time_buckets
         self.use_time = use_time
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
         nn.init.xavier_normal_(self.position_embedding.weight)
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(
-            HSTUBlock(
-                config.dim,
-                config.n_heads,
-                attention_dim,
-                linear_dim,
-                config.max_len,
-                config.n_time_buckets,
-                use_time,
-                config.dropout,
-            )
-            for _ in range(config.n_blocks)
-        )
+        self.blocks = nn.ModuleList(HSTUBlock(config, use_time) for _ in range(config.n_blocks))
         self.register_load_state_dict_pre_hook(_one_bias_for_every_block)
 
     def forward(
