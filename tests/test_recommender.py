@@ -165,10 +165,12 @@ def test_fit_on_a_gpu_then_rank_and_serve_from_the_cpu(make_dataset, tmp_path, p
     assert loaded.evaluate("test")["hr@10"] == pytest.approx(recommender.metrics["test"]["hr@10"], abs=0.02)
 
 
-def heads_on(backbone_run: Path | str, **model) -> RunConfig:
-    """Parity heads fitted on the frozen backbone of ``backbone_run`` (``model``: settings changed)."""
+def heads_on(backbone_run: Path | str, loss: dict | None = None, **model) -> RunConfig:
+    """Parity heads fitted on the frozen backbone of ``backbone_run`` (``loss``, ``model``: settings
+    changed)."""
     config = tiny_config(epochs=3).model_dump(mode="json")
     config["model"].update(model)
+    config["loss"].update(loss or {})
     config["heads"].update(priors=["taxonomy"], backbone_from=str(backbone_run))
     return RunConfig.from_dict(config)
 
@@ -201,6 +203,9 @@ def test_heads_on_a_backbone_trained_otherwise_are_refused_with_what_differs(
         Recommender(heads_on(source_out, dim=8)).fit(parity_dataset(make_dataset))
     with pytest.raises(ConfigError, match=r"in model\.name: 'sasrec' there, 'hstu' here\. "):
         Recommender(heads_on(source_out, name="hstu")).fit(parity_dataset(make_dataset))
+    # the backbone's own scores join the heads' at the temperature it was trained with
+    with pytest.raises(ConfigError, match=r"loss\.temperature: 1\.0 there, 0\.1 here"):
+        Recommender(heads_on(source_out, loss={"temperature": 0.1})).fit(parity_dataset(make_dataset))
     other_log = parity_dataset(make_dataset, cyclic_rows(seed=1))
     with pytest.raises(ConfigError, match="differs from this one in the dataset"):
         Recommender(heads_on(source_out)).fit(other_log)

@@ -166,6 +166,7 @@ def test_rank_hits_match_a_ranking_that_puts_targets_last_among_ties(
     generator = torch.Generator().manual_seed(seed)
     scores = torch.randint(0, levels, (n_users, n_items), generator=generator).float()
     scores[torch.rand(n_users, n_items, generator=generator) < 0.2] = float("-inf")  # seen items
+    scores[torch.rand(n_users, n_items, generator=generator) < 0.05] = float("nan")  # a model gone wrong
     targets = torch.randint(-1, n_items, (n_users, n_targets), generator=generator)  # repeats, padding
     expected = pessimistic_hits(scores, targets, k_max)
     assert torch.equal(rank_hits(scores, targets, k_max), expected)

@@ -223,6 +223,9 @@ def rank_hits(scores: Tensor, targets: Tensor, k_max: int, top_scores: Tensor | 
         if top_scores is None:
             top_scores = torch.topk(scores, min(k_max, scores.shape[1]), dim=1).values
         top_scores = top_scores.to(scores.device)
+        if top_scores.isnan().any():  # topk lists NaN first; here, as with one target, NaN is never ranked
+            unranked = scores.masked_fill(scores.isnan(), float("-inf"))
+            top_scores = torch.topk(unranked, top_scores.shape[1], dim=1).values
         last = top_scores[:, -1:]  # (B, 1)
         in_list = top_scores.shape[1] - _count_below(top_scores.flip(1), best_first)
         at_last = (scores >= last).sum(dim=1, keepdim=True)

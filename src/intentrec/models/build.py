@@ -57,9 +57,10 @@ def build_model(
 def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -> None:
     """Copy the backbone and item table of the run ``config.heads.backbone_from`` into ``model``.
 
-    That run must have been trained on the same dataset, split and model settings: its backbone is then
-    exactly what this run would train without heads, and its training never saw this split's validation
-    or test targets. Anything else is a ConfigError naming what differs.
+    That run must have been trained on the same dataset, split, model settings and scores (``loss.normalize``
+    and ``loss.temperature``, with which the backbone's own distribution joins the heads'): its backbone is
+    then exactly what this run would train without heads, and its training never saw this split's
+    validation or test targets. Anything else is a ConfigError naming what differs.
     """
     assert config.heads.backbone_from is not None
     try:
@@ -69,7 +70,7 @@ def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -
     theirs = RunConfig.from_file(source.config)
     differences = [
         f"{name}: {value!r} there, {ours!r} here"
-        for section in ("model", "split", "loss.normalize")
+        for section in ("model", "split", "loss.normalize", "loss.temperature")
         for name, value, ours in _differences(section, theirs, config)
     ]
     # the card's fingerprint stands for the interactions: a large log is not read a second time
@@ -80,7 +81,7 @@ def load_backbone(model: SequentialModel, config: RunConfig, dataset: Dataset) -
         raise ConfigError(
             f"heads.backbone_from {source.root}: that run differs from this one in "
             + "; ".join(differences)
-            + ". Its backbone must be trained on the same data, split and model settings."
+            + ". Its backbone must be trained on the same data, split, model settings and scores."
         )
     weights = load_weights(source.best_weights)
     shared = {name: tensor for name, tensor in weights.items() if not name.startswith("heads.")}

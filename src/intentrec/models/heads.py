@@ -3,7 +3,9 @@
 Following "Don't Waste It" (Zhang et al., 2025): the backbone encodes a history once; each head turns its
 hidden state into its own query with a Medusa-style residual block
 
-    q_c = normalize(h + SiLU(W_c h + b_c))                        D² + D parameters per head
+    q_c = h + SiLU(W_c h + b_c)                                   D² + D parameters per head
+
+(L2-normalised, as the items are, when ``cosine``).
 
 A prior is something practitioners already know about a target (the item's categories or co-occurrence
 cluster, the event type, how far ahead it is: :mod:`intentrec.models.priors`), and its values are the heads.
@@ -387,8 +389,8 @@ class PriorHeads(nn.Module):
         own_log_probs = (
             torch.log_softmax(own_scores, dim=1).T.contiguous() if own_scores is not None else None
         )
-        total = hidden.new_full((len(items), len(hidden)), float("-inf"))
-        best = total.clone()
+        best = hidden.new_full((len(items), len(hidden)), float("-inf"))
+        total = best.clone() if merge != "max" else best  # the sum is never read under "max"
         best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
         # head by head, so memory stays (n_items, B) however many heads there are, and each head scores
         # only the items it may give: with disjoint categories all heads together cost one head's work
@@ -408,7 +410,8 @@ class PriorHeads(nn.Module):
                 head_log_prob = torch.logsumexp(own_log_probs[rows], dim=0, keepdim=True)
                 logits = head_log_prob + torch.log_softmax(logits, dim=0)
             logits = logits + log_weights[..., head]
-            total[rows] = torch.logaddexp(total[rows], logits)
+            if merge != "max":
+                total[rows] = torch.logaddexp(total[rows], logits)
             best_so_far = best[rows]
             better = logits > best_so_far
             best[rows] = torch.where(better, logits, best_so_far)

@@ -3,8 +3,8 @@
     history (B, L) -> item embeddings (B, L, D) -> backbone -> hidden (B, L, D)
     score(user at position t, item i) = <hidden[t], e_i>          (cosine when ``normalize``)
 
-With prior heads (:mod:`intentrec.models.heads`) the hidden state is read by one adapter per prior value
-and an item's score is its best head's.
+With prior heads (:mod:`intentrec.models.heads`) the hidden state is read by one adapter per prior value,
+and the heads' scores of an item are merged into one (its best head's, or their sum: ``PriorHeads.score``).
 
 The item embedding table is shared by the input and the output (weight tying, as in SASRec), row 0 is the
 padding item, and dataset item ``i`` is row ``i + 1``.
@@ -42,7 +42,6 @@ class SequentialModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.heads = heads
-        self.n_items = n_items
         self.normalize = normalize
         # the training loss's: the backbone's own probabilities, where heads mix them in, are at this scale
         self.temperature = temperature

@@ -8,8 +8,9 @@
     horizon    how far ahead the target is: the model predicts the next ``pred_len`` items, cut into
                ``segments`` (the next few = short term, further ahead = long term)
 
-Each is derived from a Dataset and the training part of its split (never from validation or test targets);
-:mod:`intentrec.models.heads` gives every value its own head.
+What a prior learns from the data (categories folded into "(other)", clusters, horizon offsets) comes from
+the training part of the split, never from validation or test targets; the names of the event types, like
+the item IDs, are the whole log's. :mod:`intentrec.models.heads` gives every value its own head.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Both backbones learn one weight per causal offset ``i - j`` and one per log-spaced bucket of the time gap
 (Zhai et al., ICML 2024; the same buckets in FuXi-α's code):
 
-    bucket(Δ) = floor(ln(max(|Δ|, 1)) / 0.301)      clamped to n_time_buckets (≈ one bucket per factor 2)
+    bucket(Δ) = floor(ln(max(|Δ|, 1)) / 0.301)      clamped to n_time_buckets
+
+(the authors' constant: log10(2) dividing a natural log, so one bucket per factor e^0.301 ≈ 1.35, not 2: a
+minute is bucket 13, a day 37, a year 57, 2^31 s 71; the default 128 buckets leave the rest unused).
 
 HSTU adds the two to its attention logits (its ``rab``); FuXi-α uses each as an attention map of its own.
 The index tables depend only on the batch, so a backbone computes them once and every block looks its own
