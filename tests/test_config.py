@@ -188,6 +188,14 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ConfigError, match=r"broken\.json: not valid json"):
         RunConfig.from_file(tmp_path / "broken.json")
+
+
+def test_a_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Notepad starts UTF-8 files with a BOM; it is no mistake of the user's."""
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbf[train]\nepochs = 3\n")
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"train": {"epochs": 3}}')
+    assert RunConfig.from_file(tmp_path / "bom.toml").train.epochs == 3
+    assert RunConfig.from_file(tmp_path / "bom.json").train.epochs == 3
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: a config file is \.json or \.toml"):
         RunConfig.from_file(tmp_path / "c.yaml")

@@ -112,6 +112,19 @@ def test_check_file_target_names_a_folder_or_a_file_in_the_way(tmp_path: Path) -
     assert names(tmp_path) == ["file"]
 
 
+def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path) -> None:
+    """Not an OSError naming a temporary file: the path the user gave, and why."""
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(
+        ConfigError, match=rf"{tmp_path / 'file/out.json'}: cannot write there \(File exists\)"
+    ):
+        write_json(tmp_path / "file" / "out.json", {})
+    folder = atomic_directory(tmp_path / "file" / "run")
+    with pytest.raises(ConfigError, match=rf"{tmp_path / 'file/run'}: cannot write there"), folder:
+        pass
+    assert names(tmp_path) == ["file"] and (tmp_path / "file").read_text() == "mine"
+
+
 def test_text_that_cannot_be_read_is_an_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "ids.txt").write_bytes(b"u1\n\xffu2\n")
     with pytest.raises(ConfigError, match=r"ids\.txt: not a UTF-8 text file \(invalid start byte at byte 3"):

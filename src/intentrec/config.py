@@ -98,12 +98,25 @@ class RunConfig(Settings):
             raise ConfigError(f"{path}: {'that is a folder' if path.is_dir() else 'config file not found'}.")
         if path.suffix not in (".json", ".toml"):
             raise ConfigError(f"{path}: a config file is .json or .toml (see config.json of a run).")
-        text = read_text(path, error=ConfigError)
+        text = read_text(path, "utf-8-sig", error=ConfigError)  # a byte-order mark (Notepad) is no mistake
         try:
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.')}: {error}") from None
         return cls.from_dict(values, str(path))
+
+
+def with_options(options: dict[str, object], sets: list[str]) -> list[str]:
+    """The settings a command's own ``options`` give (``section.key``: value, None when not given) as
+    ``key=json`` strings, then its ``--set`` strings. A ``--set`` of an option's setting, or of a section
+    holding it (``model={...}`` beside ``--model``), is a ConfigError: one of the two would be dropped."""
+    given = {key: value for key, value in options.items() if value is not None}
+    for change in sets:
+        key = change.partition("=")[0].strip()
+        clash = next((option for option in given if option == key or option.startswith(f"{key}.")), None)
+        if clash is not None:
+            raise ConfigError(f"--set {change!r}: {clash} is already given by its own option; give it once.")
+    return [f"{key}={json.dumps(value)}" for key, value in given.items()] + list(sets)
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from intentrec.errors import ConfigError, IntentRecError
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _writable(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,6 +35,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """A folder or temporary sibling for ``path`` that cannot be made (no permission, a file in the way, a
+    full disk) is a ConfigError naming ``path``; the OSError would name only the temporary file."""
+    try:
+        yield
+    except OSError as problem:
+        raise ConfigError(f"{path}: cannot write there ({problem.strerror or problem}).") from None
 
 
 def read_text(path: Path, encoding: str = "utf-8", error: type[IntentRecError] = IntentRecError) -> str:
@@ -86,8 +97,9 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` as a whole when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    with _writable(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folder is private (0700), as mkstemp's files

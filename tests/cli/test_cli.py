@@ -19,6 +19,7 @@ import pytest
 import typer
 
 from intentrec.cli.options import report_run
+from intentrec.models.hstu import HSTUConfig
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,23 @@ def test_a_setting_given_by_its_option_and_by_set_is_refused(intentrec, csv, tmp
         "fit", "--data", csv, "--set", "data.path=elsewhere.csv", "--out", tmp_path / "run", expect=2
     )
     assert "--set 'data.path=elsewhere.csv': data.path is already given by its own option" in done.stderr
+    # a whole section would drop the option's setting in it as silently
+    section = 'model={"dim": 8}'
+    done = intentrec(
+        "fit", "--data", csv, "--model", "hstu", "--set", section, "--out", tmp_path / "run", expect=2
+    )  # fmt: skip
+    assert f"--set {section!r}: model.name is already given by its own option" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_gives_only_what_it_says(intentrec, csv, tmp_path) -> None:
+    """Settings it does not write are the defaults of the model --model names, not SASRec's."""
+    (tmp_path / "short.toml").write_text("[train]\nepochs = 1\nthreads = 1\n\n[model]\nn_blocks = 1\n")
+    out = tmp_path / "run"
+    intentrec("fit", "--data", csv, "--config", tmp_path / "short.toml", "--model", "hstu", "--out", out)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == HSTUConfig(n_blocks=1).model_dump(mode="json")
+    assert saved["train"]["epochs"] == 1
 
 
 def test_training_that_diverges_says_so_and_exits_non_zero(csv, tmp_path) -> None:
@@ -171,6 +188,9 @@ def test_data_info(intentrec, csv) -> None:
     assert summary["format"] == "table"
     table = intentrec("data", "info", csv).stdout
     assert "users" in table and "40" in table
+    done = intentrec("data", "info", "", expect=2)  # an unset $DATA in a script
+    assert "data info: invalid configuration\n  path: String should have at least 1" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_prior_heads_from_fit_to_steered_recommendations(intentrec, csv, tmp_path) -> None:

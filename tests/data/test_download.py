@@ -192,6 +192,14 @@ def test_checksum_mismatch_names_url_and_md5s_and_leaves_the_cache_empty(
     assert list(cache.iterdir()) == []
 
 
+def test_a_cache_that_cannot_be_made_names_the_setting_that_moves_it(dead_url: str, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(
+        DataError, match=rf"download cache {tmp_path / 'file'}: cannot make .*INTENTREC_CACHE"
+    ):
+        fetch("lastfm", cache_dir=tmp_path / "file", base_url=dead_url)
+
+
 def test_server_down_explains_where_to_put_the_files(dead_url: str, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
 

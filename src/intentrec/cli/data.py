@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from intentrec.cli.options import parse_columns
+from intentrec.config import describe
 from intentrec.data.load import DataConfig, load_dataset
+from intentrec.errors import ConfigError
 
 app = typer.Typer(help="Inspect interaction logs.", no_args_is_help=True)
 
@@ -25,7 +28,11 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Read a log and print its size, sequence lengths, event types, time span and item metadata."""
-    dataset = load_dataset(DataConfig(path=path, format=format, columns=parse_columns(columns)))
+    try:
+        config = DataConfig(path=path, format=format, columns=parse_columns(columns))
+    except ValidationError as error:  # an empty path: an unset $DATA in a script
+        raise ConfigError(describe(error, "data info", DataConfig)) from None
+    dataset = load_dataset(config)
     summary = dataset.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

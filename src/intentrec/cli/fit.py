@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from intentrec.cli.options import parse_columns, report_run
-from intentrec.config import RunConfig, apply_overrides
+from intentrec.config import RunConfig, apply_overrides, with_options
 from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
 
@@ -36,23 +34,19 @@ def fit(
     """Train, early-stop on validation NDCG@10, then measure the test set; artefacts go to --out."""
     if not out.strip():
         raise ConfigError("--out is empty: give the folder to write the run to, e.g. --out runs/first.")
-    values = RunConfig.from_file(config).to_json() if config else {}
-    flags: dict[str, object] = {
+    # only what the file says: defaults filled in here would be SASRec's, whatever --model names
+    values = RunConfig.from_file(config).model_dump(mode="json", exclude_unset=True) if config else {}
+    options: dict[str, object] = {
         "data.path": data,
         "data.format": format,
         "model.name": model,
         "train.device": device,
     }
     if priors is not None:
-        flags["heads.priors"] = [name.strip() for name in priors.split(",") if name.strip()]
-        if not flags["heads.priors"]:
+        options["heads.priors"] = [name.strip() for name in priors.split(",") if name.strip()]
+        if not options["heads.priors"]:
             raise ConfigError(f"--priors {priors!r}: name one or two priors, e.g. --priors taxonomy,horizon.")
-    overrides = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
-    for change in set_:  # a setting given twice would silently keep the --set one
-        key = change.partition("=")[0].strip()
-        if flags.get(key) is not None:
-            raise ConfigError(f"--set {change!r}: {key} is already given by its own option; give it once.")
-    values = apply_overrides(values, overrides + list(set_))
+    values = apply_overrides(values, with_options(options, set_))
     if columns:
         values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
     recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out, overwrite=overwrite)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
 
-from intentrec.config import apply_overrides, describe
+from intentrec.config import apply_overrides, describe, with_options
 from intentrec.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,11 +38,8 @@ def serve(
     # imported here: the web stack and faiss would slow every other command's start by a second
     from intentrec.serving.server import serve as run_server
 
-    flags = {"index.kind": index, "workers": workers}
-    overrides = list(set_) + [
-        f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None
-    ]
-    if not run_server(run, host, port, token, parse_serve_config(overrides), access_log):
+    settings = parse_serve_config(with_options({"index.kind": index, "workers": workers}, set_))
+    if not run_server(run, host, port, token, settings, access_log):
         raise typer.Exit(1)  # a worker died unasked: said in the log when it happened
 
 

@@ -237,6 +237,13 @@ def fetch(name: str | DatasetSource, cache_dir: Path | None = None, base_url: st
     if cached_problems == []:
         return target
 
+    try:  # before any download, with the setting that moves the cache
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as problem:
+        raise DataError(
+            f"download cache {target.parent}: cannot make the folder ({problem.strerror or problem}); give "
+            "one that can be written with INTENTREC_CACHE (or cache_dir)."
+        ) from None
     mirror = base_url if base_url is not None else os.environ.get("INTENTREC_MIRROR") or None
     with atomic_directory(target) as tmp:
         try:

@@ -132,7 +132,9 @@ def test_unparsable_timestamps_name_the_first_bad_line_and_value() -> None:
         seconds(frame(["nan"]))
     with pytest.raises(DataError, match=r"log\.csv: timestamp_format '%Y %S' cannot be used for column 'x'"):
         seconds(frame(["2017 05"]), "%Y %S")
-    with pytest.raises(DataError, match=r"log\.csv:3: column 'x': '2017/05' is not a timestamp"):
+    with pytest.raises(
+        DataError, match=r"log\.csv:3: column 'x': '2017/05' is not a timestamp in '%Y %m' \("
+    ):
         seconds(frame(["2017 05", "2017/05"]), "%Y %m")
 
 

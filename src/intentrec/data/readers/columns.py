@@ -172,7 +172,8 @@ def unix_seconds(
     else:
         epoch = _parse_datetimes(text, column, path, timestamp_format, (line, first_value))
         seconds, microseconds = _split_microseconds(epoch)
-    return seconds, microseconds, [Check(text.is_not_null() & seconds.is_null(), column, _TIMESTAMP_EXPECTED)]
+    expected = _TIMESTAMP_EXPECTED if timestamp_format is None else f"a timestamp in {timestamp_format!r}"
+    return seconds, microseconds, [Check(text.is_not_null() & seconds.is_null(), column, expected)]
 
 
 _WHOLE_SECONDS = pl.lit(0, dtype=pl.Int32)
