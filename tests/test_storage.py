@@ -112,6 +112,14 @@ def test_check_file_target_names_a_folder_or_a_file_in_the_way(tmp_path: Path) -
     assert names(tmp_path) == ["file"]
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_check_file_target_names_a_folder_without_write_permission(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(ConfigError, match=f"--out {locked / 'r.parquet'}: the folder {locked} cannot be"):
+        check_file_target(locked / "r.parquet")
+
+
 def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path) -> None:
     """Not an OSError naming a temporary file: the path the user gave, and why."""
     (tmp_path / "file").write_text("mine")

@@ -69,6 +69,8 @@ def check_file_target(path: str | Path, option: str = "--out") -> Path:
     parent = next((folder for folder in path.parents if folder.exists()), Path("."))
     if not parent.is_dir():
         raise ConfigError(f"{option} {path}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: the folder {parent} cannot be written (no permission).")
     return path
 
 
