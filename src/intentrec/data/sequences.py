@@ -158,18 +158,32 @@ def pad_left(sequences: Sequences, rows: np.ndarray, max_len: int, drop_last: in
     same call shifted by one (``pad_left(..., drop_last=0)`` minus the first event), see ``training_batch``.
     """
     ends = sequences.offsets[rows + 1] - drop_last
+    source, valid = _window(sequences, rows, ends, max_len, min_width=1)
+    asked = sequences.request_times
+    return _gathered(sequences, source, valid, asked[rows] if asked is not None and not drop_last else None)
+
+
+def _window(
+    sequences: Sequences, rows: np.ndarray, ends: np.ndarray, max_len: int, min_width: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``source (B, L)``, ``valid (B, L)``: the flat index of the event in cell ``(b, j)`` of the left-padded
+    window of the last ``max_len`` events of row ``rows[b]`` before ``ends[b]``, and whether the cell holds
+    one (0 where not). ``L`` is the longest window, at least ``min_width``."""
     lengths = np.clip(ends - sequences.offsets[rows], 0, max_len)
-    width = max(int(lengths.max(initial=0)), 1)
+    width = max(int(lengths.max(initial=0)), min_width)
     columns = np.arange(width)
-    # cell (b, j) holds event ends[b] - width + j when that lies inside the kept window
     source = ends[:, None] - width + columns[None, :]
     valid = columns[None, :] >= (width - lengths)[:, None]
-    source = np.where(valid, source, 0)
-    asked = sequences.request_times
+    return np.where(valid, source, 0), valid
+
+
+def _gathered(
+    sequences: Sequences, source: np.ndarray, valid: np.ndarray, request_times: np.ndarray | None
+) -> PaddedBatch:
     return PaddedBatch(
         items=np.where(valid, sequences.items[source].astype(np.int64) + 1, PAD),
         timestamps=np.where(valid, sequences.timestamps[source], 0),
-        request_times=asked[rows] if asked is not None and not drop_last else None,
+        request_times=request_times,
     )
 
 
@@ -197,17 +211,9 @@ def training_batch(sequences: Sequences, rows: np.ndarray, max_len: int, horizon
     ahead = sequences.ahead[rows] if sequences.ahead is not None else 0
     row_ends = sequences.offsets[rows + 1]
     ends = row_ends - ahead - 1  # the last event of a row is only ever a target
-    lengths = np.clip(ends - sequences.offsets[rows], 0, max_len)
-    width = int(lengths.max(initial=0))
-    columns = np.arange(width)
-    source = ends[:, None] - width + columns[None, :]
-    valid = columns[None, :] >= (width - lengths)[:, None]
-    source = np.where(valid, source, 0)
-    inputs = PaddedBatch(
-        items=np.where(valid, sequences.items[source].astype(np.int64) + 1, PAD),
-        timestamps=np.where(valid, sequences.timestamps[source], 0),
-        request_times=sequences.timestamps[ends],  # the last input's target: the time it is asked for
-    )
+    source, valid = _window(sequences, rows, ends, max_len)
+    # each row's request time: its last input's target's, the time that target is asked for
+    inputs = _gathered(sequences, source, valid, request_times=sequences.timestamps[ends])
     future = source[:, :, None] + np.arange(1, horizon + 1)  # (B, L, K)
     has_target = valid[:, :, None] & (future < row_ends[:, None, None])
     future = np.where(has_target, future, -1)
