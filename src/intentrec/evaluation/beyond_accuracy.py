@@ -93,6 +93,10 @@ class ItemFeatures:
         counts = np.bincount(train.items, minlength=dataset.n_items)
         return cls(categories, names, torch.from_numpy(counts.astype(np.int64)))
 
+    def of_targets(self, targets: Tensor) -> Tensor:
+        """``(B, T, C)`` bool: the categories of ``targets (B, T)`` (none for the padding, -1)."""
+        return self.categories[targets.clamp(min=0)] & (targets >= 0)[..., None]
+
 
 class BeyondAccuracy:
     """Accumulates beyond-accuracy metrics over chunks of users; :meth:`means` gives the results.
@@ -210,10 +214,8 @@ class BeyondAccuracy:
 
     def _explorers(self, targets: Tensor, history: Sequences) -> Tensor:
         """``(B,)`` bool: some target has a category none of the user's history items has."""
-        categories = self.features.categories
-        known = history.rows_with(categories)  # (B, C)
-        target_categories = categories[targets.clamp(min=0)] & (targets >= 0)[..., None]  # (B, T, C)
-        return (target_categories & ~known[:, None, :]).any(dim=(1, 2))
+        known = history.rows_with(self.features.categories)  # (B, C)
+        return (self.features.of_targets(targets) & ~known[:, None, :]).any(dim=(1, 2))
 
 
 class CategoryBreakdown:
@@ -227,8 +229,9 @@ class CategoryBreakdown:
 
     def add(self, targets: Tensor, accuracy: dict[str, Tensor]) -> None:
         """``targets (B, T)`` (-1 padding) and the chunk's per-user metrics from ``ranking_metrics``."""
-        categories = self.features.categories[targets.clamp(min=0)] & (targets >= 0)[..., None]
-        has = categories.any(dim=1).double()  # (B, C): the user has a target of category c
+        has = (
+            self.features.of_targets(targets).any(dim=1).double()
+        )  # (B, C): the user has a target of category c
         self.users += has.sum(dim=0).long()
         for name, total in self.sums.items():
             total += accuracy[f"{name}@{self.k}"].double() @ has
