@@ -64,7 +64,7 @@ class Catalogue:
         self.n_users = len(self.user_ids)
         self._user_index = dict(zip(self.user_ids, users["user_idx"].to_list(), strict=True))
         self._integer_users = users["user"].dtype.is_integer()
-        members = items.select("item_idx", "categories").explode("categories").drop_nulls()
+        members = dataset.item_categories()
         self._category_items: dict[str, np.ndarray] = {
             name: np.asarray(indices, dtype=np.int64)
             for name, indices in members.group_by("categories").agg("item_idx").iter_rows()

@@ -154,6 +154,8 @@ def test_items_get_metadata_and_unknown_items_get_no_categories(make_dataset) ->
         (1, 11, "Beta", ["y"]),
         (2, 12, None, []),
     ]
+    # one row per (item, category); item 12 has none
+    assert ds.item_categories().rows() == [(0, "x"), (0, "y"), (1, "y")]
 
 
 def test_card_describes_the_dataset(make_dataset) -> None:

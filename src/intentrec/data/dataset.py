@@ -87,6 +87,11 @@ class Dataset:
     def n_items(self) -> int:
         return self.items.height
 
+    def item_categories(self) -> pl.DataFrame:
+        """``item_idx``, ``categories``: one row per category of each item (none for an item without)."""
+        # an item without categories explodes to a null row in polars 1.x (to none in 2.x): dropped
+        return self.items.select("item_idx", "categories").explode("categories").drop_nulls("categories")
+
     @staticmethod
     def require(value: object) -> Dataset:
         """``value`` when it is a Dataset; a TypeError saying how to make one otherwise."""

@@ -80,9 +80,7 @@ class ItemFeatures:
     @classmethod
     def from_dataset(cls, dataset: Dataset, train: Sequences) -> ItemFeatures:
         """Categories from ``dataset.items`` and popularity from the training sequences of a split."""
-        members = (
-            dataset.items.select("item_idx", "categories").explode("categories").drop_nulls("categories")
-        )
+        members = dataset.item_categories()
         names = members["categories"].unique().sort().to_list()
         column = members.select(pl.col("categories").replace_strict(names, range(len(names)), default=0))
         categories = torch.zeros(dataset.n_items, len(names), dtype=torch.bool)

@@ -88,10 +88,7 @@ class Prior:
         ``coarser`` maps categories to a coarser level first (``{"Sci-Fi": "Genre fiction", ...}``); a
         category it does not name stays as it is.
         """
-        # an item without categories explodes to a null row in polars 1.x (to none in 2.x): never a category
-        item_categories = (
-            dataset.items.select("item_idx", "categories").explode("categories").drop_nulls("categories")
-        )
+        item_categories = dataset.item_categories()
         if coarser:
             item_categories = item_categories.with_columns(pl.col("categories").replace(coarser)).unique(
                 maintain_order=True
