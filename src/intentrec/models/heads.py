@@ -156,8 +156,8 @@ class HeadsConfig(Settings):
     backbone_from: Path | None = Field(
         None,
         description="A trained run (folder) whose backbone and item table the heads are fitted on, frozen: "
-        "only the heads learn (so next_item_loss is off). Its dataset and its model, split and "
-        "loss.normalize settings must be this run's.",
+        "only the heads learn (so next_item_loss is off). Its dataset and its model, split, "
+        "loss.normalize and loss.temperature settings must be this run's.",
     )
 
     @model_validator(mode="before")
