@@ -227,9 +227,7 @@ class CategoryBreakdown:
 
     def add(self, targets: Tensor, accuracy: dict[str, Tensor]) -> None:
         """``targets (B, T)`` (-1 padding) and the chunk's per-user metrics from ``ranking_metrics``."""
-        has = (
-            self.features.of_targets(targets).any(dim=1).double()
-        )  # (B, C): the user has a target of category c
+        has = self.features.of_targets(targets).any(dim=1).double()  # (B, C): a target of category c
         self.users += has.sum(dim=0).long()
         for name, total in self.sums.items():
             total += accuracy[f"{name}@{self.k}"].double() @ has
