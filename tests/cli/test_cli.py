@@ -182,6 +182,14 @@ def test_a_device_this_machine_lacks_is_a_one_line_error(intentrec, csv, run, tm
     assert "device 'gpu0': not a torch device" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_recommend_checks_its_output_before_loading_the_run(intentrec, tmp_path) -> None:
+    """A wrong file name costs nothing: it is refused before the model loads (here: before the run that is
+    not there is even looked at)."""
+    out = tmp_path / "recs.txt"
+    done = intentrec("recommend", tmp_path / "no-run", "--out", out, expect=2)
+    assert done.stderr.strip() == f"error: --out {out}: expected a .parquet or .csv file name."
+
+
 def test_data_info(intentrec, csv) -> None:
     summary = json.loads(intentrec("data", "info", csv, "--json").stdout)
     assert summary["users"] == 40 and summary["items"] == 20

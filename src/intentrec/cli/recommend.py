@@ -13,7 +13,7 @@ from intentrec.errors import ConfigError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
-from intentrec.serving.batch import read_user_ids, write_recommendations
+from intentrec.serving.batch import read_user_ids, recommendations_file, write_recommendations
 
 
 def recommend(
@@ -55,6 +55,7 @@ def recommend(
         except ValidationError as error:  # a negative weight
             raise ConfigError(describe(error, "steering", Steering)) from None
     RunFiles(run).check_not_ours(out)
+    recommendations_file(out)  # before the model loads
     recommender = Recommender.load(run)
     wanted = None if users == "all" else read_user_ids(users, recommender.catalogue)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users

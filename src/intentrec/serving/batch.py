@@ -27,6 +27,15 @@ from intentrec.storage import atomic_path, check_file_target, read_text
 log = logging.getLogger(__name__)
 
 
+def recommendations_file(out: str | Path) -> Path:
+    """``out`` as a Path if recommendations can be written there (a .parquet or .csv file name where a
+    file can be made); a ConfigError naming ``--out`` otherwise."""
+    out = check_file_target(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"--out {out}: expected a .parquet or .csv file name.")
+    return out
+
+
 def write_recommendations(
     recommender: Recommender,
     out: str | Path,
@@ -48,9 +57,7 @@ def write_recommendations(
     ``on_block(n)`` is called after each block of ``n`` users (a progress bar). Returns the number of
     rows written.
     """
-    out = check_file_target(out)
-    if out.suffix.lower() not in (".parquet", ".csv"):
-        raise ConfigError(f"--out {out}: expected a .parquet or .csv file name.")
+    out = recommendations_file(out)
     users = recommender.catalogue.user_ids if users is None else as_list(users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
     at = at if at is not None else recommender.catalogue.now()
