@@ -188,6 +188,9 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ConfigError, match=r"broken\.json: not valid json"):
         RunConfig.from_file(tmp_path / "broken.json")
+    (tmp_path / "list.json").write_text('[{"train": {"lr": 0.001}}]')
+    with pytest.raises(ConfigError, match=r"list\.json: expected an object of sections .*, got list"):
+        RunConfig.from_file(tmp_path / "list.json")
 
 
 def test_a_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:

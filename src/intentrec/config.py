@@ -103,6 +103,11 @@ class RunConfig(Settings):
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.')}: {error}") from None
+        if not isinstance(values, dict):  # JSON can hold a list or a number, which name no setting
+            raise ConfigError(
+                f'{path}: expected an object of sections such as {{"train": {{"lr": 0.001}}}}, '
+                f"got {type(values).__name__} {str(values)[:40]!r}"
+            )
         return cls.from_dict(values, str(path))
 
 
