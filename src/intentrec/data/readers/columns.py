@@ -29,8 +29,9 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 _TIMESTAMP_EXPECTED = (
     "a timestamp: unix seconds, or an ISO 8601 datetime such as '2017-11-25 10:00:00' in the layout of "
-    "the column's first value, all with or all without a UTC offset (give timestamp_format for other layouts)"
+    "the column's first value, all with or all without a UTC offset"
 )
+_FORMAT_HINT = " (give timestamp_format for other layouts)"
 
 
 def require_columns(available: Sequence[str], wanted: Sequence[str], path: Path) -> None:
@@ -139,7 +140,11 @@ def raw_ids(frame: pl.LazyFrame, column: str, as_integers: bool) -> pl.Expr:
 
 
 def unix_seconds(
-    frame: pl.LazyFrame, column: str, path: Path, timestamp_format: str | None = None
+    frame: pl.LazyFrame,
+    column: str,
+    path: Path,
+    timestamp_format: str | None = None,
+    format_settable: bool = True,
 ) -> tuple[pl.Expr, pl.Expr, list[Check]]:
     """Timestamps as Int64 unix seconds, from integers, floats (floored), datetimes or datetime text.
 
@@ -147,7 +152,8 @@ def unix_seconds(
     (strftime codes) when given, or in an ISO 8601 layout that polars recognises. Naive datetimes are taken
     as UTC. Returns the seconds, the microseconds past each second (0 where the source counts whole
     seconds; they order events within a second and tell repeats apart) and the check that every value
-    parsed (run it with :func:`run_checks`).
+    parsed (run it with :func:`run_checks`). ``format_settable=False``: the source's format has no
+    ``timestamp_format`` to give, so the error messages do not suggest one.
     """
     dtype = frame.collect_schema()[column]
     source = pl.col(column)
@@ -165,14 +171,15 @@ def unix_seconds(
     if first.height == 0:  # all null: the Dataset reports the missing values with their lines
         return text.cast(pl.Int64), _WHOLE_SECONDS, []
     line, first_value = first.row(0)
+    layouts = _TIMESTAMP_EXPECTED + (_FORMAT_HINT if format_settable else "")
     if timestamp_format is None and is_number(first_value):
         as_float = text.cast(pl.Float64, strict=False)
         seconds = pl.coalesce(text.cast(pl.Int64, strict=False), _floored(as_float))
         microseconds = _fraction_in_microseconds(as_float)  # 0 for integer text, exact or too large
     else:
-        epoch = _parse_datetimes(text, column, path, timestamp_format, (line, first_value))
+        epoch = _parse_datetimes(text, column, path, timestamp_format, (line, first_value), layouts)
         seconds, microseconds = _split_microseconds(epoch)
-    expected = _TIMESTAMP_EXPECTED if timestamp_format is None else f"a timestamp in {timestamp_format!r}"
+    expected = layouts if timestamp_format is None else f"a timestamp in {timestamp_format!r}"
     return seconds, microseconds, [Check(text.is_not_null() & seconds.is_null(), column, expected)]
 
 
@@ -203,18 +210,21 @@ def is_number(text: str) -> bool:
 
 
 def _parse_datetimes(
-    text: pl.Expr, column: str, path: Path, timestamp_format: str | None, first: tuple[int, str]
+    text: pl.Expr,
+    column: str,
+    path: Path,
+    timestamp_format: str | None,
+    first: tuple[int, str],
+    layouts: str,
 ) -> pl.Expr:
-    """Microseconds since the epoch, UTC."""
+    """Microseconds since the epoch, UTC; ``layouts`` says what is read without a format."""
     line, first_value = first
     if timestamp_format is not None and "%H" in timestamp_format and "%M" not in timestamp_format:
         # polars (chrono) refuses an hour without minutes, e.g. Tianchi's "2014-12-06 02" with "%Y-%m-%d %H":
         # append zero minutes to both the values and the format.
         text, timestamp_format = text + ":00", timestamp_format + ":%M"
         first_value += ":00"
-    not_understood = DataError(
-        f"{path}:{line}: column {column!r}: {first[1]!r} is not {_TIMESTAMP_EXPECTED}."
-    )
+    not_understood = DataError(f"{path}:{line}: column {column!r}: {first[1]!r} is not {layouts}.")
     # Without a format only ISO 8601 is accepted: polars would also guess "01/02/2017" as day-first, and a
     # silent day/month swap is worse than asking for the format.
     if timestamp_format is None and not _ISO_DATE.match(first_value):

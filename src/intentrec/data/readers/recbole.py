@@ -82,7 +82,9 @@ def read_recbole(path: Path) -> RawLog:
     else:
         value, event = pl.lit(None, dtype=pl.Float64), pl.lit(DEFAULT_EVENT)
     if TIME_FIELD in fields:
-        timestamp, microsecond, timestamp_checks = unix_seconds(table, TIME_FIELD, inter_path)
+        timestamp, microsecond, timestamp_checks = unix_seconds(
+            table, TIME_FIELD, inter_path, format_settable=False
+        )
         checks += timestamp_checks
         timestamp_kind = "unix_seconds"
     else:
