@@ -189,8 +189,11 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"broken\.json: not valid json"):
         RunConfig.from_file(tmp_path / "broken.json")
     (tmp_path / "list.json").write_text('[{"train": {"lr": 0.001}}]')
-    with pytest.raises(ConfigError, match=r"list\.json: expected an object of sections .*, got list"):
+    with pytest.raises(ConfigError, match=r"list\.json: expected an object of sections .*, got \["):
         RunConfig.from_file(tmp_path / "list.json")
+    (tmp_path / "null.json").write_text("null")
+    with pytest.raises(ConfigError, match=r"null\.json: expected an object of sections .*, got null$"):
+        RunConfig.from_file(tmp_path / "null.json")
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: a config file is \.json or \.toml"):
         RunConfig.from_file(tmp_path / "c.yaml")

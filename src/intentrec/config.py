@@ -92,36 +92,49 @@ class RunConfig(Settings):
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
-        """Read a ``.json`` or ``.toml`` config file."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: {'that is a folder' if path.is_dir() else 'config file not found'}.")
-        if path.suffix not in (".json", ".toml"):
-            raise ConfigError(f"{path}: a config file is .json or .toml (see config.json of a run).")
-        text = read_text(path, "utf-8-sig", error=ConfigError)  # a byte-order mark (Notepad) is no mistake
-        try:
-            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.')}: {error}") from None
-        if not isinstance(values, dict):  # JSON can hold a list or a number, which name no setting
-            raise ConfigError(
-                f'{path}: expected an object of sections such as {{"train": {{"lr": 0.001}}}}, '
-                f"got {type(values).__name__} {str(values)[:40]!r}"
-            )
-        return cls.from_dict(values, str(path))
+        """Read and validate a ``.json`` or ``.toml`` config file."""
+        return cls.from_dict(read_config_file(path), str(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings a ``.json`` or ``.toml`` config file writes, not yet validated: a command adds its
+    options to them first, since a file may hold what is valid only with them (``[model] attention_dim``
+    with ``--model hstu``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {'that is a folder' if path.is_dir() else 'config file not found'}.")
+    if path.suffix not in (".json", ".toml"):
+        raise ConfigError(f"{path}: a config file is .json or .toml (see config.json of a run).")
+    text = read_text(path, "utf-8-sig", error=ConfigError)  # a byte-order mark (Notepad) is no mistake
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.')}: {error}") from None
+    if not isinstance(values, dict):  # JSON can hold a list or a number, which name no setting
+        raise ConfigError(
+            f'{path}: expected an object of sections such as {{"train": {{"lr": 0.001}}}}, '
+            f"got {json.dumps(values)[:40]}"
+        )
+    return values
 
 
 def with_options(options: dict[str, object], sets: list[str]) -> list[str]:
     """The settings a command's own ``options`` give (``section.key``: value, None when not given) as
-    ``key=json`` strings, then its ``--set`` strings. A ``--set`` of an option's setting, or of a section
-    holding it (``model={...}`` beside ``--model``), is a ConfigError: one of the two would be dropped."""
+    ``key=json`` strings, then its ``--set`` strings. A ``--set`` of an option's setting, of a section
+    holding it (``model={...}`` beside ``--model``) or of a part of it (``data.columns.user`` beside
+    ``--columns``) is a ConfigError: one of the two would be dropped."""
     given = {key: value for key, value in options.items() if value is not None}
     for change in sets:
         key = change.partition("=")[0].strip()
-        clash = next((option for option in given if option == key or option.startswith(f"{key}.")), None)
+        clash = next((option for option in given if _nested(option, key) or _nested(key, option)), None)
         if clash is not None:
             raise ConfigError(f"--set {change!r}: {clash} is already given by its own option; give it once.")
     return [f"{key}={json.dumps(value)}" for key, value in given.items()] + list(sets)
+
+
+def _nested(key: str, section: str) -> bool:
+    """Whether the setting ``key`` is ``section`` or lies inside it."""
+    return key == section or key.startswith(f"{section}.")
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

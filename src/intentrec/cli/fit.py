@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from intentrec.cli.options import parse_columns, report_run
-from intentrec.config import RunConfig, apply_overrides, with_options
+from intentrec.config import RunConfig, apply_overrides, read_config_file, with_options
 from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
 
@@ -34,11 +34,12 @@ def fit(
     """Train, early-stop on validation NDCG@10, then measure the test set; artefacts go to --out."""
     if not out.strip():
         raise ConfigError("--out is empty: give the folder to write the run to, e.g. --out runs/first.")
-    # only what the file says: defaults filled in here would be SASRec's, whatever --model names
-    values = RunConfig.from_file(config).model_dump(mode="json", exclude_unset=True) if config else {}
+    # validated once the options are in: the file may hold what is valid only with them
+    values = read_config_file(config) if config else {}
     options: dict[str, object] = {
         "data.path": data,
         "data.format": format,
+        "data.columns": parse_columns(columns).model_dump(exclude_none=True) if columns else None,
         "model.name": model,
         "train.device": device,
     }
@@ -47,7 +48,6 @@ def fit(
         if not options["heads.priors"]:
             raise ConfigError(f"--priors {priors!r}: name one or two priors, e.g. --priors taxonomy,horizon.")
     values = apply_overrides(values, with_options(options, set_))
-    if columns:
-        values.setdefault("data", {})["columns"] = parse_columns(columns).model_dump(exclude_none=True)
-    recommender = Recommender(RunConfig.from_dict(values, "command line")).fit(out=out, overwrite=overwrite)
+    source = f"{config} with the command line's options" if config else "command line"
+    recommender = Recommender(RunConfig.from_dict(values, source)).fit(out=out, overwrite=overwrite)
     report_run(out, recommender)
