@@ -120,11 +120,19 @@ def test_check_file_target_names_a_folder_without_write_permission(tmp_path: Pat
         check_file_target(locked / "r.parquet")
 
 
+def test_check_file_target_asks_for_write_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the test above, where root would pass it: the permission is what the check asks the system."""
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK)
+    with pytest.raises(ConfigError, match=f"--out {tmp_path / 'r.parquet'}: the folder {tmp_path} cannot be"):
+        check_file_target(tmp_path / "r.parquet")
+
+
 def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path) -> None:
     """Not an OSError naming a temporary file: the path the user gave, and why."""
     (tmp_path / "file").write_text("mine")
     with pytest.raises(
-        ConfigError, match=rf"{tmp_path / 'file/out.json'}: cannot write there \(File exists\)"
+        ConfigError,
+        match=rf"{tmp_path / 'file/out.json'}: cannot write there \({tmp_path / 'file'} is a file",
     ):
         write_json(tmp_path / "file" / "out.json", {})
     folder = atomic_directory(tmp_path / "file" / "run")

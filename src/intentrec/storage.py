@@ -39,12 +39,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def _writable(path: Path) -> Iterator[None]:
-    """A folder or temporary sibling for ``path`` that cannot be made (no permission, a file in the way, a
-    full disk) is a ConfigError naming ``path``; the OSError would name only the temporary file."""
+    """A folder or temporary sibling for ``path`` that cannot be made (no permission, a file in the way)
+    is a ConfigError naming ``path``; the OSError would name only the temporary file."""
     try:
         yield
     except OSError as problem:
-        raise ConfigError(f"{path}: cannot write there ({problem.strerror or problem}).") from None
+        parent = _nearest_existing(path)
+        why = f"{parent} is a file, not a folder" if not parent.is_dir() else problem.strerror or problem
+        raise ConfigError(f"{path}: cannot write there ({why}).") from None
+
+
+def _nearest_existing(path: Path) -> Path:
+    """The closest of ``path``'s parents that exists (the working folder at worst)."""
+    return next((folder for folder in path.parents if folder.exists()), Path("."))
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why no file can be written in ``folder``, made with its parents if missing; None when one can."""
+    parent = _nearest_existing(folder / "file")
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as problem:
+        return str(problem.strerror or problem)
+    return None if os.access(folder, os.W_OK | os.X_OK) else "no permission to write there"
 
 
 def read_text(path: Path, encoding: str = "utf-8", error: type[IntentRecError] = IntentRecError) -> str:
@@ -66,7 +85,7 @@ def check_file_target(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{option} {path}: that is a folder; give the name of the file to write.")
-    parent = next((folder for folder in path.parents if folder.exists()), Path("."))
+    parent = _nearest_existing(path)
     if not parent.is_dir():
         raise ConfigError(f"{option} {path}: {parent} is a file, not a folder.")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -12,6 +12,7 @@ import functools
 import gzip
 import hashlib
 import io
+import os
 import re
 import socket
 import threading
@@ -192,12 +193,19 @@ def test_checksum_mismatch_names_url_and_md5s_and_leaves_the_cache_empty(
     assert list(cache.iterdir()) == []
 
 
-def test_a_cache_that_cannot_be_made_names_the_setting_that_moves_it(dead_url: str, tmp_path: Path) -> None:
+def test_a_cache_that_cannot_be_written_names_the_setting_that_moves_it(
+    dead_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "file").write_text("mine")
     with pytest.raises(
-        DataError, match=rf"download cache {tmp_path / 'file'}: cannot make .*INTENTREC_CACHE"
+        DataError,
+        match=rf"download cache {tmp_path / 'file'}: cannot be written \(.*file is a file.*INTENTREC_CACHE",
     ):
         fetch("lastfm", cache_dir=tmp_path / "file", base_url=dead_url)
+    # a folder without write permission (faked: this may run as root, who may write anywhere)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(DataError, match=rf"{tmp_path / 'locked'}: cannot be written \(no permission"):
+        fetch("lastfm", cache_dir=tmp_path / "locked", base_url=dead_url)
 
 
 def test_server_down_explains_where_to_put_the_files(dead_url: str, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
 from intentrec.errors import DataError, did_you_mean
-from intentrec.storage import atomic_directory
+from intentrec.storage import atomic_directory, unwritable
 
 # Long enough for a slow mirror to answer, short enough that an offline machine fails within a minute.
 _TIMEOUT_S = 30
@@ -237,13 +237,12 @@ def fetch(name: str | DatasetSource, cache_dir: Path | None = None, base_url: st
     if cached_problems == []:
         return target
 
-    try:  # before any download, with the setting that moves the cache
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as problem:
+    problem = unwritable(target.parent)
+    if problem is not None:  # before any download, with the setting that moves the cache
         raise DataError(
-            f"download cache {target.parent}: cannot make the folder ({problem.strerror or problem}); give "
-            "one that can be written with INTENTREC_CACHE (or cache_dir)."
-        ) from None
+            f"download cache {target.parent}: cannot be written ({problem}); give a folder that can be "
+            "with INTENTREC_CACHE (or cache_dir)."
+        )
     mirror = base_url if base_url is not None else os.environ.get("INTENTREC_MIRROR") or None
     with atomic_directory(target) as tmp:
         try:
