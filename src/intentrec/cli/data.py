@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from intentrec.cli.options import parse_columns
-from intentrec.config import describe
 from intentrec.data.load import DataConfig, load_dataset
 from intentrec.errors import ConfigError
 
@@ -28,10 +26,9 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Read a log and print its size, sequence lengths, event types, time span and item metadata."""
-    try:
-        config = DataConfig(path=path, format=format, columns=parse_columns(columns))
-    except ValidationError as error:  # an empty path: an unset $DATA in a script
-        raise ConfigError(describe(error, "data info", DataConfig)) from None
+    if not path.strip():  # an unset $DATA in a script
+        raise ConfigError("data info: PATH is empty; give a log file, a folder or a dataset name.")
+    config = DataConfig(path=path, format=format, columns=parse_columns(columns))
     dataset = load_dataset(config)
     summary = dataset.summary()
     if as_json:

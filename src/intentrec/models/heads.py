@@ -390,7 +390,7 @@ class PriorHeads(nn.Module):
             torch.log_softmax(own_scores, dim=1).T.contiguous() if own_scores is not None else None
         )
         best = hidden.new_full((len(items), len(hidden)), float("-inf"))
-        total = best.clone() if merge != "max" else best  # the sum is never read under "max"
+        total = best.clone() if merge != "max" else None  # "max" needs no sum
         best_head = torch.zeros(best.shape, dtype=torch.int64, device=hidden.device)
         # head by head, so memory stays (n_items, B) however many heads there are, and each head scores
         # only the items it may give: with disjoint categories all heads together cost one head's work
@@ -410,13 +410,13 @@ class PriorHeads(nn.Module):
                 head_log_prob = torch.logsumexp(own_log_probs[rows], dim=0, keepdim=True)
                 logits = head_log_prob + torch.log_softmax(logits, dim=0)
             logits = logits + log_weights[..., head]
-            if merge != "max":
+            if total is not None:
                 total[rows] = torch.logaddexp(total[rows], logits)
             best_so_far = best[rows]
             better = logits > best_so_far
             best[rows] = torch.where(better, logits, best_so_far)
             best_head[rows] = torch.where(better, head, best_head[rows])
-        merged = best if merge == "max" else total
+        merged = best if total is None else total
         if backbone_weight > 0:
             assert own_log_probs is not None
             own = own_log_probs + math.log(backbone_weight)

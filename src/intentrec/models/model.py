@@ -4,7 +4,8 @@
     score(user at position t, item i) = <hidden[t], e_i>          (cosine when ``normalize``)
 
 With prior heads (:mod:`intentrec.models.heads`) the hidden state is read by one adapter per prior value,
-and the heads' scores of an item are merged into one (its best head's, or their sum: ``PriorHeads.score``).
+and the heads' scores of an item are merged into one as ``heads.merge`` says (its best head's, their sum or a
+mixture), with the backbone's own distribution weighed in by ``heads.backbone_weight`` (``PriorHeads.score``).
 
 The item embedding table is shared by the input and the output (weight tying, as in SASRec), row 0 is the
 padding item, and dataset item ``i`` is row ``i + 1``.
