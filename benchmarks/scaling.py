@@ -1,22 +1,25 @@
-"""Accuracy against context length and against width, for several backbones (one seed each).
+"""Accuracy against context length and against width, for several backbones and seeds.
 
     python benchmarks/scaling.py --data ../shared/data/ml-100k/raw --out runs/scaling-ml100k \\
-        --models sasrec hstu --contexts 50 100 200 --widths 64 128 192 256 --set train.threads=1
+        --models sasrec hstu --contexts 50 100 200 --widths 64 128 192 256 --seeds 0 1 2 --set train.threads=1
 
 Two sweeps of the default config: ``model.max_len`` over ``--contexts`` at each backbone's default width,
-and ``model.dim`` over ``--widths`` at a context of ``--width-context`` events. Each point is one run,
-``OUT/<backbone>-ctx<L>-d<D>-s<seed>`` (finished runs are reused, and a point both sweeps share is trained
-once). Prints a table of test NDCG@10 / Recall@10 and the parameter count, and writes
-``OUT/scaling.png`` (NDCG@10 against context, and against width).
+and ``model.dim`` over ``--widths`` at a context of ``--width-context`` events. Each point is one run per
+seed, ``OUT/<backbone>-ctx<L>-d<D>-s<seed>`` (finished runs are reused, and a point both sweeps share is
+trained once, so processes that each train some models or seeds fill one folder that a last call with all
+of them tabulates). Prints a table of test NDCG@10 / Recall@10 (mean ± std over the seeds) and the
+parameter count, and writes ``OUT/scaling.png`` (NDCG@10 against context, and against width; bars: one
+std).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
-from grid import fit_once
+from grid import fit_once, mean_std
 
 from intentrec.config import BACKBONES
 
@@ -31,29 +34,34 @@ def main() -> None:
     parser.add_argument("--contexts", nargs="+", type=int, default=[50, 100, 200])
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 128, 192, 256])
     parser.add_argument("--width-context", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--set", action="append", default=[], help="config override section.key=value")
     args = parser.parse_args()
     out = Path(args.out)
 
     def point(model: str, context: int, width: int) -> dict:
-        run = out / f"{model}-ctx{context}-d{width}-s{args.seed}"
-        overrides = [
-            f"data.path={json.dumps(args.data)}",
-            f"model.name={json.dumps(model)}",
-            f"model.max_len={context}",
-            f"model.dim={width}",
-            f"train.seed={args.seed}",
-            *args.set,
-        ]
-        metrics = fit_once(run, overrides)
-        test, parameters = metrics["test"], metrics["parameters"]
-        print(
-            f"{run}: ndcg@10 {test['ndcg@10']:.4f}  recall@10 {test['recall@10']:.4f}  "
-            f"backbone parameters {parameters['backbone']:,}",
-            flush=True,
-        )
-        return {**test, "parameters": parameters["backbone"] + parameters["items"]}
+        """The point's test metrics, one list of values per metric over the seeds, and its parameters."""
+        tests = []
+        for seed in args.seeds:
+            run = out / f"{model}-ctx{context}-d{width}-s{seed}"
+            overrides = [
+                f"data.path={json.dumps(args.data)}",
+                f"model.name={json.dumps(model)}",
+                f"model.max_len={context}",
+                f"model.dim={width}",
+                f"train.seed={seed}",
+                *args.set,
+            ]
+            metrics = fit_once(run, overrides)
+            test, parameters = metrics["test"], metrics["parameters"]
+            print(
+                f"{run}: ndcg@10 {test['ndcg@10']:.4f}  recall@10 {test['recall@10']:.4f}  "
+                f"backbone parameters {parameters['backbone']:,}",
+                flush=True,
+            )
+            tests.append(test)
+        values = {metric: [test[metric] for test in tests] for metric in ("ndcg@10", "recall@10")}
+        return {**values, "parameters": parameters["backbone"] + parameters["items"]}
 
     by_context: dict[str, list[tuple[int, dict]]] = {}
     by_width: dict[str, list[tuple[int, dict]]] = {}
@@ -71,8 +79,8 @@ def main() -> None:
         for model, points in sweep.items():
             for value, test in points:
                 print(
-                    f"| {model} | {value} | {test['parameters']:,} | {test['ndcg@10']:.4f} | "
-                    f"{test['recall@10']:.4f} |"
+                    f"| {model} | {value} | {test['parameters']:,} | {mean_std(test['ndcg@10'])} | "
+                    f"{mean_std(test['recall@10'])} |"
                 )
     plot(by_context, by_width, args.width_context, out / "scaling.png")
 
@@ -84,10 +92,13 @@ def plot(by_context: dict, by_width: dict, width_context: int, path: Path) -> No
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    for model, points in by_context.items():
-        left.plot([c for c, _ in points], [t["ndcg@10"] for _, t in points], marker="o", label=model)
-    for model, points in by_width.items():
-        right.plot([w for w, _ in points], [t["ndcg@10"] for _, t in points], marker="o", label=model)
+    for axes, sweep in ((left, by_context), (right, by_width)):
+        for model, points in sweep.items():
+            ndcgs = [test["ndcg@10"] for _, test in points]
+            means = [statistics.mean(values) for values in ndcgs]
+            stds = [statistics.stdev(values) if len(values) > 1 else 0.0 for values in ndcgs]
+            knobs = [value for value, _ in points]
+            axes.errorbar(knobs, means, yerr=stds, marker="o", capsize=3, label=model)
     left.set_xlabel("context length (events)")
     left.set_ylabel("test NDCG@10")
     left.set_title("context, default width")
