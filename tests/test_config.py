@@ -177,32 +177,35 @@ def test_json_and_toml_files_load(tmp_path: Path) -> None:
     assert from_toml.data.filters.events == ["buy"]
 
 
-def test_file_errors_name_the_file(tmp_path: Path) -> None:
+def test_a_missing_config_file_or_a_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.toml: config file not found"):
         RunConfig.from_file(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match=rf"{tmp_path}: that is a folder"):
         RunConfig.from_file(tmp_path)
-    (tmp_path / "broken.toml").write_text("[train\n")
-    with pytest.raises(ConfigError, match=r"broken\.toml: not valid toml"):
-        RunConfig.from_file(tmp_path / "broken.toml")
-    (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(ConfigError, match=r"broken\.json: not valid json"):
-        RunConfig.from_file(tmp_path / "broken.json")
-    (tmp_path / "list.json").write_text('[{"train": {"lr": 0.001}}]')
-    with pytest.raises(ConfigError, match=r"list\.json: expected an object of sections .*, got \["):
-        RunConfig.from_file(tmp_path / "list.json")
-    (tmp_path / "null.json").write_text("null")
-    with pytest.raises(ConfigError, match=r"null\.json: expected an object of sections .*, got null$"):
-        RunConfig.from_file(tmp_path / "null.json")
-    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml: a config file is \.json or \.toml"):
-        RunConfig.from_file(tmp_path / "c.yaml")
-    (tmp_path / "latin1.toml").write_bytes("[data]\npath = 'café'\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"latin1\.toml: not a UTF-8 text file \(invalid .* at byte 18\)"):
-        RunConfig.from_file(tmp_path / "latin1.toml")
-    (tmp_path / "typo.json").write_text('{"train": {"lrr": 1}}')
-    with pytest.raises(ConfigError, match=r"typo\.json: invalid configuration\n  train\.lrr"):
-        RunConfig.from_file(tmp_path / "typo.json")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("broken.toml", b"[train\n", r"broken\.toml: not valid toml"),
+        ("broken.json", b"{", r"broken\.json: not valid json"),
+        ("list.json", b'[{"train": {"lr": 0.1}}]', r"list\.json: expected an object of sections .*, got \["),
+        ("null.json", b"null", r"null\.json: expected an object of sections .*, got null$"),
+        ("c.yaml", b"train:\n  lr: 0.1\n", r"c\.yaml: a config file is \.json or \.toml"),
+        (
+            "latin1.toml",
+            "[data]\npath = 'café'\n".encode("latin-1"),
+            r"latin1\.toml: not a UTF-8 text file \(invalid .* at byte 18\)",
+        ),
+        ("typo.json", b'{"train": {"lrr": 1}}', r"typo\.json: invalid configuration\n  train\.lrr"),
+    ],
+)
+def test_a_bad_config_file_is_named_with_what_is_wrong(
+    tmp_path: Path, name: str, content: bytes, error: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError, match=error):
+        RunConfig.from_file(tmp_path / name)
 
 
 def test_a_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
