@@ -108,10 +108,11 @@ class BeyondAccuracy:
         self.ks = list(ks)
         n_items = features.categories.shape[0]
         total = int(features.train_counts.sum())
-        # normalised self-information of every item, (n_items,)
-        self.information = -torch.log2((features.train_counts + 1.0) / (total + n_items)) / math.log2(
-            total + n_items
-        )
+        # normalised self-information of every item, (n_items,); float64 like every per-list sum below, so
+        # that a list's value does not depend on the order of its items (float32 sums do, in the last bits)
+        self.information = -torch.log2(
+            (features.train_counts + 1.0).double() / (total + n_items)
+        ) / math.log2(total + n_items)
         # entropy is kept divided by its largest value, log2(n_categories), as the accumulator takes [0, 1]
         self.max_entropy = math.log2(max(features.categories.shape[1], 2))
         self.per_user = MetricAccumulator()
@@ -191,7 +192,7 @@ class BeyondAccuracy:
 
     def _per_user(self, top_items: Tensor, valid: Tensor) -> dict[str, Tensor]:
         """entropy, ild and novelty at every K for a few users: ``(B, K_max)`` lists -> ``(B,)`` each."""
-        categories = self.features.categories[top_items].float() * valid[..., None]  # (B, K_max, C)
+        categories = self.features.categories[top_items].double() * valid[..., None]  # (B, K_max, C)
         overlap = categories @ categories.transpose(1, 2)  # (B, K_max, K_max): |A ∩ B|
         sizes = overlap.diagonal(dim1=1, dim2=2)  # (B, K_max): |A|
         union = sizes[:, :, None] + sizes[:, None, :] - overlap
@@ -200,14 +201,14 @@ class BeyondAccuracy:
         information = self.information[top_items] * valid  # (B, K_max)
         values: dict[str, Tensor] = {}
         for k in self.ks:
-            counts = categories[:, :k].sum(dim=1).double()  # (B, C): the list's category mix
+            counts = categories[:, :k].sum(dim=1)  # (B, C): the list's category mix
             share = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
             entropy = -(share * torch.log2(share.clamp(min=1e-12))).sum(dim=1)
             values[f"entropy@{k}"] = (entropy / self.max_entropy).clamp(0, 1)  # clamp: float rounding
             n = valid[:, :k].sum(dim=1).double()  # items actually listed
-            pair_sum = distance[:, :k, :k].sum(dim=(1, 2)).double() / 2
+            pair_sum = distance[:, :k, :k].sum(dim=(1, 2)) / 2
             values[f"ild@{k}"] = torch.where(n > 1, pair_sum / (n * (n - 1) / 2).clamp(min=1), 0.0)
-            values[f"novelty@{k}"] = information[:, :k].sum(dim=1).double() / n.clamp(min=1)
+            values[f"novelty@{k}"] = information[:, :k].sum(dim=1) / n.clamp(min=1)
         return values
 
     def _explorers(self, targets: Tensor, history: Sequences) -> Tensor:
