@@ -316,8 +316,11 @@ def test_steering_weights_heads_by_name_value_or_subset() -> None:
     assert heads.head_weights(Steering(only=["next 1-2"])).tolist() == [1.0, 0.0, 1.0, 0.0]
     with pytest.raises(IntentRecError, match=r"no head or prior value .nxt 1-2.*next 1-2"):
         heads.head_weights(Steering(only=["nxt 1-2"]))
-    with pytest.raises(ValueError, match=">= 0"):
-        Steering(values={"a": -1.0})
+    for weight in (-1.0, 1.1e9):  # a weight beyond 1e9 would overflow float32 once multiplied
+        with pytest.raises(ValueError, match="from 0 to 1e"):
+            Steering(values={"a": weight})
+    with pytest.raises(ValueError, match="less than or equal to 1000000000"):
+        Steering(unexplored=1e39)
     with pytest.raises(ValueError, match="finite number"):
         Steering(heads={"a": float("inf")})
     with pytest.raises(ValueError, match="at least 1 item"):
@@ -404,6 +407,16 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
             assert [entry["item"] for entry in served["items"]] == offline["item"].to_list()
             assert [entry["head"] for entry in served["items"]] == offline["head"].to_list()
             np.testing.assert_allclose([e["score"] for e in served["items"]], offline["score"], rtol=1e-5)
+    # the "sum" merge: an item two heads may give can sum above the k-th while in neither head's own top
+    # k, so the server searches deeper until no item it missed could place; random queries for the heads
+    # (scores within a few units, where two heads' sum matters), against the sum over the whole catalogue
+    request = RecommendRequest(user="u1", k=1, exclude_seen=False, steering=Steering(merge="sum"))
+    resolved, items = service.prepare(request), service.index.vectors
+    generator = np.random.default_rng(0)
+    for _ in range(100):
+        queries = (generator.normal(size=(3, 16)) / np.linalg.norm(items, axis=1).mean()).astype(np.float32)
+        terms = np.where(service._head_items, queries @ items.T, -np.inf)
+        assert service.search(resolved, queries)[0].tolist() == [np.logaddexp.reduce(terms, axis=0).argmax()]
     assert [head.name for head in service.metadata().heads] == [*loaded.model.heads.names, "next"]
     # exact requests ranked together: those that steer alike share one scoring of the catalogue, and each
     # ranks as it does alone (other users, a brought history, other k, a filter, seen items kept)

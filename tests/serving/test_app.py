@@ -139,6 +139,9 @@ BAD_REQUESTS = [
     ({"user": "u1", "k": True}, 422, "k: expected a number"),  # not k = 1
     ({"user": "u1", "exclude_seen": "no"}, 422, "exclude_seen: expected true or false"),
     ({"user": "u1", "steering": {"values": {"Drama": True}}}, 422, "values.Drama: expected a number"),
+    # a weight beyond float32 would overflow into an error or an Infinity score: refused, with the field
+    ({"user": "u1", "steering": {"unexplored": 1e39}}, 422, "less than or equal to 1000000000"),
+    ({"user": "u1", "steering": {"heads": {"Drama": 1e39}}}, 422, "weights must be from 0 to 1e+09"),
     ({"user": "u1", "k": 1001}, 422, "less than or equal to 1000"),
     ({"history": [{"item": "i1"}] * 1001}, 422, "at most 1000 items"),
     ({"user": True}, 422, "user"),

@@ -159,6 +159,20 @@ def test_an_hnsw_index_is_saved_in_the_run_and_reused_while_it_matches(
         assert path.stat().st_mtime_ns != stamp
 
 
+def test_a_damaged_saved_index_is_built_again(vectors, queries, tmp_path, caplog) -> None:
+    config, path = IndexConfig(kind="hnsw", m=8), tmp_path / "index.faiss"
+    built = ItemIndex.open(vectors, config, path)
+    path.write_bytes(path.read_bytes()[:1000])  # its card still matches
+    with caplog.at_level("WARNING"):
+        rebuilt = ItemIndex.open(vectors, config, path)
+    assert "could not read the saved index" in caplog.text and "building it again" in caplog.text
+    assert rebuilt.search(queries[0], 10)[0].tolist() == built.search(queries[0], 10)[0].tolist()
+    assert (
+        ItemIndex.open(vectors, config, path).search(queries[0], 10)[0].tolist()
+        == built.search(queries[0], 10)[0].tolist()
+    )  # saved whole again, and read
+
+
 def test_exact_indices_are_not_saved(vectors, tmp_path) -> None:
     ItemIndex.open(vectors, IndexConfig(kind="exact"), tmp_path / "index.faiss")
     assert list(tmp_path.iterdir()) == []

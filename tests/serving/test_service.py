@@ -131,7 +131,7 @@ def test_known_users_are_served_from_states_computed_at_start(recommender, monke
         cached.rank([cached.prepare(RecommendRequest(history=[{"item": "i3"}], k=K))])
 
 
-def test_a_model_that_reads_the_request_time_serves_what_was_evaluated(asked_run) -> None:
+def test_a_model_that_reads_the_request_time_serves_what_was_evaluated(asked_run, monkeypatch) -> None:
     recommender = Recommender.load(asked_run)
     service = Service(recommender)
     client = TestClient(create_app(service))
@@ -154,6 +154,15 @@ def test_a_model_that_reads_the_request_time_serves_what_was_evaluated(asked_run
     assert items == table["item"].to_list()
     np.testing.assert_allclose(scores, table["score"].to_numpy(), rtol=1e-4, atol=1e-5)
     assert not np.allclose(served(client, {"user": "u0", "at": asked_at + 10**7})[1], scores)
+    # a server clock behind the log's last event: asked at that event, as offline
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            recommender.catalogue, "request_time", lambda at=None: 1_500_000_000 if at is None else at
+        )
+        items, scores = served(client, {"user": "u0"})
+        table = recommender.recommend("u0", k=K)
+    assert items == table["item"].to_list()
+    np.testing.assert_allclose(scores, table["score"].to_numpy(), rtol=1e-4, atol=1e-5)
     # a history without timestamps is numbered 0, 1, 2, ...: a time of day cannot be placed among them
     response = client.post("/recommend", json={"history": [{"item": "i3"}], "at": asked_at})
     assert response.status_code == 422 and "no timestamps" in response.text

@@ -238,6 +238,11 @@ def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: 
     return priors
 
 
+#: The largest weight a request may give: four of them (a head's, two prior values', ``unexplored``)
+#: multiply into one float32 weight, and 1e9 ** 4 stays below float32's largest number (3.4e38).
+MAX_WEIGHT = 1e9
+
+
 class Steering(Settings):
     """Request-time weights on the heads: an item's score from head ``c`` gains ``log w_c``.
 
@@ -248,14 +253,15 @@ class Steering(Settings):
     ``heads.backbone_weight`` (1 when ``only`` names it).
     """
 
-    heads: dict[str, float] = Field({}, description="Weight per head name (>= 0).")
-    values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (>= 0).")
+    heads: dict[str, float] = Field({}, description="Weight per head name (0 to 1e9).")
+    values: dict[str, float] = Field({}, description="Weight per prior value, e.g. a category (0 to 1e9).")
     only: list[str] | None = Field(
         None, min_length=1, description="Heads or prior values to keep (at least one); None: all."
     )
     unexplored: float = Field(
         1.0,
         ge=0,
+        le=MAX_WEIGHT,
         description="Extra weight of the heads of categories (item-prior values) that no event of the "
         "user's whole history has: > 1 leans each list towards what is new to its user.",
     )
@@ -263,10 +269,12 @@ class Steering(Settings):
 
     @field_validator("heads", "values")
     @classmethod
-    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
-        negative = {name: weight for name, weight in weights.items() if not weight >= 0}
-        if negative:
-            raise ValueError(f"weights must be >= 0, got {negative}.")
+    def _in_range(cls, weights: dict[str, float]) -> dict[str, float]:
+        wrong = {name: weight for name, weight in weights.items() if not 0 <= weight <= MAX_WEIGHT}
+        if wrong:
+            raise ValueError(
+                f"weights must be from 0 to {MAX_WEIGHT:g} ('only' keeps just some heads), got {wrong}."
+            )
         return weights
 
 

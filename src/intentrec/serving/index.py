@@ -102,7 +102,10 @@ class ItemIndex:
         card, card_path = _card(vectors, config), path.with_suffix(".json")
         if path.is_file() and card_path.is_file() and json.loads(card_path.read_text("utf-8")) == card:
             log.info("reading the HNSW index from %s", path)
-            return cls(vectors, faiss.read_index(str(path)), kind, config)
+            try:
+                return cls(vectors, faiss.read_index(str(path)), kind, config)
+            except RuntimeError as error:  # a damaged file: the card cannot tell, faiss can
+                log.warning("could not read the saved index %s (%s); building it again", path, error)
         log.info("building an HNSW index over %d items, saved as %s for the next start", len(vectors), path)
         built = _build_hnsw(vectors, config)
         try:  # saved before ItemIndex renumbers its nodes, so the saved node i is item i

@@ -117,6 +117,8 @@ class Service:
         # (H, n_items): the items each prior head may give; as search filters, None where it is every item
         self._head_items = self.heads.allowed[1:].numpy().T if self.heads is not None else np.empty((0, 0))
         self._head_allowed = [None if row.all() else row for row in self._head_items]
+        # (M, H): the distinct sets of heads that may give an item (a few hundred for 19 genres)
+        self._head_sets = np.unique(self._head_items.T, axis=0)
         self.index = ItemIndex.open(vectors, self.config.index, RunFiles(run).index if run else None)
         self._user_states = self._known_user_states()
         self._metadata = self._describe_run(Path(run).name if run else "")
@@ -175,10 +177,11 @@ class Service:
         if request.history is None:
             user = int(self.catalogue.require_users([request.user])[0])
             history = self.recommender.history
-            asked_at = self.catalogue.request_time(request.at)
-            if request.at is not None:  # checked against the user's last event
-                self.catalogue.ask(history.subset(np.array([user])), request.at)
-            return Resolved(request, history, user, allowed, [], 0, asked_at, **steered)
+            # as offline: ``at`` checked against the user's last event, or "now" and that event's time,
+            # whichever is later
+            asked = self.catalogue.ask(history.subset(np.array([user])), request.at)
+            assert asked.request_times is not None
+            return Resolved(request, history, user, allowed, [], 0, int(asked.request_times[0]), **steered)
         events = request.history
         stamped = events[0].timestamp is not None  # all or none, checked by the request model
         encoded = self.catalogue.encode_history(
@@ -297,17 +300,45 @@ class Service:
         With prior heads each head searches the items it may give, its scores shifted by the log of its
         weight. The "max" merge keeps each item's best head: the top k of the merged ranking is always
         within the heads' own top k, so with the exact index this is exactly the offline ranking. The
-        "sum" merge rescores the pooled items by all their heads; an item outside every head's top k
-        could in principle sum above the k-th, so it equals the offline ranking only almost always.
+        "sum" merge rescores the pooled items by all their heads; an item outside every head's top n sums
+        at most the log-sum-exp of its own heads' n-th scores, so n grows until the k-th pooled item
+        reaches the largest such bound, and the list is the offline ranking with the exact index too.
         """
         if resolved.exact:
             return self._score_every_item([resolved], vector[None])[0]
         request = resolved.request
-        seen = resolved.history.row(resolved.row) if request.exclude_seen else None
         if vector.ndim == 1:
+            seen = resolved.history.row(resolved.row) if request.exclude_seen else None
             return (*self.index.search(vector, request.k, seen, resolved.allowed), None)
-        assert self.heads is not None and resolved.head_weights is not None
+        assert resolved.head_weights is not None
+        if resolved.merge != "sum":
+            items, scores, heads, _ = self._search_heads(resolved, vector, request.k)
+            # best first, then each item once (its best head), then the first k
+            order = np.lexsort((heads, items, -scores))
+            items, scores, heads = items[order], scores[order], heads[order]
+            _, first = np.unique(items, return_index=True)
+            keep = np.sort(first)[: request.k]
+            return items[keep], scores[keep], heads[keep]
+        fetched = request.k
+        while True:
+            items, _, _, nth = self._search_heads(resolved, vector, fetched)
+            ranked = self._sum_of_heads(np.unique(items), vector, resolved.head_weights, request.k)
+            # the most an item no head found can sum to, over the sets of heads an item can have
+            bound = np.logaddexp.reduce(np.where(self._head_sets, nth, -np.inf), axis=1).max()
+            if bound == -np.inf or (len(ranked[0]) == request.k and ranked[1][-1] >= bound):
+                return ranked
+            fetched *= 4
+
+    def _search_heads(
+        self, resolved: Resolved, queries: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each weighed head's ``n`` best items, pooled (items, weighted scores, heads), and ``(H,)`` each
+        head's n-th weighted score: the most an item it did not find scores there (-inf where the head
+        found every item it may give)."""
+        seen = resolved.history.row(resolved.row) if resolved.request.exclude_seen else None
         found_items, found_scores, found_heads = [], [], []
+        nth = np.full(len(queries), -np.inf)
+        assert resolved.head_weights is not None
         for head, weight in enumerate(resolved.head_weights.tolist()):
             if weight <= 0:
                 continue
@@ -316,21 +347,20 @@ class Service:
                 allowed = resolved.allowed if allowed is None else allowed
             else:
                 allowed = allowed & resolved.allowed
-            items, scores = self.index.search(vector[head], request.k, seen, allowed)
+            items, scores = self.index.search(queries[head], n, seen, allowed)
             found_items.append(items)
             found_scores.append(scores + np.log(weight))
             found_heads.append(np.full(len(items), head))
+            if len(items) == n:
+                nth[head] = found_scores[-1][-1]
         if not found_items:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-        items, scores, heads = map(np.concatenate, (found_items, found_scores, found_heads))
-        if resolved.merge == "sum":
-            return self._sum_of_heads(np.unique(items), vector, resolved.head_weights, request.k)
-        # best first, then each item once (its best head), then the first k
-        order = np.lexsort((heads, items, -scores))
-        items, scores, heads = items[order], scores[order], heads[order]
-        _, first = np.unique(items, return_index=True)
-        keep = np.sort(first)[: request.k]
-        return items[keep], scores[keep], heads[keep]
+            return (
+                np.empty(0, dtype=np.int64),
+                np.empty(0, dtype=np.float32),
+                np.empty(0, dtype=np.int64),
+                nth,
+            )
+        return (*map(np.concatenate, (found_items, found_scores, found_heads)), nth)
 
     def _sum_of_heads(self, items: np.ndarray, queries: np.ndarray, weights: np.ndarray, k: int) -> Ranked:
         """The ``k`` best of ``items`` by ``log sum_c w_c exp(score_c)`` over the heads that may give each."""
