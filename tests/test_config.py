@@ -45,6 +45,8 @@ def test_unknown_key_names_the_field_and_suggests(values, field, suggestion) -> 
     [
         ({"train": {"epochs": "many"}}, "train.epochs"),
         ({"train": {"lr": -1}}, "train.lr"),
+        ({"train": {"seed": -1}}, "train.seed"),  # numpy's seeds are 0 to 2**32 - 1: found before the data
+        ({"train": {"seed": 2**32}}, "train.seed"),
         ({"train": {"betas": [0.9]}}, r"train\.betas\.1"),  # the second beta is missing
         ({"train": {"betas": [0.9, 1.0]}}, r"train\.betas\.1"),  # AdamW's would fail after the run started
         ({"model": {"name": "bert4rec"}}, "model.name"),

@@ -472,6 +472,48 @@ def test_a_killed_run_resumes_to_what_it_would_have_been(cyclic, tmp_path, monke
     assert Recommender.load(tmp_path / "killed").evaluate("test") == straight.metrics["test"]
 
 
+def test_a_resume_cut_short_leaves_no_metrics_of_other_weights(cyclic, tmp_path, monkeypatch) -> None:
+    import intentrec.recommender as module
+
+    run = tmp_path / "run"
+    Recommender(tiny_config(epochs=1)).fit(cyclic, out=run)
+    assert (run / "metrics.json").is_file()
+    save_epoch = module.save_epoch
+
+    def checkpoint_then_die(*epoch_end) -> None:
+        save_epoch(*epoch_end)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(module, "save_epoch", checkpoint_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        Recommender.resume(run, ["train.epochs=3"])
+    assert not (run / "metrics.json").exists()  # epoch 1's, for epoch 2's weights
+
+
+def test_a_run_stopped_while_measured_is_measured_by_resume(cyclic, tmp_path, monkeypatch) -> None:
+    straight = Recommender(tiny_config(epochs=2)).fit(cyclic, out=tmp_path / "straight")
+    measure = Recommender._measure
+
+    def ctrl_c(*args) -> None:
+        raise KeyboardInterrupt  # after the last epoch, in the test pass
+
+    monkeypatch.setattr(Recommender, "_measure", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        Recommender(tiny_config(epochs=2)).fit(cyclic, out=tmp_path / "cut")
+    monkeypatch.setattr(Recommender, "_measure", measure)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    measured = Recommender.resume(tmp_path / "cut")  # trains nothing: measures
+    stored = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert stored["test"] == measured.metrics["test"] == straight.metrics["test"]
+    assert (stored["best_epoch"], stored["epochs"], stored["stopped"]) == (
+        straight.metrics["best_epoch"],
+        2,
+        straight.metrics["stopped"],
+    )
+    with pytest.raises(ConfigError, match="raise train"):  # measured now: nothing left to resume
+        Recommender.resume(tmp_path / "cut")
+
+
 def test_resume_refuses_what_it_cannot_continue_and_says_why(fitted, cyclic, tmp_path) -> None:
     _, run = fitted  # trained to its end: 8 epochs or early stopping
     stopped = json.loads((run / "metrics.json").read_text())["stopped"]

@@ -163,7 +163,10 @@ class Recommender:
         try:
             check_continuable(checkpoint, config.train)
         except ConfigError as error:
-            raise ConfigError(f"{files.root}: {error}") from None
+            if files.metrics.is_file():
+                raise ConfigError(f"{files.root}: {error}") from None
+            # training ended, but not its measurement (a Ctrl-C in the test pass): measure, train nothing
+            return cls._measure_trained(files, checkpoint, started)
         usable_device(config.train.device)
         recommender = cls(config)
         recommender.dataset = Dataset.load(files.dataset)
@@ -171,7 +174,28 @@ class Recommender:
         if not join(config.train.device).main:
             return recommender._train(None, started, checkpoint)
         write_json(files.config, config.to_json())
+        files.metrics.unlink(missing_ok=True)  # they describe weights that are about to change
         return recommender._train(files, started, checkpoint)
+
+    @classmethod
+    def _measure_trained(cls, files: RunFiles, checkpoint: Checkpoint, started: float) -> Recommender:
+        """Write the metrics of a run whose training ended at ``checkpoint`` but which has none."""
+        recommender = cls.load(files.root)
+        meta, train_config = checkpoint.meta, recommender.config.train
+        result = TrainResult(
+            best_epoch=meta["best_epoch"],
+            history=meta["history"],
+            resumed_at=meta["resumed_at"],
+            stopped="max_epochs" if checkpoint.epoch >= train_config.epochs else "early_stopping",
+        )
+        if join(train_config.device).main:
+            with log_to(files.log):
+                log.info("%s: trained to epoch %d, not measured: measuring", files.root, checkpoint.epoch)
+                recommender._measure(
+                    result, parameter_counts(recommender.model), time.perf_counter() - started
+                )
+            write_metrics(files.metrics, recommender.metrics)
+        return recommender
 
     def _build_model(self) -> None:
         """Split ``self.dataset`` and build the untrained model the config describes."""
@@ -220,6 +244,8 @@ class Recommender:
                 resume=resume,
             )
             if group.main:
+                if files:  # once more: an epoch's save cut short by a kill may have left other weights
+                    save_weights(files.best_weights, model.state_dict())
                 with group.all_threads():
                     self._measure(result, parameters, time.perf_counter() - started)
         if files:

@@ -249,6 +249,18 @@ def test_runs_to_max_epochs_while_improving(split) -> None:
     assert result.stopped == "max_epochs" and result.best_epoch == 3 and len(result.history) == 3
 
 
+def test_keyboard_interrupt_before_any_epoch_ends_keeps_nothing(split) -> None:
+    def validate() -> dict[str, float]:
+        raise KeyboardInterrupt  # Ctrl-C while validating epoch 1
+
+    checkpoints = Checkpoints()
+    with pytest.raises(KeyboardInterrupt):  # no weights to keep or measure
+        train(
+            new_model(catalogue(split)), split.train, LossConfig(), config(), MAX_LEN, validate, checkpoints
+        )
+    assert checkpoints.results == []
+
+
 def test_keyboard_interrupt_keeps_the_best_weights_and_checkpoints(split) -> None:
     model = new_model(catalogue(split))
     checkpoints = Checkpoints()

@@ -70,7 +70,7 @@ class TrainConfig(Settings):
         True, description="Train on every max_len window of long sequences, not only the most recent one."
     )
     monitor: str = Field("ndcg@10", description="Validation metric that selects the best epoch.")
-    seed: int = Field(0, description="Seeds weights, batch order and negative sampling.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seeds weights, batch order and negative sampling.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default).")
     max_minutes: float | None = Field(
         None, gt=0, description="Stop after this wall time (counted anew when a run is resumed)."
@@ -208,7 +208,11 @@ def train(
     # ReduceLROnPlateau reduces once the epochs without gain exceed its patience, hence the - 1
     plateau = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience - 1
+            optimizer,
+            mode="max",
+            factor=config.lr_decay_factor,
+            patience=config.lr_decay_patience - 1,
+            threshold=0,  # any gain counts, as it does for the best epoch and early stopping
         )
         if config.lr_decay_patience
         else None
@@ -320,6 +324,8 @@ def train(
                     result.stopped = "time_limit"
                     break
     except KeyboardInterrupt:
+        if not result.best_epoch:  # no epoch finished: nothing to keep or measure
+            raise
         result.stopped = "interrupted"
         log.warning("interrupted: keeping the best weights so far (epoch %d)", result.best_epoch)
         if on_epoch_end and group.main:
