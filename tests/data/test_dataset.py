@@ -131,10 +131,11 @@ def test_item_and_user_ids_map_indices_back(make_dataset) -> None:
 
 METADATA = pl.DataFrame(
     {
-        # text IDs for an integer log, a repeated item (the first row wins), an item the log never uses
-        "item": ["10", "11", "10", "99"],
-        "title": ["Alpha", "Beta", "Repeated", "Unused"],
-        "categories": [["x", "y"], ["y"], ["w"], ["z"]],
+        # text IDs for an integer log, a repeated item (the first row wins, also when written "010"), an
+        # item the log never uses, an ID that is no integer
+        "item": ["10", "11", "10", "99", "010", "X9"],
+        "title": ["Alpha", "Beta", "Repeated", "Unused", "Padded", "Text"],
+        "categories": [["x", "y"], ["y"], ["w"], ["z"], ["v"], ["u"]],
     }
 )
 
@@ -147,8 +148,9 @@ SMALL_LOG = [
 ]
 
 
-def test_items_get_metadata_and_unknown_items_get_no_categories(make_dataset) -> None:
+def test_items_get_metadata_and_unknown_items_get_no_categories(make_dataset, caplog) -> None:
     ds = make_dataset(SMALL_LOG, items=METADATA)
+    assert "2 row(s) of the item metadata name an item an earlier row names" in caplog.text
     assert ds.items.select("item_idx", "item", "title", "categories").rows() == [
         (0, 10, "Alpha", ["x", "y"]),
         (1, 11, "Beta", ["y"]),

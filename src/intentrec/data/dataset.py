@@ -155,7 +155,7 @@ class Dataset:
         )
         del interactions
         encoded = encoded.with_columns(pl.col("event").cast(pl.String))
-        items = _attach_item_metadata(items, raw.items)
+        items = _attach_item_metadata(items, raw.items, raw.source)
         card = DatasetCard(
             name=name or Path(raw.source).stem or raw.source,
             source=raw.source,
@@ -316,17 +316,28 @@ def _vocabulary(raw_ids: pl.Series, name: str) -> pl.DataFrame:
     return pl.DataFrame({f"{name}_idx": pl.int_range(unique.len(), dtype=pl.Int32, eager=True), name: unique})
 
 
-def _attach_item_metadata(vocabulary: pl.DataFrame, metadata: pl.DataFrame | None) -> pl.DataFrame:
-    """Items table in index order; items the metadata does not know get no title and no categories."""
+def _attach_item_metadata(
+    vocabulary: pl.DataFrame, metadata: pl.DataFrame | None, source: str
+) -> pl.DataFrame:
+    """Items table in index order; items the metadata does not know get no title and no categories, and
+    an item the metadata names twice gets its first row's."""
     if metadata is None:
         metadata = pl.DataFrame(
             schema={"item": vocabulary["item"].dtype, "title": pl.String, "categories": pl.List(pl.String)}
         )
-    metadata = metadata.unique(subset="item", keep="first", maintain_order=True)
     if metadata["item"].dtype != vocabulary["item"].dtype:
-        # e.g. a log with integer IDs and an items file read as strings
+        # e.g. a log with integer IDs and an items file read as strings: "007" and "7" both name item 7
         metadata = metadata.with_columns(pl.col("item").cast(vocabulary["item"].dtype, strict=False))
-    items = vocabulary.join(metadata, on="item", how="left", maintain_order="left")
+        metadata = metadata.filter(pl.col("item").is_not_null())  # "X9" names no integer item of the log
+    unique = metadata.unique(subset="item", keep="first", maintain_order=True)
+    if unique.height < metadata.height:
+        log.warning(
+            "%s: %d row(s) of the item metadata name an item an earlier row names (as the log's IDs read "
+            "them); each item keeps its first row",
+            source,
+            metadata.height - unique.height,
+        )
+    items = vocabulary.join(unique, on="item", how="left", maintain_order="left")
     return items.with_columns(pl.col("categories").fill_null(pl.lit([], dtype=pl.List(pl.String))))
 
 

@@ -55,6 +55,17 @@ def test_corrupt_compressed_file_is_a_data_error(write) -> None:
             read(path)
 
 
+@pytest.mark.parametrize("name", ["cut.csv.gz", "cut.csv.zst"])
+def test_a_compressed_file_cut_short_is_a_data_error_not_a_shorter_log(write, name: str) -> None:
+    rows = "".join(f"u{i},i{i % 97},{1000 + i}\n" for i in range(50_000))
+    whole = write(name, "user,item,timestamp\n" + rows)
+    assert files.read_csv(whole, ",").height == 50_000  # several frames or blocks, read whole
+    whole.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    for read in (files.read_bytes, files.read_lines, lambda path: files.read_csv(path, ",")):
+        with pytest.raises(DataError, match=rf"{name}: cannot decompress the file \(.*ended before"):
+            read(whole)
+
+
 def test_empty_and_blank_files(write) -> None:
     with pytest.raises(DataError, match=r"empty\.txt: the file is empty"):
         files.read_lines(write("empty.txt", ""))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import re
 import shutil
 import tempfile
@@ -82,11 +83,49 @@ def open_binary(path: Path) -> Iterator[IO[bytes]]:
         with gzip.open(path, "rb") as stream:
             yield stream
     elif path.name.endswith(".zst"):
-        with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+        with open(path, "rb") as raw, io.BufferedReader(_ZstdFrames(raw), _CHUNK) as stream:
             yield stream
     else:
         with open(path, "rb") as stream:
             yield stream
+
+
+class _ZstdFrames(io.RawIOBase):
+    """The decompressed bytes of the zstd frames of ``raw``, one after another; an EOFError where the file
+    ends inside a frame, as gzip raises for a cut ``.gz`` (zstandard's stream_reader returns the part
+    it has as if it were the whole)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.decompressor = raw, zstandard.ZstdDecompressor()
+        self.frame = self.decompressor.decompressobj()
+        self.in_frame = False  # fed part of a frame whose end is not read yet
+        self.pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self.pending:
+            compressed = self.raw.read(_CHUNK)
+            if not compressed:
+                if self.in_frame:
+                    raise EOFError("compressed file ended before the end of its last frame")
+                return 0
+            self.pending = memoryview(self._decompress(compressed))
+        size = min(len(buffer), len(self.pending))
+        buffer[:size], self.pending = self.pending[:size], self.pending[size:]
+        return size
+
+    def _decompress(self, compressed: bytes) -> bytes:
+        parts = []
+        while compressed:
+            self.in_frame = True
+            parts.append(self.frame.decompress(compressed))
+            compressed = b""
+            if self.frame.eof:  # the next frame, if any, starts in what this one left
+                compressed, self.in_frame = self.frame.unused_data, False
+                self.frame = self.decompressor.decompressobj()
+        return b"".join(parts)
 
 
 def scannable(path: Path) -> Path:
