@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import polars as pl
@@ -156,6 +157,15 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
             read(write(name, f'user,item,ts\n1,"2",3\n1,"a "",b\nc",4\n{row}\n1,5,6\n'))
     with pytest.raises(DataError, match=r"l\.csv:3: missing value in column 'event'"):
         Dataset.from_raw(read(write("l.csv", "user,item,ts,event\n1,2,3,view\n1,3,4,\n")))
+    for rating in ("NaN", "inf"):  # a NaN rating would pass every rating filter
+        with pytest.raises(DataError, match=rf"s\.csv:3: column 'rating': '{rating}' is not a number"):
+            read(write("s.csv", f"user,item,ts,rating\n1,2,3,4\n1,3,4,{rating}\n"))
+    # blank or quoted empty is missing too, not an ID or event type ""
+    for name, row in (("p.csv", '"",3,4,view'), ("q.csv", "  ,3,4,view")):
+        with pytest.raises(DataError, match=rf"{name[0]}\.csv:3: missing value in column 'user'"):
+            Dataset.from_raw(read(write(name, f"user,item,ts,event\n1,2,3,view\n{row}\n")))
+    with pytest.raises(DataError, match=r"r\.csv:3: missing value in column 'event'"):
+        Dataset.from_raw(read(write("r.csv", 'user,item,ts,event\n1,2,3,view\n1,3,4," "\n')))
     # empty where the log is read, text in a column it does not read: no blank line to skip
     with pytest.raises(DataError, match=r"o\.csv:3: missing value in column 'user'"):
         Dataset.from_raw(read(write("o.csv", "user,item,ts,note\n1,2,3,a\n,,,b\n1,3,4,c\n")))
@@ -169,6 +179,15 @@ def test_whole_numbers_stored_as_floats_are_integer_ids(tmp_path: Path) -> None:
     assert log["item"].dtype == pl.Int64
     pl.DataFrame({"user": [1.0, 2.0], "item": [7.5, 8.0], "ts": [1, 2]}).write_parquet(path)
     assert read(path).interactions.collect()["item"].to_list() == ["7.5", "8.0"]  # not IDs to round
+    pl.DataFrame({"user": [1.0, math.nan], "item": [7.0, 8.0], "ts": [1, 2]}).write_parquet(path)
+    with pytest.raises(DataError, match=r"log\.parquet:2: missing value in column 'user'"):  # not "NaN"
+        Dataset.from_raw(read(path))
+    # past Int64's largest, as a float or in UInt64: kept apart as text, never a wrapped integer
+    pl.DataFrame({"user": [1.0, 1e20], "item": [7, 8], "ts": [1, 2]}).write_parquet(path)
+    assert read(path).interactions.collect()["user"].to_list() == ["1.0", "1e+20"]
+    huge = pl.Series([1, 2**64 - 1], dtype=pl.UInt64)
+    pl.DataFrame({"user": [1, 2], "item": huge, "ts": [1, 2]}).write_parquet(path)
+    assert read(path).interactions.collect()["item"].to_list() == ["1", str(2**64 - 1)]
 
 
 @pytest.mark.parametrize(

@@ -93,11 +93,13 @@ def checked_cast(
     """``column`` cast to ``dtype`` (text stripped first), and the check that no value failed to convert.
 
     A null stays null (the Dataset reports missing values); a value that does not convert fails the check
-    rather than silently becoming a null.
+    rather than silently becoming a null, and so does NaN or infinity for a float ``dtype`` (a NaN rating
+    would pass every rating filter: NaN sorts above every number).
     """
     source = pl.col(column).cast(pl.String).str.strip_chars() if dtype != pl.String else pl.col(column)
     result = source.cast(dtype, strict=False)
-    return result, Check(source.is_not_null() & result.is_null(), column, expected, what)
+    failed = result.is_null() | ~result.is_finite() if dtype.is_float() else result.is_null()
+    return result, Check(source.is_not_null() & failed, column, expected, what)
 
 
 def ids_are_integers(frame: pl.LazyFrame, column: str) -> pl.Expr:
@@ -107,11 +109,16 @@ def ids_are_integers(frame: pl.LazyFrame, column: str) -> pl.Expr:
     the whole column as strings and two different raw IDs can never collapse into one.
     """
     dtype = frame.collect_schema()[column]
-    if dtype.is_integer():
-        return pl.lit(True)
+    if dtype.is_integer():  # UInt64 may hold IDs past Int64's largest
+        return (
+            pl.lit(True)
+            if dtype != pl.UInt64
+            else (pl.col(column).is_null() | (pl.col(column) < 2**63)).all()
+        )
     if dtype.is_float():  # whole numbers stored as floats (a column with gaps, through pandas): 7.0 is 7
-        whole = pl.col(column).is_finite() & (pl.col(column) == pl.col(column).floor())
-        return (pl.col(column).is_null() | whole).all()
+        value = pl.col(column)
+        whole = value.is_finite() & (value == value.floor()) & (value.abs() < 2**63)
+        return (value.is_null() | value.is_nan() | whole).all()
     ids = pl.col(column).cast(pl.String).str.strip_chars()
     round_trips = (ids.cast(pl.Int64, strict=False).cast(pl.String) == ids).fill_null(False)
     return (ids.is_null() | round_trips).all()
@@ -133,9 +140,10 @@ def checked_user_and_item(
 def raw_ids(frame: pl.LazyFrame, column: str, as_integers: bool) -> pl.Expr:
     """User or item IDs in their natural type: Int64 when :func:`ids_are_integers` said so, else String."""
     dtype = frame.collect_schema()[column]
-    if dtype.is_integer() or (dtype.is_float() and as_integers):
-        return pl.col(column).cast(pl.Int64)
-    text = pl.col(column).cast(pl.String).str.strip_chars()
+    ids = pl.col(column).fill_nan(None) if dtype.is_float() else pl.col(column)  # NaN: a missing ID
+    if (dtype.is_integer() or dtype.is_float()) and as_integers:
+        return ids.cast(pl.Int64)
+    text = ids.cast(pl.String).str.strip_chars()
     return text.cast(pl.Int64) if as_integers else text
 
 

@@ -355,9 +355,9 @@ def scan_csv(
     ``columns`` (default: all) as String.
 
     ``source`` is what polars scans (:func:`scannable`'s path); ``path`` names the file in messages. Values
-    are stripped of surrounding blanks; rows that are entirely empty (blank lines) are dropped. A field
-    quoted across several lines shifts the line numbers of the rows after it: real logs do not do that,
-    and the numbers only serve messages.
+    are stripped of surrounding blanks, and those left empty are null; rows that are entirely empty (blank
+    lines) are dropped. A field quoted across several lines shifts the line numbers of the rows after it:
+    real logs do not do that, and the numbers only serve messages.
     """
     _require_content(source, path)
     table = pl.scan_csv(
@@ -372,8 +372,11 @@ def scan_csv(
     names = columns or every
     # empty in every column of the file, not only in those read: a row with text elsewhere is no blank line
     table = table.filter(~pl.all_horizontal(pl.col(name).is_null() for name in every))
+    stripped = (pl.col(name).str.strip_chars() for name in names)
+    # blank ("  ") or quoted empty ('""') is a missing value, as an empty field is: never an ID ""
     table = table.select(
-        pl.col(_LINE).cast(pl.Int64).alias("line"), *(pl.col(name).str.strip_chars() for name in names)
+        pl.col(_LINE).cast(pl.Int64).alias("line"),
+        *(pl.when(value != "").then(value).name.keep() for value in stripped),
     )
     if collect(table.head(1), path).height == 0:
         raise DataError(f"{path}: the file has a header (line 1) but no data rows.")
