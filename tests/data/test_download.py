@@ -311,6 +311,20 @@ def test_zip_without_the_expected_files_is_a_data_error(server: Server, tmp_path
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_a_damaged_zip_member_is_a_data_error_and_leaves_the_cache_empty(
+    server: Server, tmp_path: Path
+) -> None:
+    archive = make_zip({"toy/ratings.csv": TOY_RATINGS * 100})
+    # flip bytes inside the compressed data: the directory reads, the member fails its CRC or inflate
+    middle = len(archive) // 3
+    damaged = archive[:middle] + bytes(b ^ 0xFF for b in archive[middle : middle + 8]) + archive[middle + 8 :]
+    serve(server, "datasets/toy.zip", damaged)
+
+    with pytest.raises(DataError, match=r"toy\.zip: toy/ratings\.csv in the archive is damaged"):
+        fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
 def test_a_file_that_is_not_a_zip_is_a_data_error(server: Server, tmp_path: Path) -> None:
     serve(server, "datasets/toy.zip", b"<html>mirror error page</html>")
 

@@ -29,6 +29,7 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -382,8 +383,14 @@ def _extract(zip_path: Path, inner_folder: str, folder: Path, url: str) -> None:
                 continue
             target = folder / name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, target.open("wb") as out:
-                shutil.copyfileobj(source, out, _CHUNK)
+            try:
+                with archive.open(member) as source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # a damaged member (bad CRC, cut)
+                raise DataError(
+                    f"{url}: {member.filename} in the archive is damaged ({error}); download it again, or "
+                    "check the mirror"
+                ) from None
 
 
 def _download(url: str, path: Path) -> str:

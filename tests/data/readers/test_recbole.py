@@ -87,6 +87,8 @@ def test_errors_name_file_and_line(write, tmp_path: Path) -> None:
         read(tmp_path / "none", format="recbole")
     with pytest.raises(DataError, match=r"h\.inter:1: header field 'user_id' is not 'name:type'"):
         read(write("h.inter", "user_id\titem_id:token\n1\t2\n"))
+    with pytest.raises(DataError, match=r"d\.inter:1: the field 'user_id' appears twice in the header"):
+        read(write("d.inter", "user_id:token\titem_id:token\tuser_id:float\n1\t2\t3\n"))
     with pytest.raises(DataError, match=r"m\.inter: no column 'user_id'.*\(did you mean 'userid'\?\)"):
         read(write("m.inter", "userid:token\titem_id:token\n1\t2\n"))
     with pytest.raises(DataError, match=r"r\.inter:3: column 'rating': 'good' is not a number"):

@@ -135,6 +135,8 @@ def _scan_atomic(path: Path, plain: Path) -> tuple[pl.LazyFrame, dict[str, str]]
                 f"{path}:1: header field {column!r} is not 'name:type' with type one of "
                 f"{', '.join(FIELD_TYPES)} (RecBole headers look like 'user_id:token')."
             )
+        if name in fields:
+            raise DataError(f"{path}:1: the field {name!r} appears twice in the header.")
         fields[name] = kind
     table = scan_csv(plain, path, "\t", quote_char=None)
     return table.rename(dict(zip(header, fields, strict=True))), fields
