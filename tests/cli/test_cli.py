@@ -149,6 +149,8 @@ def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run) 
     assert "index.kind is already given by its own option" in done.stderr
     done = intentrec("fit", "--columns", "user=u,iten=i", "--out", "unused", expect=2)
     assert "iten: unknown field (did you mean 'item'?)" in done.stderr
+    done = intentrec("fit", "--columns", "user=a,item=i,user=b", "--out", "unused", expect=2)
+    assert "'user' is given twice" in done.stderr  # not the last one silently
     done = intentrec("fit", "--priors", ",", "--out", "unused", expect=2)
     assert "--priors ',': name one or two priors" in done.stderr
 

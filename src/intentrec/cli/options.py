@@ -31,6 +31,8 @@ def parse_columns(text: str | None) -> ColumnMapping | None:
             raise ConfigError(
                 f"--columns {text!r}: expected role=column pairs, e.g. user=userId,item=movieId"
             )
+        if key.strip() in pairs:
+            raise ConfigError(f"--columns {text!r}: {key.strip()!r} is given twice.")
         pairs[key.strip()] = value.strip()
     try:
         return ColumnMapping.model_validate(pairs)

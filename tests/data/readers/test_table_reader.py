@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import math
 from pathlib import Path
@@ -147,6 +148,8 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
         read(write("h.parquet", "user,item\n"))
     with pytest.raises(DataError, match=r"i\.csv:3: a row has more fields than the header"):
         read_table(write("i.csv", "user,item,ts\n1,2,3\n1,2,3,4\n"))
+    with pytest.raises(DataError, match=r"t\.csv: a column named 'line' cannot be read; rename it"):
+        read_table(write("t.csv", "line,item,ts\n1,2,3\n"), ColumnMapping(user="line"))
     with pytest.raises(DataError, match=r"j\.csv:1: the column 'item' appears twice in the header"):
         read(write("j.csv", "user,item,ts,item\n1,2,3,4\n"))
     compressed = write("k.csv", gzip.compress(b"user,item,ts\n1,2,3\n"))
@@ -185,6 +188,12 @@ def test_whole_numbers_stored_as_floats_are_integer_ids(tmp_path: Path) -> None:
     # past Int64's largest, as a float or in UInt64: kept apart as text, never a wrapped integer
     pl.DataFrame({"user": [1.0, 1e20], "item": [7, 8], "ts": [1, 2]}).write_parquet(path)
     assert read(path).interactions.collect()["user"].to_list() == ["1.0", "1e+20"]
+    for column, values in (("user", [[1], [2]]), ("ts", [dt.timedelta(1), dt.timedelta(2)])):
+        pl.DataFrame({"user": [1, 2], "item": [7, 8], "ts": [1, 2]} | {column: values}).write_parquet(path)
+        with pytest.raises(
+            DataError, match=rf"log\.parquet: column '{column}' holds .*cannot be read as the"
+        ):
+            read(path)
     huge = pl.Series([1, 2**64 - 1], dtype=pl.UInt64)
     pl.DataFrame({"user": [1, 2], "item": huge, "ts": [1, 2]}).write_parquet(path)
     assert read(path).interactions.collect()["item"].to_list() == ["1", str(2**64 - 1)]

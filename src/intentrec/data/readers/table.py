@@ -105,7 +105,10 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
         available = csv_header(path, separator)
     roles = _resolve(mapping, available, path)
     needed = list(dict.fromkeys(name for name in roles.values() if name is not None))
+    if "line" in needed:  # the name the reader gives each row's line number
+        raise DataError(f"{path}: a column named 'line' cannot be read; rename it (e.g. to 'line_id').")
     if is_parquet:
+        _check_parquet_types(table.collect_schema(), roles, path)
         table = table.select(needed).with_row_index("line", offset=1)
         table = table.with_columns(pl.col("line").cast(pl.Int64))
         if collect(table.head(1), path).height == 0:
@@ -155,6 +158,18 @@ def _parquet_columns(table: pl.LazyFrame, path: Path) -> list[str]:
         return table.collect_schema().names()
     except pl.exceptions.PolarsError as error:
         raise DataError(f"{path}: cannot read the file: {str(error).strip().splitlines()[0]}") from None
+
+
+def _check_parquet_types(schema: pl.Schema, roles: dict[str, str | None], path: Path) -> None:
+    """A DataError for a role whose column holds lists, structs, durations or bytes: no ID, time or rating
+    reads from those (categories alone may be a list of text)."""
+    for role, column in roles.items():
+        if column is None:
+            continue
+        dtype = schema[column]
+        nested_text = role == "categories" and isinstance(dtype, pl.List) and dtype.inner == pl.String
+        if (dtype.is_nested() and not nested_text) or dtype in (pl.Duration, pl.Binary, pl.Object):
+            raise DataError(f"{path}: column {column!r} holds {dtype}, which cannot be read as the {role}.")
 
 
 def _sniff(path: Path) -> str:
