@@ -148,6 +148,9 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
         read(write("h.parquet", "user,item\n"))
     with pytest.raises(DataError, match=r"i\.csv:3: a row has more fields than the header"):
         read_table(write("i.csv", "user,item,ts\n1,2,3\n1,2,3,4\n"))
+    # a quote opened in one row and closed two rows later: the rows between would vanish into one ID
+    with pytest.raises(DataError, match=r"u\.csv:2: column 'item': .* is not an ID on one line"):
+        read(write("u.csv", 'user,item,ts\n1,"2,3\n4,5,6\n7,8",9\n10,11,12\n'))
     with pytest.raises(DataError, match=r"t\.csv: a column named 'line' cannot be read; rename it"):
         read_table(write("t.csv", "line,item,ts\n1,2,3\n"), ColumnMapping(user="line"))
     with pytest.raises(DataError, match=r"j\.csv:1: the column 'item' appears twice in the header"):

@@ -127,9 +127,22 @@ def ids_are_integers(frame: pl.LazyFrame, column: str) -> pl.Expr:
 def checked_user_and_item(
     table: pl.LazyFrame, path: Path, user: str, item: str, checks: Sequence[Check]
 ) -> tuple[pl.Expr, pl.Expr]:
-    """Run a log's ``checks`` in one pass that also learns the ID types; the ``user`` and ``item`` columns."""
+    """Run a log's ``checks`` in one pass that also learns the ID types; the ``user`` and ``item`` columns.
+
+    An ID spanning lines is refused: a quote left open in a CSV swallows the rows up to the next quote
+    into one field, which would otherwise read as an ID and lose those rows without a word.
+    """
+    schema = table.collect_schema()
+    one_line = [
+        Check(pl.col(column).str.contains("\n"), column, "an ID on one line (a quote left open before it?)")
+        for column in (user, item)
+        if schema[column] == pl.String
+    ]
     facts = run_checks(
-        table, path, checks, {"user": ids_are_integers(table, user), "item": ids_are_integers(table, item)}
+        table,
+        path,
+        [*checks, *one_line],
+        {"user": ids_are_integers(table, user), "item": ids_are_integers(table, item)},
     )
     return (
         raw_ids(table, user, facts["user"]).alias("user"),
