@@ -111,6 +111,9 @@ def test_read_csv_keeps_line_numbers_and_strips_values(write) -> None:
 def test_read_csv_names_a_line_with_too_many_fields(write) -> None:
     with pytest.raises(DataError, match=r"t\.csv:3: a row has more fields than the header"):
         files.read_csv(write("t.csv", "a,b\n1,2\n3,4,5\n"), ",")
+    # a separator inside quotes is no field: the row to blame is the one with a field too many
+    with pytest.raises(DataError, match=r"q\.csv:5: a row has more fields than the header"):
+        files.read_csv(write("q.csv", 'a,b\n"1,x",2\n"3\n4",5\n6,7,8\n'), ",")
 
 
 def test_sniff_separator_and_head_lines(write) -> None:

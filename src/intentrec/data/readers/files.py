@@ -16,6 +16,7 @@ Paths are kept as the user gave them (relative stays relative), because they end
 
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import hashlib
@@ -398,14 +399,19 @@ def _require_content(source: Path | bytes, path: Path) -> None:
 
 
 def _raise_ragged_line(path: Path) -> NoReturn:
-    """Name the first line with more fields than the header (quote-unaware: only used once polars failed)."""
+    """Name the first line with more fields than the header. Quotes are read as polars reads them (a
+    separator inside quotes is no field); this runs row by row, but only once polars has failed."""
     header = head_lines(path, 1)[0]
     separator = "\t" if "\t" in header else sniff_separator(header)
-    with plain_file(path) as plain:
-        lines = scan_lines(plain, path)
-        counts = pl.col("text").str.count_matches(separator, literal=True)
-        longer = collect(lines.filter(counts > header.count(separator)).select("line").head(1), path)
-    where = f":{longer['line'][0]}" if longer.height else ""
+    where = ""
+    with plain_file(path) as plain, open(plain, newline="", encoding="utf-8", errors="replace") as text:
+        rows = csv.reader(text, delimiter=separator)
+        width, start = len(next(rows)), 2
+        for row in rows:
+            if len(row) > width:
+                where = f":{start}"
+                break
+            start = rows.line_num + 1  # a quoted field may span lines: the next row starts after them
     raise DataError(
         f"{path}{where}: a row has more fields than the header (line 1) names; "
         f"check the separator ({separator!r}) and the quoting."
