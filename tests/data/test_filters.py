@@ -71,12 +71,14 @@ def test_min_rating_that_keeps_nothing_names_the_threshold() -> None:
         apply_filters(log, FilterConfig(min_rating=6), "log.csv")
 
 
-def test_duplicates_are_dropped_before_the_k_core() -> None:
+def test_duplicates_are_dropped_before_the_k_core(caplog) -> None:
     # user 1 has two rows, but they are one interaction read twice: the 2-core drops user 1
     read_twice = [(1, 10, 5, "click", None)] * 2
     log = interactions([*read_twice, (2, 10, 1, "click", None), (2, 10, 2, "click", None)])
-    kept = apply_filters(log, FilterConfig(min_user_interactions=2), "log.csv")
+    with caplog.at_level("INFO"):
+        kept = apply_filters(log, FilterConfig(min_user_interactions=2), "log.csv")
     assert kept["user"].to_list() == [2, 2]
+    assert "log.csv: dropped 1 exact repeat(s) of an event" in caplog.text
 
 
 def test_filters_keep_the_reading_order_of_the_rows_they_keep() -> None:

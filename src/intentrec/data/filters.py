@@ -6,6 +6,7 @@ k-core (which must come last, because every other filter can push users or items
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import polars as pl
@@ -13,6 +14,8 @@ from pydantic import Field
 
 from intentrec.errors import DataError
 from intentrec.settings import Settings
+
+log = logging.getLogger("intentrec")
 
 
 class FilterConfig(Settings):
@@ -56,7 +59,15 @@ def apply_filters(interactions: pl.DataFrame, config: FilterConfig, source: str)
         _require_rows(interactions, source, f"keeping ratings >= {config.min_rating}")
 
     if config.duplicates == "drop_exact":
+        before = interactions.height
         interactions = _drop_exact_duplicates(interactions)
+        if interactions.height < before:
+            log.info(
+                "%s: dropped %d exact repeat(s) of an event (same user, item, time and type; "
+                "data.filters.duplicates='keep' keeps them)",
+                source,
+                before - interactions.height,
+            )
 
     if config.min_user_interactions > 1 or config.min_item_interactions > 1:
         interactions = k_core(interactions, config.min_user_interactions, config.min_item_interactions)

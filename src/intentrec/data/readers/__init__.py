@@ -150,7 +150,7 @@ def _detect_file(path: Path) -> str:
         return "sequence"
     raise DataError(
         f"{path}: cannot tell the format from the name and first line ({line[:60]!r}); "
-        f"pass format= one of {', '.join(FORMATS)}."
+        f"give the format (--format, or format= in Python), one of {', '.join(FORMATS)}."
     )
 
 
