@@ -160,6 +160,16 @@ def test_items_get_metadata_and_unknown_items_get_no_categories(make_dataset, ca
     assert ds.item_categories().rows() == [(0, "x"), (0, "y"), (1, "y")]
 
 
+def test_metadata_that_names_few_of_the_logs_items_is_warned_about(make_dataset, caplog) -> None:
+    other_ids = pl.DataFrame({"item": ["i10", "i11"], "title": ["A", "B"], "categories": [["x"], ["y"]]})
+    ds = make_dataset(SMALL_LOG, items=other_ids)
+    assert "only 0 of the log's 3 items are in the item metadata (which names 2 items)" in caplog.text
+    assert ds.items["title"].null_count() == 3
+    caplog.clear()
+    make_dataset(SMALL_LOG, items=METADATA)  # 2 of 3 described
+    assert "are the IDs written alike" not in caplog.text
+
+
 def test_card_describes_the_dataset(make_dataset) -> None:
     card = make_dataset(SMALL_LOG, items=METADATA, source="data/ratings.csv").card
     assert (card.name, card.source, card.format, card.timestamp_kind) == (

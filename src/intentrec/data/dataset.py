@@ -337,6 +337,16 @@ def _attach_item_metadata(
             source,
             metadata.height - unique.height,
         )
+    described = int(vocabulary["item"].is_in(unique["item"].implode()).sum())
+    if unique.height and described < vocabulary.height / 2:
+        log.warning(
+            "%s: only %d of the log's %d items are in the item metadata (which names %d items): are the IDs "
+            "written alike in both?",
+            source,
+            described,
+            vocabulary.height,
+            unique.height,
+        )
     items = vocabulary.join(unique, on="item", how="left", maintain_order="left")
     return items.with_columns(pl.col("categories").fill_null(pl.lit([], dtype=pl.List(pl.String))))
 
