@@ -325,6 +325,7 @@ def _attach_item_metadata(
         metadata = pl.DataFrame(
             schema={"item": vocabulary["item"].dtype, "title": pl.String, "categories": pl.List(pl.String)}
         )
+    given = metadata["item"].n_unique()
     if metadata["item"].dtype != vocabulary["item"].dtype:
         # e.g. a log with integer IDs and an items file read as strings: "007" and "7" both name item 7
         metadata = metadata.with_columns(pl.col("item").cast(vocabulary["item"].dtype, strict=False))
@@ -338,14 +339,14 @@ def _attach_item_metadata(
             metadata.height - unique.height,
         )
     described = int(vocabulary["item"].is_in(unique["item"].implode()).sum())
-    if unique.height and described < vocabulary.height / 2:
+    if given and described < vocabulary.height / 2:
         log.warning(
             "%s: only %d of the log's %d items are in the item metadata (which names %d items): are the IDs "
             "written alike in both?",
             source,
             described,
             vocabulary.height,
-            unique.height,
+            given,
         )
     items = vocabulary.join(unique, on="item", how="left", maintain_order="left")
     return items.with_columns(pl.col("categories").fill_null(pl.lit([], dtype=pl.List(pl.String))))
