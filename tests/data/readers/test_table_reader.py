@@ -82,6 +82,7 @@ def test_tsv_with_iso_datetimes_string_ids_and_split_categories(write) -> None:
         "user\titem\ttime\tevent\tgenres\n"
         "a\tB7\t2017-11-25T10:00:00Z\tview\tx|y\n"
         "a\t007\t2017-11-25T10:00:01Z\tbuy\t\n"
+        "b\t007\t2017-11-25T10:00:02Z\tview\tz\n"  # the item's first row had its cell empty
     )
     raw = read(
         write("log.tsv.zst", text), columns=ColumnMapping(categories="genres", categories_separator="|")
@@ -89,8 +90,9 @@ def test_tsv_with_iso_datetimes_string_ids_and_split_categories(write) -> None:
     assert raw.interactions.collect().select("user", "item", "timestamp", "event").rows() == [
         ("a", "B7", 1511604000, "view"),
         ("a", "007", 1511604001, "buy"),
+        ("b", "007", 1511604002, "view"),
     ]
-    assert raw.items is not None and raw.items.rows() == [("B7", None, ["x", "y"]), ("007", None, [])]
+    assert raw.items is not None and raw.items.rows() == [("B7", None, ["x", "y"]), ("007", None, ["z"])]
 
 
 def test_parquet_with_native_types_and_list_categories(tmp_path: Path) -> None:

@@ -137,12 +137,10 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     )
     items = None
     if categories is not None:
-        # one row per item: small however long the log is
-        items = items_table(
-            collect(
-                frame.select("item", "categories").unique("item", keep="first", maintain_order=True), path
-            )
-        )
+        # one row per item (small however long the log is), with the first categories a row gives it: a
+        # row with the cell empty leaves them to the item's later rows
+        described = pl.col("categories").filter(pl.col("categories").list.len() > 0).first()
+        items = items_table(collect(frame.group_by("item", maintain_order=True).agg(described), path))
     return RawLog(
         interactions=interactions_table(frame, path),
         items=items,
