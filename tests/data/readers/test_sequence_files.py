@@ -88,9 +88,14 @@ def test_attribute_file_errors(write) -> None:
     write("A_item2attributes.json", "[1, 2]")
     with pytest.raises(DataError, match=r"A_item2attributes\.json: expected a JSON object"):
         read(path)
-    write("A_item2attributes.json", '{"2": 5}')
+    write("A_item2attributes.json", '{"2": [1], "3": 5}')
     with pytest.raises(
-        DataError, match=r"A_item2attributes\.json: every value must be a list of attribute IDs"
+        DataError, match=r"A_item2attributes\.json: item '3': every value must be a list of attribute IDs"
+    ):
+        read(path)
+    write("A_item2attributes.json", '{"2": [[1]]}')
+    with pytest.raises(
+        DataError, match=r"A_item2attributes\.json: every attribute ID must be a number or text"
     ):
         read(path)
     write("A_item2attributes.json", '{"2": [1], "b": [2]}')

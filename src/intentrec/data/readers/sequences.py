@@ -103,11 +103,16 @@ def _read_attributes(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}.") from None
     if not isinstance(attributes, dict):
         raise DataError(f'{path}: expected a JSON object {{"item_id": [attribute_id, ...], ...}}.')
+    not_a_list = next((key for key, value in attributes.items() if not isinstance(value, list)), None)
+    if not_a_list is not None:
+        raise DataError(
+            f'{path}: item {not_a_list!r}: every value must be a list of attribute IDs, e.g. "12": [3, 7].'
+        )
     items = pl.DataFrame({"item": list(attributes)}, schema={"item": pl.String})
     try:
         categories = pl.Series("categories", list(attributes.values()), strict=False).cast(pl.List(pl.String))
     except (TypeError, pl.exceptions.PolarsError):
-        raise DataError(f'{path}: every value must be a list of attribute IDs, e.g. "12": [3, 7].') from None
+        raise DataError(f'{path}: every attribute ID must be a number or text, e.g. "12": [3, 7].') from None
     bad = items.filter(pl.col("item").cast(pl.Int64, strict=False).is_null())
     if bad.height:
         raise DataError(f"{path}: item key {bad['item'][0]!r} is not an integer item ID.")
