@@ -201,6 +201,15 @@ def test_a_head_learns_only_from_targets_of_its_value(objective: str, cosine: bo
         assert torch.isfinite(heads.log_scale.grad)
 
 
+def test_the_learned_temperature_comes_back_from_its_cap() -> None:
+    heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]], cosine=True)
+    with torch.no_grad():
+        heads.log_scale.fill_(np.log(150.0))  # pushed past the cap by a step
+    assert heads.scale().item() == pytest.approx(100.0)
+    heads.scale().backward()  # a gradient flows: a clamp of the output gave 0 above the cap, for good
+    assert heads.log_scale.grad is not None and float(heads.log_scale.grad) == pytest.approx(100.0)
+
+
 def test_the_softmax_objective_is_cross_entropy_within_the_heads_group() -> None:
     heads = heads_for(["a", "b"], [[True, False], [True, False], [False, True]], merged_loss=0)
     items, hidden = torch.randn(4, DIM), torch.randn(1, DIM)

@@ -321,7 +321,11 @@ class PriorHeads(nn.Module):
         """The inverse temperature multiplying similarities (1 with dot products)."""
         if self.log_scale is None:
             return 1.0
-        return self.log_scale.exp().clamp(max=100.0)  # the cap keeps the softmax from collapsing
+        # the cap (100) keeps the softmax from collapsing; it holds the parameter itself, since a clamp of
+        # the output passes no gradient above it, and a scale pushed past the cap would stay there for good
+        with torch.no_grad():
+            self.log_scale.clamp_(max=math.log(100.0))
+        return self.log_scale.exp()
 
     def items(self, table: torch.Tensor) -> torch.Tensor:
         """The model's item table as the heads compare against it (unit rows with cosine similarity)."""
