@@ -142,9 +142,13 @@ def test_ctrl_c_or_sigterm_keeps_the_run_and_exits_130_so_that_a_script_stops(cs
     assert json.loads((out / "metrics.json").read_text())["stopped"] == "interrupted"
 
 
-def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run) -> None:
+def test_serving_settings_and_column_roles_name_what_is_unknown(intentrec, run, monkeypatch) -> None:
     done = intentrec("serve", run[0], "--set", "cache_user=0", expect=2)
     assert "cache_user: unknown field (did you mean 'cache_users'?) (got 0)" in done.stderr
+    with monkeypatch.context() as patched:  # INTENTREC_TOKEN=$SECRET with $SECRET unset: not an open server
+        patched.setenv("INTENTREC_TOKEN", "")
+        done = intentrec("serve", run[0], expect=2)
+    assert "INTENTREC_TOKEN is set but empty" in done.stderr
     done = intentrec("serve", run[0], "--index", "exact", "--set", 'index={"kind": "hnsw"}', expect=2)
     assert "index.kind is already given by its own option" in done.stderr
     done = intentrec("fit", "--columns", "user=u,iten=i", "--out", "unused", expect=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -38,6 +39,12 @@ def serve(
     # imported here: the web stack and faiss would slow every other command's start by a second
     from intentrec.serving.server import serve as run_server
 
+    # click reads an empty variable as no option at all: INTENTREC_TOKEN=$SECRET with $SECRET unset would
+    # serve without a token, and without a word
+    if token is None and "INTENTREC_TOKEN" in os.environ:
+        raise ConfigError(
+            "INTENTREC_TOKEN is set but empty: give a secret, or unset it to serve without one."
+        )
     settings = parse_serve_config(with_options({"index.kind": index, "workers": workers}, set_))
     if not run_server(run, host, port, token, settings, access_log):
         raise typer.Exit(1)  # a worker died unasked: said in the log when it happened
