@@ -311,7 +311,8 @@ class Recommender:
 
         Returns ``{"by_category": {category: {"recall@k", "ndcg@k", "users"}}, "heads": {head: share}}``:
         accuracy over the users with a target of each category (most users first), and the share of the
-        listed items that each head put there (a model without prior heads has the one head ``"next"``).
+        listed items that each head put there, most first, every prior head included (a model without prior
+        heads has the one head ``"next"``).
         """
         model, split = self._fitted()
         _check_k(k)
@@ -321,10 +322,18 @@ class Recommender:
         config = self._eval_config().model_copy(update={"ks": [k]})
         model.eval()
         evaluate(self._scores_only(), eval_set, self.config.model.max_len, config, by_category=by_category)
-        listed = self._rank(eval_set.history, k, config.filter_seen, None)["head"].value_counts(sort=True)
-        total = max(int(listed["count"].sum()), 1)
-        shares = {row["head"]: row["count"] / total for row in listed.iter_rows(named=True)}
-        return {"by_category": by_category.results(), "heads": shares}
+        listed = self._rank(eval_set.history, k, config.filter_seen, None)["head"].value_counts()
+        counts = dict(zip(listed["head"].to_list(), listed["count"].to_list(), strict=True))
+        # every prior head, at 0 where it put nothing in any list: a head that never fires is worth seeing
+        heads = model.heads.names if model.heads is not None else []
+        names = sorted(
+            [*heads, *(name for name in counts if name not in heads)], key=lambda n: -counts.get(n, 0)
+        )
+        total = max(sum(counts.values()), 1)
+        return {
+            "by_category": by_category.results(),
+            "heads": {name: counts.get(name, 0) / total for name in names},
+        }
 
     def recommend(
         self,

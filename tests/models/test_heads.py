@@ -397,6 +397,9 @@ def test_a_run_with_taxonomy_heads_fits_evaluates_and_reloads(make_dataset, tmp_
     assert loaded.evaluate("test") == fitted.metrics["test"]
     assert loaded.model.heads.names == fitted.model.heads.names
     assert loaded.recommend(["u1"], k=3).height == 3  # batch recommendation ranks with the heads
+    with monkeypatch.context() as patched:  # lists that only "odd" filled: the others are there, at 0
+        patched.setattr(loaded, "_rank", lambda *args: pl.DataFrame({"head": ["odd", "odd"]}))
+        assert loaded.breakdown("test")["heads"] == {"odd": 1.0, "even": 0.0, "third": 0.0}
 
     # served over the exact index, each head searches its own items and the lists merge as offline
     service = Service(loaded, ServeConfig(index=IndexConfig(kind="exact")))
@@ -550,7 +553,8 @@ def test_composed_heads_fit_reload_recommend_and_steer(make_dataset, tmp_path) -
     steered = loaded.evaluate("test", steering=Steering(values={"view": 0.0}))
     assert steered.keys() == fitted.metrics["test"].keys()
     shares = fitted.metrics["test_heads"]  # which head filled the test users' top 10
-    assert set(shares) <= set(fitted.model.heads.names) and sum(shares.values()) == pytest.approx(1.0)
+    assert set(shares) == set(fitted.model.heads.names) and sum(shares.values()) == pytest.approx(1.0)
+    assert list(shares.values()) == sorted(shares.values(), reverse=True)  # the heads that filled most first
     assert set(fitted.metrics["test_by_category"]) == {"even", "odd"}
 
 
