@@ -120,6 +120,17 @@ def test_an_unfinished_run_shows_its_curves_and_no_metrics(runs, tmp_path) -> No
     assert text.count('<img src="data:image/png;base64,') == 2  # the training curves
 
 
+def test_a_run_measured_at_other_cutoffs_is_said_to_be_so(runs, tmp_path) -> None:
+    other = tmp_path / "at-20"
+    shutil.copytree(runs[0], other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["test"] = {key.replace("@10", "@20"): value for key, value in metrics["test"].items()}
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    text = write_report([runs[0], other], tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "Not measured at K = 10 (eval.ks without 10), so shown as missing: at-20." in text
+    assert "Not measured at K = 10" not in write_report([runs[0]], tmp_path / "one.html").read_text("utf-8")
+
+
 def test_a_missing_run_folder_is_a_one_line_error(intentrec, runs, tmp_path) -> None:
     missing = tmp_path / "[bold]nope"  # printed as it is, not read as rich markup
     done = intentrec("report", runs[0], missing, "--out", tmp_path / "page.html", expect=2)

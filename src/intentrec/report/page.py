@@ -61,9 +61,17 @@ REPORT_TITLE = "IntentRec report: "
 def render_page(runs: Sequence[RunSummary]) -> str:
     """The whole report for ``runs`` as one HTML document."""
     names = ", ".join(run.name for run in runs)
+    # a finished run measured at other cutoffs (eval.ks without 10) would show as missing without this
+    other_ks = [run.name for run in runs if run.metrics.get("test") and run.test("ndcg@10") is None]
+    unmeasured = (
+        f" Not measured at K = 10 (eval.ks without 10), so shown as missing: {_text(', '.join(other_ks))}."
+        if other_ks
+        else ""
+    )
     sections = [
         "<h1>IntentRec report</h1>",
-        f'<p class="note">{len(runs)} run(s): {_text(names)}. Test metrics are full-ranking, at K = 10.</p>',
+        f'<p class="note">{len(runs)} run(s): {_text(names)}. Test metrics are full-ranking, at K = 10.'
+        f"{unmeasured}</p>",
         "<h2>Test metrics</h2>",
         _metrics_table(runs),
         "<h2>Accuracy and diversity</h2>",
