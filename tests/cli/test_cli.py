@@ -203,6 +203,8 @@ def test_recommend_checks_its_output_before_loading_the_run(intentrec, tmp_path)
     out = tmp_path / "recs.txt"
     done = intentrec("recommend", tmp_path / "no-run", "--out", out, expect=2)
     assert done.stderr.strip() == f"error: --out {out}: expected a .parquet or .csv file name."
+    done = intentrec("recommend", tmp_path / "no-run", "--k", "0", "--out", tmp_path / "recs.csv", expect=2)
+    assert "Invalid value for '--k'" in done.stderr
 
 
 def test_data_info(intentrec, csv) -> None:

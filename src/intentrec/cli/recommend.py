@@ -19,7 +19,7 @@ from intentrec.serving.batch import read_user_ids, recommendations_file, write_r
 def recommend(
     run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
     users: str = typer.Option("all", help="'all', or a text file with one user ID per line."),
-    k: int = typer.Option(100, help="Items per user."),
+    k: int = typer.Option(100, min=1, help="Items per user."),
     out: str = typer.Option(
         ..., help="Parquet (or .csv) file to write: user, rank, item, score, head (your IDs)."
     ),
