@@ -6,9 +6,10 @@ evaluated. Memory is ``O(chunk_size * n_items)`` whatever the number of users.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
+import polars as pl
 import torch
 
 from intentrec.data.sequences import PaddedBatch, Sequences, pad_left
@@ -106,3 +107,42 @@ def padded_targets(targets: Sequences, rows: np.ndarray) -> torch.Tensor:
     width = int(targets.lengths[rows].max(initial=1))
     padded = pad_left(targets, rows, width).items - 1  # model index -> dataset index, PAD -> -1
     return torch.from_numpy(padded)
+
+
+def ranking_table(
+    history: Sequences, chunks: Iterable[tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]]
+) -> pl.DataFrame:
+    """The top lists of :func:`ranked_chunks` over ``history`` as one table, ``row, user_idx, rank,
+    item_idx, score, head_idx``, in the order of ``history``'s rows, excluded items left out.
+
+    Each chunk comes with ``heads (B, n_items)``, which head gave each score (None: head 0 for all).
+    """
+    parts = [
+        pl.DataFrame(
+            schema={
+                "row": pl.Int64,
+                "user_idx": pl.Int32,
+                "rank": pl.Int32,
+                "item_idx": pl.Int32,
+                "score": pl.Float32,
+                "head_idx": pl.Int32,
+            }
+        )
+    ]
+    for rows, items, scores, heads in chunks:
+        n, width = items.shape
+        head = heads.gather(1, items.to(heads.device)).cpu() if heads is not None else torch.zeros_like(items)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "row": np.repeat(rows, width),
+                    "user_idx": np.repeat(history.users[rows], width),
+                    "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
+                    "item_idx": items.reshape(-1).numpy().astype(np.int32),
+                    "score": scores.reshape(-1).numpy(),
+                    "head_idx": head.reshape(-1).numpy().astype(np.int32),
+                }
+            )
+        )
+    # chunks come in order of history length: put the rows back in the order they were asked for
+    return pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")

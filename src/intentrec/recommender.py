@@ -20,25 +20,24 @@ import torch
 
 from intentrec.allocator import keep_freed_memory
 from intentrec.catalogue import Catalogue, UnknownItems, as_list
-from intentrec.config import RunConfig, apply_overrides, as_steering
+from intentrec.config import RunConfig, as_steering
 from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
 from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
-from intentrec.errors import ConfigError, IntentRecError, did_you_mean
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
 from intentrec.models.build import build_model, load_backbone, parameter_counts
 from intentrec.models.heads import NEXT_ITEM_HEAD, Steering, build_priors
 from intentrec.models.model import Precision, SequentialModel
-from intentrec.ranking import ScoreFn, ranked_chunks
+from intentrec.ranking import ScoreFn, ranked_chunks, ranking_table
 from intentrec.run import (
     RunFiles,
-    check_unedited,
-    flat_settings,
     load_weights,
     log_to,
     resumable_checkpoint,
+    resumed_config,
     save_epoch,
     save_weights,
     stored_metrics,
@@ -47,10 +46,10 @@ from intentrec.run import (
 from intentrec.storage import write_json
 from intentrec.training.processes import join
 from intentrec.training.trainer import (
-    RESUMABLE_SETTINGS,
     Checkpoint,
     TrainResult,
     check_continuable,
+    ended_training,
     train,
     usable_device,
 )
@@ -59,17 +58,6 @@ log = logging.getLogger("intentrec")
 
 #: Largest ``(users, items)`` score matrix ranked at once when recommending (floats; 256 MB).
 _SCORES_PER_CHUNK = 2**26
-
-_EMPTY_RANKING = pl.DataFrame(
-    schema={
-        "row": pl.Int64,
-        "user_idx": pl.Int32,
-        "rank": pl.Int32,
-        "item_idx": pl.Int32,
-        "score": pl.Float32,
-        "head_idx": pl.Int32,
-    }
-)
 
 
 class NotFittedError(IntentRecError):
@@ -142,24 +130,7 @@ class Recommender:
         started = time.perf_counter()
         files = RunFiles(Path(run)).require()
         checkpoint = resumable_checkpoint(files)
-        allowed = [f"train.{name}" for name in RESUMABLE_SETTINGS]
-        for change in changes:
-            key = change.partition("=")[0].strip()
-            if key not in allowed:
-                names = {name for name, _ in flat_settings(RunConfig.from_file(files.config).to_json())}
-                known = key in names or any(name.startswith(f"{key}.") for name in names)
-                why = (
-                    f"{key} is part of what was trained (start a new run with `fit` to change it)"
-                    if known
-                    else f"{key} is not a setting{did_you_mean(key, allowed)}"
-                )
-                raise ConfigError(
-                    f"--set {change!r}: a resumed run can change only {', '.join(allowed)}; {why}."
-                )
-        config = RunConfig.from_dict(
-            apply_overrides(RunConfig.from_file(files.config).to_json(), list(changes)), "--set"
-        )
-        check_unedited(files, checkpoint, config)
+        config = resumed_config(files, checkpoint, changes)
         try:
             check_continuable(checkpoint, config.train)
         except ConfigError as error:
@@ -181,14 +152,8 @@ class Recommender:
     def _measure_trained(cls, files: RunFiles, checkpoint: Checkpoint, started: float) -> Recommender:
         """Write the metrics of a run whose training ended at ``checkpoint`` but which has none."""
         recommender = cls.load(files.root)
-        meta, train_config = checkpoint.meta, recommender.config.train
-        result = TrainResult(
-            best_epoch=meta["best_epoch"],
-            history=meta["history"],
-            resumed_at=meta["resumed_at"],
-            stopped="max_epochs" if checkpoint.epoch >= train_config.epochs else "early_stopping",
-        )
-        if join(train_config.device).main:
+        if join(recommender.config.train.device).main:
+            result = ended_training(checkpoint, recommender.config.train)
             with log_to(files.log):
                 log.info("%s: trained to epoch %d, not measured: measuring", files.root, checkpoint.epoch)
                 recommender._measure(
@@ -324,16 +289,11 @@ class Recommender:
         evaluate(self._scores_only(), eval_set, self.config.model.max_len, config, by_category=by_category)
         listed = self._rank(eval_set.history, k, config.filter_seen, None)["head"].value_counts()
         counts = dict(zip(listed["head"].to_list(), listed["count"].to_list(), strict=True))
-        # every prior head, at 0 where it put nothing in any list: a head that never fires is worth seeing
-        heads = model.heads.names if model.heads is not None else []
-        names = sorted(
-            [*heads, *(name for name in counts if name not in heads)], key=lambda n: -counts.get(n, 0)
-        )
+        for head in model.heads.names if model.heads is not None else []:  # a head that never fires, at 0
+            counts.setdefault(head, 0)
         total = max(sum(counts.values()), 1)
-        return {
-            "by_category": by_category.results(),
-            "heads": {name: counts.get(name, 0) / total for name in names},
-        }
+        shares = {head: count / total for head, count in sorted(counts.items(), key=lambda pair: -pair[1])}
+        return {"by_category": by_category.results(), "heads": shares}
 
     def recommend(
         self,
@@ -580,8 +540,7 @@ class Recommender:
             scores, heads_of_chunk[0] = self._score(batch, histories, steering)
             return scores
 
-        parts = [_EMPTY_RANKING]
-        for chunk_rows, items, scores in ranked_chunks(
+        chunks = ranked_chunks(
             score,
             history,
             k,
@@ -590,28 +549,9 @@ class Recommender:
             chunk_size,
             allowed,
             self._eval_config().chunk_events,
-        ):
-            n, width = items.shape
-            chunk_heads = heads_of_chunk[0]
-            head = (
-                chunk_heads.gather(1, items.to(chunk_heads.device)).cpu()
-                if chunk_heads is not None
-                else torch.zeros_like(items)
-            )
-            parts.append(
-                pl.DataFrame(
-                    {
-                        "row": np.repeat(chunk_rows, width),
-                        "user_idx": np.repeat(history.users[chunk_rows], width),
-                        "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
-                        "item_idx": items.reshape(-1).numpy().astype(np.int32),
-                        "score": scores.reshape(-1).numpy(),
-                        "head_idx": head.reshape(-1).numpy().astype(np.int32),
-                    }
-                )
-            )
-        # chunks come in order of history length: put the rows back in the order they were asked for
-        table = pl.concat(parts).filter(pl.col("score") > float("-inf")).sort("row", "rank")
+        )
+        # read as each chunk comes: heads_of_chunk then holds that chunk's heads
+        table = ranking_table(history, ((*chunk, heads_of_chunk[0]) for chunk in chunks))
         head_names = [*model.heads.names, NEXT_ITEM_HEAD] if model.heads is not None else [NEXT_ITEM_HEAD]
         return table.join(
             dataset.items.select("item_idx", "item"), on="item_idx", maintain_order="left"

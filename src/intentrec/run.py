@@ -17,23 +17,21 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from intentrec.errors import ConfigError, IntentRecError
+from intentrec.config import RunConfig, apply_overrides
+from intentrec.errors import ConfigError, IntentRecError, did_you_mean
 from intentrec.storage import read_text, write_json, write_text, write_with
 from intentrec.training.trainer import RESUMABLE_SETTINGS, Checkpoint, StateDict, TrainResult
 
 log = logging.getLogger("intentrec")
-
-if TYPE_CHECKING:
-    from intentrec.config import RunConfig
 
 
 class RunFiles:
@@ -214,6 +212,27 @@ def save_epoch(
         # what was trained, so that resume notices a config.json edited since
         checkpoint.meta["trained_config"] = _trained_part(config)
         save_checkpoint(files.checkpoint, checkpoint)
+
+
+def resumed_config(files: RunFiles, checkpoint: Checkpoint, changes: Sequence[str]) -> RunConfig:
+    """The run's config with the ``train.key=value`` ``changes`` a resume may make (a ConfigError naming
+    any other key), checked against what the checkpoint was trained with."""
+    saved = RunConfig.from_file(files.config).to_json()
+    allowed = [f"train.{name}" for name in RESUMABLE_SETTINGS]
+    for change in changes:
+        key = change.partition("=")[0].strip()
+        if key not in allowed:
+            names = {name for name, _ in flat_settings(saved)}
+            known = key in names or any(name.startswith(f"{key}.") for name in names)
+            why = (
+                f"{key} is part of what was trained (start a new run with `fit` to change it)"
+                if known
+                else f"{key} is not a setting{did_you_mean(key, allowed)}"
+            )
+            raise ConfigError(f"--set {change!r}: a resumed run can change only {', '.join(allowed)}; {why}.")
+    config = RunConfig.from_dict(apply_overrides(saved, list(changes)), "--set")
+    check_unedited(files, checkpoint, config)
+    return config
 
 
 def check_unedited(files: RunFiles, checkpoint: Checkpoint, config: RunConfig) -> None:

@@ -352,6 +352,19 @@ def _diverged(epoch: int, result: TrainResult, config: TrainConfig) -> None:
     )
 
 
+def ended_training(checkpoint: Checkpoint, config: TrainConfig) -> TrainResult:
+    """The record of a training that ``config`` does not continue past ``checkpoint`` (it reached
+    ``epochs``, or ``patience`` epochs without gain); the best weights are the run's, not held here."""
+    meta = checkpoint.meta
+    return TrainResult(
+        best_epoch=meta["best_epoch"],
+        best_valid=meta["best_valid"],
+        history=list(meta["history"]),
+        stopped="max_epochs" if checkpoint.epoch >= config.epochs else "early_stopping",
+        resumed_at=list(meta["resumed_at"]),
+    )
+
+
 def check_continuable(checkpoint: Checkpoint, config: TrainConfig) -> None:
     """Raise a ConfigError saying what to raise when ``config`` would stop a run at once after the
     checkpoint's epoch (it reached ``epochs``, or ``patience`` epochs without gain), or when the checkpoint
