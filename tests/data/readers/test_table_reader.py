@@ -42,6 +42,16 @@ def test_tianchi_sample_with_a_mapping(shared: Path) -> None:
     assert Dataset.from_raw(raw).n_users == 34
 
 
+def test_blanks_around_header_names_are_not_part_of_them(write) -> None:
+    rows = "1,10,1000,4\n2,11,1001,5\n"
+    spaced = read(write("spaced.csv", "user_id, item_id, timestamp, rating\n" + rows.replace(",", ", ")))
+    plain = read(write("plain.csv", "user_id,item_id,timestamp,rating\n" + rows))
+    columns = ["user", "item", "timestamp", "value", "line"]
+    assert spaced.interactions.collect()[columns].equals(plain.interactions.collect()[columns])
+    mapped = read(write("m.csv", "who ,what\t, time\n1,10,1000\n"), columns={"user": "who", "item": "what"})
+    assert mapped.interactions.collect()["item"].to_list() == [10]
+
+
 @pytest.mark.parametrize(
     "times",
     [
@@ -93,6 +103,14 @@ def test_tsv_with_iso_datetimes_string_ids_and_split_categories(write) -> None:
         ("b", "007", 1511604002, "view"),
     ]
     assert raw.items is not None and raw.items.rows() == [("B7", None, ["x", "y"]), ("007", None, ["z"])]
+
+
+def test_categories_written_as_lists_in_text_cells(write) -> None:
+    rows = ['1,10,1,"[""Skin"", ""Face""]"', "1,11,2,\"['Hair']\"", "2,12,3,Nails", "2,13,4,[]", "2,14,5,"]
+    path = write("cats.csv", "user,item,ts,cats\n" + "\n".join(rows) + "\n")
+    items = read(path, columns=ColumnMapping(categories="cats")).items
+    assert items is not None
+    assert items["categories"].to_list() == [["Skin", "Face"], ["Hair"], ["Nails"], [], []]
 
 
 def test_parquet_with_native_types_and_list_categories(tmp_path: Path) -> None:
@@ -157,6 +175,8 @@ def test_errors_name_file_line_and_column(write, tmp_path: Path) -> None:
         read_table(write("t.csv", "line,item,ts\n1,2,3\n"), ColumnMapping(user="line"))
     with pytest.raises(DataError, match=r"j\.csv:1: the column 'item' appears twice in the header"):
         read(write("j.csv", "user,item,ts,item\n1,2,3,4\n"))
+    with pytest.raises(DataError, match=r"o\.csv:1: the column 'item' appears twice in the header"):
+        read(write("o.csv", "user,item,ts, item\n1,2,3,4\n"))
     compressed = write("k.csv", gzip.compress(b"user,item,ts\n1,2,3\n"))
     with pytest.raises(DataError, match=r"k\.csv: the file is compressed \(\.gz\); name it k\.csv\.gz"):
         read(compressed)

@@ -10,6 +10,7 @@ line and column; nothing is silently turned into a null.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,7 +311,9 @@ def items_table(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(*first, *rest).unique(subset="item", keep="first", maintain_order=True)
 
 
-def split_categories(text: pl.Expr, separator: str, ignore: Sequence[str] = ()) -> pl.Expr:
-    """A ``separator``-joined text column as a list of category names, dropping blanks and ``ignore``."""
-    parts = text.str.split(separator).list.eval(pl.element().str.strip_chars())
+def split_categories(text: pl.Expr, separator: str, ignore: Sequence[str] = (), quotes: str = "") -> pl.Expr:
+    """A ``separator``-joined text column as a list of category names, dropping blanks and ``ignore``;
+    whitespace and ``quotes`` around each name are stripped."""
+    around = (string.whitespace + quotes) if quotes else None  # None: whitespace
+    parts = text.str.split(separator).list.eval(pl.element().str.strip_chars(around))
     return parts.list.eval(pl.element().filter((pl.element() != "") & ~pl.element().is_in(list(ignore))))

@@ -69,7 +69,9 @@ class ColumnMapping(Settings):
     value: str | None = Field(None, description="Column with an explicit value such as a rating.")
     categories: str | None = Field(None, description="Column with the item's categories (never guessed).")
     categories_separator: str | None = Field(
-        None, description="Separator within the categories column, e.g. '|'; None: one category per cell."
+        None,
+        description="Separator within the categories column, e.g. '|'; None: one category per cell, or the "
+        'elements of a cell written as a list, ["a", "b"].',
     )
     timestamp_format: str | None = Field(
         None, description="strftime layout of datetime text, e.g. '%d/%m/%Y %H:%M'; None: ISO 8601."
@@ -221,10 +223,14 @@ def _missing_role_message(role: str, available: list[str], path: Path) -> str:
 
 
 def _categories(table: pl.LazyFrame, column: str, separator: str | None) -> pl.Expr:
-    """A categories column as List[String]: lists as they are, text split on ``separator``, else one each."""
+    """A categories column as List[String]: lists as they are, text split on ``separator``; without one, a
+    cell written as a list (``["Skin", "Face"]``, or Python's ``['Skin', 'Face']``) gives its elements
+    (split on commas, so an element holding a comma is cut in two), any other cell is one category."""
     if isinstance(table.collect_schema()[column], pl.List):
         return pl.col(column).cast(pl.List(pl.String)).alias("categories")
     text = pl.col(column).cast(pl.String).str.strip_chars()
     if separator is not None:
         return split_categories(text, separator).alias("categories")
-    return pl.when(text != "").then(pl.concat_list(text)).alias("categories")
+    listed = text.str.starts_with("[") & text.str.ends_with("]")
+    elements = split_categories(text.str.strip_prefix("[").str.strip_suffix("]"), ",", quotes="\"'")
+    return pl.when(listed).then(elements).when(text != "").then(pl.concat_list(text)).alias("categories")
