@@ -80,6 +80,11 @@ def test_include_keeps_items_with_any_listed_category_and_exclude_removes_them(c
     assert catalogue.allowed(exclude=["Drama"]).tolist() == [False, False, True, True]
 
 
+def test_filters_that_leave_no_item_are_an_error(catalogue) -> None:
+    with pytest.raises(IntentRecError, match=r"including Drama and excluding Drama, Comedy leaves no item"):
+        catalogue.allowed(include=["Drama"], exclude=["Drama", "Comedy"])
+
+
 def test_an_unknown_category_is_an_error_with_a_suggestion(catalogue, make_dataset) -> None:
     with pytest.raises(IntentRecError, match=r"unknown category 'comdy' \(did you mean 'Comedy'\?\).*Drama"):
         catalogue.allowed(include=["comdy"])

@@ -112,7 +112,7 @@ class Catalogue:
 
         None when neither is given (every item is allowed). Items without categories never match
         ``include``. A category the catalogue does not have is an error, so a typo does not silently
-        empty (or fail to filter) a list.
+        empty (or fail to filter) a list, as are filters that allow no item.
         """
         include, exclude = as_list(include, ordered=False), as_list(exclude, ordered=False)
         if not include and not exclude:
@@ -124,6 +124,14 @@ class Catalogue:
                 allowed[self._items_of(name)] = True
         for name in exclude or ():
             allowed[self._items_of(name)] = False
+        if not allowed.any():  # else every list would come back empty, with no word of why
+            excluded = ", ".join(exclude or ())
+            raise IntentRecError(
+                f"including {', '.join(include)} and excluding {excluded} leaves no item: every item of the "
+                "first has one of the second."
+                if include
+                else f"excluding {excluded} leaves no item: every item has one of them."
+            )
         return allowed
 
     def _items_of(self, category: str) -> np.ndarray:

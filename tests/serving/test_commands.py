@@ -231,6 +231,14 @@ def test_recommend_writes_the_users_recommendations_to_parquet(run, recommender,
     assert_frame_equal(pl.read_parquet(out), expected)
 
 
+def test_recommend_refuses_category_filters_that_leave_no_item(run, tmp_path) -> None:
+    out = tmp_path / "recs.parquet"
+    filters = ("--include-category", "odd", "--exclude-category", "odd")
+    done = intentrec("recommend", run, "--k", 3, *filters, "--out", out, expect=2)
+    assert "including odd and excluding odd leaves no item" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
 def test_recommend_asks_at_the_time_given(asked_run, tmp_path) -> None:
     users = tmp_path / "users.txt"
     users.write_text("u4\nu1\n")

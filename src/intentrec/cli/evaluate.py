@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from intentrec.models.model import Precision
 from intentrec.recommender import Recommender
 
 
@@ -16,7 +17,7 @@ def evaluate(
     run: str = typer.Argument(..., help="A run folder written by `intentrec fit --out`."),
     as_json: bool = typer.Option(False, "--json", help='Print {"valid": {...}, "test": {...}} as JSON.'),
     device: str = typer.Option("cpu", help="Rank on this torch device: cpu, cuda, cuda:1."),
-    precision: str = typer.Option(
+    precision: Precision = typer.Option(
         "float32", help="The backbone's arithmetic: float32, or bfloat16 (faster, metrics differ slightly)."
     ),
 ) -> None:

@@ -117,7 +117,7 @@ def test_detection_errors(write, tmp_path: Path) -> None:
     ):
         detect_format(write("notes.txt", "hello world\n"))
     with pytest.raises(DataError, match=r"data\.json: cannot tell the format"):
-        detect_format(write("data.json", "{}\n"))
+        detect_format(write("data.json", "[1, 2]\n"))  # a JSON array, not JSON Lines
     with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
         detect_format(write("empty.csv", "\n\n"))
     with pytest.raises(
@@ -127,7 +127,8 @@ def test_detection_errors(write, tmp_path: Path) -> None:
         write("several/B.txt", "1 2\n")
         read(tmp_path / "several")
     with pytest.raises(
-        DataError, match=r"nothing: no data file here \(looked for \.csv, \.tsv, \.parquet, \.txt"
+        DataError,
+        match=r"nothing: no data file here \(looked for \.csv, \.tsv, \.parquet, \.jsonl, \.ndjson, \.txt",
     ):
         write("nothing/README", "x")
         detect_format(tmp_path / "nothing")

@@ -14,7 +14,7 @@ import pytest
 from intentrec.catalogue import Catalogue
 from intentrec.data.dataset import Dataset
 from intentrec.data.raw import INTERACTION_COLUMNS
-from intentrec.data.readers import ColumnMapping, read
+from intentrec.data.readers import ColumnMapping, detect_format, read
 from intentrec.data.readers.table import read_table
 from intentrec.errors import DataError
 
@@ -111,6 +111,35 @@ def test_categories_written_as_lists_in_text_cells(write) -> None:
     items = read(path, columns=ColumnMapping(categories="cats")).items
     assert items is not None
     assert items["categories"].to_list() == [["Skin", "Face"], ["Hair"], ["Nails"], [], []]
+
+
+def test_json_lines_as_amazon_writes_its_reviews(write) -> None:
+    reviews = [
+        '{"reviewerID": "A1", "asin": "B01", "overall": 5.0, "unixReviewTime": 1400000000, "tags": ["Skin"]}',
+        '{"reviewerID": "A1", "asin": "B02", "overall": 4.0, "unixReviewTime": 1400000100}',
+        '{"reviewerID": "A2", "asin": "B01", "overall": 3.0, "unixReviewTime": 1400000200, "vote": [0]}',
+    ]
+    path = write("reviews_Beauty_5.json.gz", "\n".join(reviews) + "\n")
+    assert detect_format(path) == "table" and detect_format(write("log.jsonl", reviews[0])) == "table"
+    raw = read(path, columns=ColumnMapping(categories="tags"))
+    log = raw.interactions.collect()
+    assert log.select("user", "item", "timestamp", "value", "line").rows() == [
+        ("A1", "B01", 1400000000, 5.0, 1),
+        ("A1", "B02", 1400000100, 4.0, 2),
+        ("A2", "B01", 1400000200, 3.0, 3),
+    ]
+    assert raw.items is not None and raw.items["categories"].to_list() == [["Skin"], []]
+
+
+def test_json_lines_errors_name_the_line(write) -> None:
+    with pytest.raises(
+        DataError, match=r"a\.jsonl:2: not valid JSON \(Expecting ',' delimiter at column 31\)"
+    ):
+        read(write("a.jsonl", '{"user": 1, "item": 2, "ts": 3}\n{"user": 1, "item": 3, "ts": 4\n'))
+    with pytest.raises(DataError, match=r"b\.ndjson:2: each line must be one JSON object, not '\[1, 2\]'"):
+        read(write("b.ndjson", '{"user": 1, "item": 2, "ts": 3}\n[1, 2]\n'))
+    with pytest.raises(DataError, match=r"c\.jsonl:2: column 'ts': 'x' is not a timestamp"):
+        read(write("c.jsonl", '{"user": 1, "item": 2, "ts": 3}\n{"user": 1, "item": 3, "ts": "x"}\n'))
 
 
 def test_parquet_with_native_types_and_list_categories(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ One module per family of formats; this module only picks the reader::
     recbole    RecBole atomic files: name.inter (+ name.item)
     sequence   SASRec/S3-Rec one-line-per-user sequences: Name.txt (+ Name_item2attributes.json)
     taobao     Taobao UserBehavior.csv (headerless user,item,category,behavior,timestamp)
-    table      any other CSV/TSV/Parquet with a header, described by a ColumnMapping
+    table      any other CSV/TSV/Parquet with a header, or JSON Lines, described by a ColumnMapping
 
 The format is detected from what is at the path (file names first, then the first line of the file);
 ``format=`` overrides detection. Every file may be compressed (``.gz``, ``.zst``).
@@ -132,7 +132,7 @@ def _detect_file(path: Path) -> str:
         return "movielens"
     if suffix == ".inter":
         return "recbole"
-    if suffix in (".tsv", ".parquet"):
+    if suffix in (".tsv", ".parquet", ".jsonl", ".ndjson"):
         return "table"
     first = head_lines(path, 1)
     if not first:
@@ -148,6 +148,8 @@ def _detect_file(path: Path) -> str:
         return "table"
     if suffix == ".txt" and looks_like_sequences(line):
         return "sequence"
+    if suffix == ".json" and line.startswith("{"):  # JSON Lines, as Amazon's review dumps
+        return "table"
     raise DataError(
         f"{path}: cannot tell the format from the name and first line ({line[:60]!r}); "
         f"give the format (--format, or format= in Python), one of {', '.join(FORMATS)}."

@@ -1,4 +1,5 @@
-"""Any other interaction table: CSV, TSV or Parquet with a header, described by a :class:`ColumnMapping`.
+"""Any other interaction table: CSV, TSV or Parquet with a header, or JSON Lines (one object per line, such as
+Amazon's review dumps), described by a :class:`ColumnMapping`.
 
 Columns with obvious names need no mapping (``user_id``, ``itemId``, ``timestamp``, ``rating``, ...; see
 :data:`OBVIOUS_NAMES`, matched case-insensitively). A user, an item and a timestamp column are required.
@@ -14,6 +15,7 @@ times like ``2014-12-06 02``) reads with::
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -35,6 +37,7 @@ from intentrec.data.readers.files import (
     collect,
     csv_header,
     head_lines,
+    plain_file,
     scan_csv,
     scannable,
     sniff_separator,
@@ -44,19 +47,24 @@ from intentrec.errors import DataError, did_you_mean
 from intentrec.settings import Settings
 
 #: Column names recognised without a mapping, per role (compared case-insensitively).
+#: Amazon's review dumps (2014, 2018) name theirs reviewerID, asin, unixReviewTime and overall.
 OBVIOUS_NAMES: dict[str, tuple[str, ...]] = {
-    "user": ("user", "user_id", "userId"),
-    "item": ("item", "item_id", "itemId", "movieId"),
-    "timestamp": ("timestamp", "time", "ts"),
+    "user": ("user", "user_id", "userId", "reviewerID"),
+    "item": ("item", "item_id", "itemId", "movieId", "asin"),
+    "timestamp": ("timestamp", "time", "ts", "unixReviewTime"),
     "event": ("event", "event_type", "behavior"),
-    "value": ("rating", "value"),
+    "value": ("rating", "value", "overall"),
 }
 
 #: Roles a table must provide.
 REQUIRED_ROLES = ("user", "item", "timestamp")
 
 #: File name suffixes (after any compression suffix) read as tables.
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
+
+#: Suffixes of tables whose values carry their own types (read as they are, not as text); ``.json`` is
+#: read as JSON Lines too (Amazon's review dumps are named so), but not looked for in folders.
+_TYPED_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json")
 
 
 class ColumnMapping(Settings):
@@ -79,12 +87,13 @@ class ColumnMapping(Settings):
 
 
 def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
-    """Read a generic CSV/TSV/Parquet interaction table.
+    """Read a generic CSV/TSV/Parquet/JSON Lines interaction table.
 
     Parameters
     ----------
     path:
-        A ``.csv``, ``.tsv`` or ``.parquet`` file (possibly ``.gz``/``.zst``) with a header row. A CSV's
+        A ``.csv``, ``.tsv`` or ``.parquet`` file with a header row, or a ``.jsonl``/``.ndjson`` file with
+        one JSON object per line (also ``.json``; each possibly ``.gz``/``.zst``). A CSV's
         separator is sniffed from its header (comma, tab, semicolon or pipe).
     columns:
         Which column holds what; roles left at ``None`` are looked up in :data:`OBVIOUS_NAMES`.
@@ -94,23 +103,27 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     RawLog
         Interactions with raw IDs (Int64 when every ID is a plain integer, else String); items with their
         categories when a categories column is mapped. ``line`` is the 1-based line (header = 1) for text
-        files and the 1-based row for Parquet.
+        files and the 1-based row for Parquet and JSON Lines (its line, where no line is blank).
     """
     mapping = columns or ColumnMapping()
     plain = scannable(path)
-    is_parquet = strip_compression(path.name).endswith(".parquet")
-    if is_parquet:
+    suffix = Path(strip_compression(path.name)).suffix.lower()
+    typed = suffix in _TYPED_SUFFIXES
+    if suffix == ".parquet":
         table = pl.scan_parquet(plain)
-        available = _parquet_columns(table, path)
+    elif typed:  # every line's keys and types, not the first hundred's: a key first seen late is a column too
+        table = pl.scan_ndjson(plain, infer_schema_length=None)
+    if typed:
+        available = _typed_columns(table, path, json_lines=suffix != ".parquet")
     else:
-        separator = "\t" if strip_compression(path.name).endswith(".tsv") else _sniff(path)
+        separator = "\t" if suffix == ".tsv" else _sniff(path)
         available = csv_header(path, separator)
     roles = _resolve(mapping, available, path)
     needed = list(dict.fromkeys(name for name in roles.values() if name is not None))
     if "line" in needed:  # the name the reader gives each row's line number
         raise DataError(f"{path}: a column named 'line' cannot be read; rename it (e.g. to 'line_id').")
-    if is_parquet:
-        _check_parquet_types(table.collect_schema(), roles, path)
+    if typed:
+        _check_types(table.collect_schema(), roles, path)
         table = table.select(needed).with_row_index("line", offset=1)
         table = table.with_columns(pl.col("line").cast(pl.Int64))
         if collect(table.head(1), path).height == 0:
@@ -151,16 +164,35 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     )
 
 
-def _parquet_columns(table: pl.LazyFrame, path: Path) -> list[str]:
+def _typed_columns(table: pl.LazyFrame, path: Path, json_lines: bool) -> list[str]:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty.")
     try:
         return table.collect_schema().names()
     except pl.exceptions.PolarsError as error:
+        if json_lines:
+            _raise_bad_json_line(path)
         raise DataError(f"{path}: cannot read the file: {str(error).strip().splitlines()[0]}") from None
 
 
-def _check_parquet_types(schema: pl.Schema, roles: dict[str, str | None], path: Path) -> None:
+def _raise_bad_json_line(path: Path) -> None:
+    """Name the first line that is not one JSON object; line by line, but only once polars has failed."""
+    with plain_file(path) as plain, open(plain, encoding="utf-8", errors="replace") as text:
+        for number, line in enumerate(map(str.strip, text), 1):
+            if not line:
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(
+                    f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno}); each line "
+                    "must be one JSON object."
+                ) from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}:{number}: each line must be one JSON object, not {line[:40]!r}.")
+
+
+def _check_types(schema: pl.Schema, roles: dict[str, str | None], path: Path) -> None:
     """A DataError for a role whose column holds lists, structs, durations or bytes: no ID, time or rating
     reads from those (categories alone may be a list of text)."""
     for role, column in roles.items():
