@@ -19,8 +19,9 @@ import pytest
 from intentrec.config import RunConfig
 from intentrec.errors import ConfigError
 from intentrec.recommender import Recommender
-from intentrec.report import ReportError, read_runs, write_report
+from intentrec.report import ReportError, plots, read_runs, write_report
 from intentrec.report.page import METRICS
+from intentrec.report.runs import RunSummary
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 N_ITEMS = 20
@@ -268,3 +269,13 @@ def test_chromium_shows_the_tables_and_every_plot(page, tmp_path) -> None:
             assert loaded > 0, image.get_attribute("alt")
     finally:
         driver.quit()
+
+
+def test_a_single_epoch_gets_whole_epoch_ticks(monkeypatch) -> None:
+    monkeypatch.setattr(plots, "_png", lambda figure: figure)  # the figure itself, to read its axis
+    run = RunSummary("one", "sasrec", "none", {}, [{"epoch": 1, "loss": 2.0}])
+    figure = plots.curves([run], "loss", "loss")
+    figure.canvas.draw()
+    (axes,) = figure.axes
+    low, high = axes.get_xlim()
+    assert [tick for tick in axes.get_xticks() if low <= tick <= high] == [1.0]

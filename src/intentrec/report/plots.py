@@ -55,7 +55,7 @@ def curves(runs: Sequence[RunSummary], key: str, y_label: str) -> bytes | None:
             labels.append(_literal(run.name))
     if not lines:
         return None
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)  # one epoch: no 0.98, 1.02
     # handles and labels given explicitly: matplotlib would otherwise drop a run whose name starts with "_"
     axes.legend(lines, labels, fontsize=8)
     return _png(figure)
