@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import quote
 
 import pytest
@@ -97,7 +98,13 @@ def test_health_and_metadata(client, recommender) -> None:
 
 
 def test_the_docs_and_the_schema_are_served(client) -> None:
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")
+    assert page.status_code == 200 and "cdn" not in page.text.lower()  # the page must work offline
+    assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page.text)
+    assert len(assets) == 3  # the script, the style sheet and the icon
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/redoc").status_code == 404
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/recommend", "/items/{item}/similar", "/health", "/metadata"} <= set(paths)
 

@@ -4,7 +4,7 @@
     GET  /items/{item}/similar    the items the model ranks first after an item
     GET  /health                  liveness, sizes and index kind (never needs the token)
     GET  /metadata                the run's config, dataset card, index, heads and limits
-    GET  /docs, /openapi.json     the interactive documentation and the schema behind it
+    GET  /docs, /openapi.json     the interactive documentation (served offline) and its schema
 
 Every user mistake is a 4xx with a ``detail`` saying what was wrong: 401 without the bearer token (when
 one is set), 404 for an unknown user or item, 413 for a body over the limit, 422 for a request the schema or
@@ -28,11 +28,14 @@ import faiss
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import to_json
 from starlette.datastructures import Headers
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 import intentrec
 from intentrec.catalogue import UnknownIdError
@@ -88,7 +91,10 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         version=intentrec.__version__,
         summary="Recommendations from a trained IntentRec run, in the data's own IDs.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: blank on a server offline
+        redoc_url=None,
     )
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.add_middleware(_BodyLimit, max_bytes=service.config.max_body_bytes)
     protected = [Depends(_bearer_token(token))] if token else []
 
@@ -151,6 +157,18 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     ) -> Response:
         """The items the model ranks first after this one: the ranking for a history of this item alone."""
         return await answer(service.prepare_similar(item, k, include_categories, exclude_categories))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        """Swagger UI from the installed swagger-ui-bundle package, so the page works without internet."""
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title="IntentRec API",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon-32x32.png",
+        )
 
     @app.get("/health")
     def health() -> Health:
