@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from intentrec.config import RunConfig
 from intentrec.data.load import DataConfig
-from intentrec.errors import ConfigError, IntentRecError
+from intentrec.errors import ConfigError, DataError, IntentRecError
 from intentrec.recommender import NotFittedError, Recommender
 from intentrec.run import RunFiles
 
@@ -114,6 +114,14 @@ def test_ranking_on_a_cpu_keeps_chunks_under_the_event_limit(fitted, monkeypatch
 def test_config_json_of_the_run_reloads_to_the_same_config(fitted) -> None:
     recommender, out = fitted
     assert RunConfig.from_file(out / "config.json") == recommender.config
+
+
+def test_a_split_that_leaves_nothing_to_train_on_is_refused_before_any_file(make_dataset, tmp_path) -> None:
+    # three events a user: leave-one-out keeps one of them to train on, an input without a target
+    three = make_dataset([(user, 10 + t, 100 + t) for user in range(4) for t in range(3)], source="three.csv")
+    with pytest.raises(DataError, match=r"three\.csv: the leave_one_out split leaves no user two events"):
+        Recommender(tiny_config()).fit(three, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 # --- devices -----------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from intentrec.data.dataset import Dataset
 from intentrec.data.load import load_dataset
 from intentrec.data.sequences import PaddedBatch, Sequences
 from intentrec.data.split import Split, split_dataset
-from intentrec.errors import ConfigError, IntentRecError
+from intentrec.errors import ConfigError, DataError, IntentRecError
 from intentrec.evaluation.beyond_accuracy import CategoryBreakdown, ItemFeatures
 from intentrec.evaluation.evaluator import EvalConfig, evaluate
 from intentrec.models.build import build_model, load_backbone, parameter_counts
@@ -168,6 +168,12 @@ class Recommender:
         assert dataset is not None
         self._catalogue, self._history, self._features = None, None, None
         self.split = split_dataset(dataset, config.split)
+        if not (self.split.train.lengths >= 2).any():  # else training would have no batch at all
+            raise DataError(
+                f"{dataset.card.source}: the {config.split.kind} split leaves no user two events to train on "
+                "(an input and its target); users need more interactions, or a split that keeps more of "
+                "theirs for training."
+            )
         priors = build_priors(config.heads, dataset, self.split.train, config.train.seed)
         self.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
 

@@ -279,13 +279,21 @@ def test_leave_one_out_with_only_short_users_is_refused(make_dataset) -> None:
 
 def test_temporal_cut_after_every_event_leaves_no_test_users(make_dataset) -> None:
     ds = make_dataset([(1, 10, 0), (1, 11, 5), (1, 12, 6)], source="late.csv")
-    with pytest.raises(DataError, match=r"late\.csv: the temporal split .*\(test set is empty\)"):
+    with pytest.raises(
+        DataError,
+        match=r"late\.csv: the temporal split .*\(test set is empty\).*cuts are at 5 and 100.*0 to 6",
+    ):
         split_dataset(ds, SplitConfig(kind="temporal", valid_cut=5, test_cut=100))
 
 
-def test_split_config_rejects_cuts_out_of_order() -> None:
+def test_split_config_rejects_cuts_out_of_order(make_dataset) -> None:
     with pytest.raises(ValidationError, match=r"valid_cut \(0.95\) must not be after test_cut \(0.9\)"):
         SplitConfig(kind="temporal", valid_cut=0.95, test_cut=0.9)
+    # a time and a quantile: compared once the quantile is a time
+    ds = make_dataset([(1, 10 + t, t) for t in range(20)], source="mixed.csv")
+    assert len(split_dataset(ds, SplitConfig(kind="temporal", valid_cut=5, test_cut=0.9)).test) == 1
+    with pytest.raises(ConfigError, match=r"split\.valid_cut \(0\.5: 10\) is after split\.test_cut \(3: 3\)"):
+        split_dataset(ds, SplitConfig(kind="temporal", valid_cut=0.5, test_cut=3))
 
 
 # --- real data -------------------------------------------------------------------------------------------

@@ -41,10 +41,12 @@ class SplitConfig(Settings):
     kind: Literal["leave_one_out", "leave_last_k", "temporal"] = "leave_one_out"
     k: int = Field(1, ge=1, description="Targets per user for 'leave_last_k'.")
     valid_cut: float = Field(
-        0.9, description="'temporal': validation cut, a quantile of all timestamps in (0, 1) or a timestamp."
+        0.9,
+        description="'temporal': validation cut, a quantile of all timestamps in (0, 1) or a unix time in "
+        "seconds (also for a log in milliseconds, which is read in seconds).",
     )
     test_cut: float = Field(
-        0.95, description="'temporal': test cut, a quantile of all timestamps in (0, 1) or a timestamp."
+        0.95, description="'temporal': test cut, a quantile of all timestamps in (0, 1) or a unix time (s)."
     )
     temporal_targets: Literal["all", "first"] = Field(
         "all", description="'temporal': every event after the cut is a target, or only the user's first."
@@ -52,7 +54,9 @@ class SplitConfig(Settings):
 
     @model_validator(mode="after")
     def _cuts_in_order(self) -> SplitConfig:
-        if self.kind == "temporal" and self.valid_cut > self.test_cut:
+        # a quantile and a time are compared once the quantile is a time (split_dataset)
+        both_quantiles_or_times = _is_quantile(self.valid_cut) == _is_quantile(self.test_cut)
+        if self.kind == "temporal" and both_quantiles_or_times and self.valid_cut > self.test_cut:
             raise ValueError(f"valid_cut ({self.valid_cut}) must not be after test_cut ({self.test_cut})")
         return self
 
@@ -95,9 +99,19 @@ def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> Split:
         if len(eval_set) == 0:
             raise DataError(
                 f"{dataset.card.source}: the {config.kind} split leaves no users to evaluate on "
-                f"({name} set is empty); users need more interactions or the cut must move."
+                f"({name} set is empty); users need more interactions or the cut must move"
+                f"{_time_span(events, config)}."
             )
     return split
+
+
+def _time_span(events: pl.DataFrame, config: SplitConfig) -> str:
+    """For a temporal split's messages: where its cuts fell among the log's times."""
+    if config.kind != "temporal":
+        return ""
+    cuts = [_resolve_cut(events, cut) for cut in (config.valid_cut, config.test_cut)]
+    first, last = events["timestamp"].min(), events["timestamp"].max()
+    return f" (the cuts are at {cuts[0]} and {cuts[1]}; the log's times run from {first} to {last}, seconds)"
 
 
 def _leave_last(events: pl.DataFrame, k: int, config: SplitConfig) -> Split:
@@ -124,6 +138,11 @@ def _temporal(events: pl.DataFrame, dataset: Dataset, config: SplitConfig) -> Sp
         )
     valid_cut = _resolve_cut(events, config.valid_cut)
     test_cut = _resolve_cut(events, config.test_cut)
+    if valid_cut > test_cut:
+        raise ConfigError(
+            f"split.valid_cut ({config.valid_cut:g}: {valid_cut}) is after split.test_cut "
+            f"({config.test_cut:g}: {test_cut}); validation must come before the test."
+        )
     time = pl.col("timestamp")
     return Split(
         train=Sequences.from_frame(events.filter(time < valid_cut)),
@@ -146,9 +165,13 @@ def _temporal_eval_set(events: pl.DataFrame, start: int, end: int | None, config
 
 def _resolve_cut(events: pl.DataFrame, cut: float) -> int:
     """A cut in (0, 1) is a quantile of all timestamps; anything else is a timestamp itself."""
-    if 0 < cut < 1:
+    if _is_quantile(cut):
         return int(events["timestamp"].quantile(cut, interpolation="higher"))
     return int(cut)
+
+
+def _is_quantile(cut: float) -> bool:
+    return 0 < cut < 1
 
 
 def _eval_set(history: pl.DataFrame, targets: pl.DataFrame) -> EvalSet:
