@@ -214,14 +214,16 @@ class Recommender:
                 on_epoch_end=(lambda *epoch_end: save_epoch(files, config, *epoch_end)) if files else None,
                 resume=resume,
             )
-            if group.main:
+
+            def finish() -> None:
                 if files:  # once more: an epoch's save cut short by a kill may have left other weights
                     save_weights(files.best_weights, model.state_dict())
                 with group.all_threads():
                     self._measure(result, parameters, time.perf_counter() - started)
-        if files:
-            write_metrics(files.metrics, self.metrics)
-        group.wait()
+                if files:
+                    write_metrics(files.metrics, self.metrics)
+
+            group.alone(finish)  # the others wait, and end with process 0 if a write fails
         return self
 
     def _measure(self, result: TrainResult, parameters: dict[str, int], train_seconds: float) -> None:

@@ -48,6 +48,8 @@ class RunFiles:
         self.history = self.root / "history.jsonl"
         self.log = self.root / "train.log"
         self.index = self.root / "index.faiss"
+        # where --overwrite sets the run it replaces aside until the new one holds weights (started)
+        self._aside = self.root.parent / f".{self.root.name}.replaced"
 
     @property
     def artefacts(self) -> list[Path]:
@@ -74,6 +76,12 @@ class RunFiles:
         above = next((parent for parent in self.root.parents if parent.exists()), None)
         if above is not None and not above.is_dir():
             raise ConfigError(f"--out {self.root}: {above} is a file, so no folder can be made below it.")
+        aside = self._aside
+        if aside.exists():
+            raise ConfigError(
+                f"--out {self.root}: {aside} holds the run an interrupted --overwrite set aside; move it "
+                "back or delete it first."
+            )
         if self.root.is_dir() and any(self.root.iterdir()):
             # a run: its config and its saved dataset, so that no other folder's files are ever deleted
             if not (self.config.is_file() and (self.dataset / "card.json").is_file()):
@@ -99,12 +107,7 @@ class RunFiles:
         A new run that ends without weights leaves nothing behind either: the folder is as it was.
         """
         self.check_new(overwrite)
-        aside = self.root.parent / f".{self.root.name}.replaced"
-        if aside.exists():
-            raise ConfigError(
-                f"--out {self.root}: {aside} holds the run an interrupted --overwrite set aside; move it "
-                "back or delete it first."
-            )
+        aside = self._aside
         old = [path for path in self.artefacts if path.exists()]
         made = not self.root.exists()
         try:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-from intentrec.errors import IntentRecError
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.recommender import Recommender
 from intentrec.training.processes import Group, hand_to_torchrun, join
 
@@ -48,6 +48,28 @@ def _share(rank: int, store: str) -> None:
 
 def test_shared_gradients_are_the_whole_batch_s(tmp_path: Path) -> None:
     mp.spawn(_share, args=(str(tmp_path / "store"),), nprocs=2)
+
+
+def _alone(rank: int, store: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        group, done = Group(rank, 2), []
+        group.alone(lambda: done.append(rank))
+        assert done == ([0] if rank == 0 else [])  # process 0 alone works; the others wait for it
+
+        def cannot_write() -> None:
+            raise ConfigError("runs/x/metrics.json: cannot write there (No space left on device).")
+
+        # a mistake met by process 0 alone reaches every process, which can then end together
+        with pytest.raises(IntentRecError, match=r"^runs/x/metrics\.json: cannot write there"):
+            group.alone(cannot_write)
+        group.alone(None)  # nothing to do: still a meeting point
+    finally:
+        dist.destroy_process_group()
+
+
+def test_work_of_process_0_alone_and_its_mistakes_reach_every_process(tmp_path: Path) -> None:
+    mp.spawn(_alone, args=(str(tmp_path / "store"),), nprocs=2)
 
 
 def test_several_processes_run_on_the_cpu_and_under_torchrun(monkeypatch) -> None:
@@ -119,6 +141,11 @@ def test_two_processes_train_as_one_does(csv: Path, tmp_path: Path) -> None:
     ours, torchruns_summary = again.stderr.split("intentrec FAILED")
     assert ours.count("error: --out") == 1  # every process meets the mistake; one says it
     assert torchruns_summary.count("traceback : error: --out") == 2  # and torchrun names it for each
+    (tmp_path / ".three.replaced").mkdir()  # left by an --overwrite that was killed: every process sees it
+    aside = _run("fit", "--data", csv, "--out", tmp_path / "three", *settings, processes=2, fails=True)
+    assert aside.stderr.split("intentrec FAILED")[0].count("error: --out") == 1
+    for crash in ("gloo", "intentrec/run.py", "recommender.py", "trainer.py"):  # no process crashed
+        assert crash not in aside.stderr, crash
 
 
 def test_two_processes_resume_as_if_never_stopped(csv: Path, tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +43,7 @@ from typing import NoReturn, TypeVar
 import torch
 import torch.distributed as dist
 
-from intentrec.errors import ConfigError
+from intentrec.errors import ConfigError, IntentRecError
 
 T = TypeVar("T")
 
@@ -88,10 +88,25 @@ class Group:
         finally:
             torch.set_num_threads(threads)
 
-    def wait(self) -> None:
-        """Return when every process has come here (process 0 may be measuring or writing meanwhile)."""
-        if self.size > 1:
-            dist.barrier()
+    def alone(self, work: Callable[[], None] | None) -> None:
+        """Process 0 runs ``work`` (validating, measuring, writing) while the others wait for it. A mistake
+        it meets there (an IntentRecError: a file it cannot write) is raised in every process, so that all
+        of them end on it together rather than wait in a collective for a process that has left."""
+        if self.size == 1:
+            if work is not None:
+                work()
+            return
+        mistake = None
+        if self.main and work is not None:
+            try:
+                work()
+            except IntentRecError as error:
+                mistake = error
+        said = self.from_main(None if mistake is None else str(mistake))
+        if mistake is not None:
+            raise mistake
+        if said is not None:
+            raise IntentRecError(said)
 
     def share_gradients(self, parameters: list[torch.nn.Parameter], targets: int, loss: float) -> float:
         """Replace each process's gradients of ``parameters`` by the whole batch's, weighing each process

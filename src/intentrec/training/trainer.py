@@ -309,13 +309,18 @@ def train(
                 )
                 if plateau:
                     plateau.step(valid[config.monitor])
-                if on_epoch_end and group.main:
+
+                def save() -> None:
+                    assert on_epoch_end is not None
                     checkpoint = (
                         _checkpoint(model, optimizer, plateau, rng, result, group.size)
                         if config.resumable
                         else None
                     )
                     on_epoch_end(result, model.state_dict(), checkpoint)
+
+                # in every process: a write that fails in process 0 ends them all
+                group.alone(save if on_epoch_end else None)
                 if epoch >= config.min_epochs and epoch - result.best_epoch >= config.patience:
                     result.stopped = "early_stopping"
                     break
