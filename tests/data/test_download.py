@@ -18,8 +18,9 @@ import socket
 import threading
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,11 @@ def serve_beauty(server: Server) -> None:
         )
 
 
+def contents(cache: Path) -> list[str]:
+    """What a cache folder holds, but the lock files of its downloads (``.NAME.lock``, kept for reuse)."""
+    return sorted(path.name for path in cache.iterdir() if not path.name.endswith(".lock"))
+
+
 def make_zip(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -150,7 +156,7 @@ def test_beauty_is_downloaded_verified_and_then_served_from_the_cache(server: Se
 
     assert fetch("beauty", cache_dir=cache, base_url=server.url) == folder
     assert len(server.requests) == 2  # the second call made no request
-    assert [p.name for p in cache.iterdir()] == ["beauty"]  # no temporary leftovers
+    assert contents(cache) == ["beauty"]  # no temporary leftovers
 
 
 @needs_shared
@@ -190,7 +196,7 @@ def test_checksum_mismatch_names_url_and_md5s_and_leaves_the_cache_empty(
     assert f"{server.url}/{S3REC_PATH}/Beauty.txt" in message
     assert "expected md5 cb03635343187f36526ed4ba48102b53" in message
     assert f"got {md5(tampered)}" in message
-    assert list(cache.iterdir()) == []
+    assert contents(cache) == []
 
 
 def test_a_cache_that_cannot_be_written_names_the_setting_that_moves_it(
@@ -219,7 +225,7 @@ def test_server_down_explains_where_to_put_the_files(dead_url: str, tmp_path: Pa
     assert f"downloading {dead_url}/{S3REC_PATH}/LastFM.txt failed" in message
     assert "Connection refused" in message
     assert f"Without network access, download {dead_url}/{S3REC_PATH}/LastFM.txt and " in message
-    assert list(cache.iterdir()) == []
+    assert contents(cache) == []
 
 
 def test_a_failed_download_names_the_problems_of_the_cached_copy_and_keeps_it(
@@ -233,7 +239,7 @@ def test_a_failed_download_names_the_problems_of_the_cached_copy_and_keeps_it(
         fetch("beauty", cache_dir=tmp_path, base_url=dead_url)
 
     assert "incomplete in (Beauty.txt is missing; Beauty_item2attributes.json has md5" in str(caught.value)
-    assert [p.name for p in tmp_path.iterdir()] == ["beauty"]
+    assert contents(tmp_path) == ["beauty"]
     assert (partial / "Beauty_item2attributes.json").read_text() == "{}"
 
 
@@ -300,7 +306,7 @@ def test_zip_member_checksum_mismatch_leaves_the_cache_empty(server: Server, tmp
         match=rf"checksum mismatch for ratings.csv from .*toy\.zip: expected md5 {TOY.files[0].md5}",
     ):
         fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert contents(tmp_path / "cache") == []
 
 
 def test_zip_without_the_expected_files_is_a_data_error(server: Server, tmp_path: Path) -> None:
@@ -308,7 +314,7 @@ def test_zip_without_the_expected_files_is_a_data_error(server: Server, tmp_path
 
     with pytest.raises(DataError, match=r"toy\.zip has no toy/ratings\.csv"):
         fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert contents(tmp_path / "cache") == []
 
 
 def test_a_damaged_zip_member_is_a_data_error_and_leaves_the_cache_empty(
@@ -322,7 +328,7 @@ def test_a_damaged_zip_member_is_a_data_error_and_leaves_the_cache_empty(
 
     with pytest.raises(DataError, match=r"toy\.zip: toy/ratings\.csv in the archive is damaged"):
         fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert contents(tmp_path / "cache") == []
 
 
 def test_a_file_that_is_not_a_zip_is_a_data_error(server: Server, tmp_path: Path) -> None:
@@ -341,8 +347,56 @@ def test_zip_path_traversal_is_rejected_before_extraction(server: Server, tmp_pa
 
     with pytest.raises(DataError, match=r"unsafe member .*escaped\.txt.* refusing to extract"):
         fetch(TOY, cache_dir=cache, base_url=server.url)
-    assert list(cache.iterdir()) == []
+    assert contents(cache) == []
     assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_a_member_whose_path_turns_absolute_after_the_folder_is_rejected(
+    server: Server, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside" / "escaped.txt"
+    evil = f"toy/{outside}"  # "toy//tmp/.../escaped.txt": the part after "toy/" is an absolute path
+    serve(server, "datasets/toy.zip", make_zip({"toy/ratings.csv": TOY_RATINGS, evil: b"pwned"}))
+    with pytest.raises(DataError, match=r"unsafe member .*escaped\.txt.* refusing to extract"):
+        fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url)
+    assert not outside.exists()
+
+
+def test_two_processes_fetching_one_dataset_download_it_once(server: Server, tmp_path: Path) -> None:
+    serve(server, "datasets/toy.zip", make_zip({"toy/ratings.csv": TOY_RATINGS}))
+    stale = tmp_path / "cache" / ".toy.k1ll3d"  # a download killed outright, long ago
+    stale.mkdir(parents=True)
+    with ThreadPoolExecutor(4) as pool:  # the lock is per open file, so threads contend as processes do
+        folders = list(
+            pool.map(lambda _: fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url), range(4))
+        )
+    assert folders == [tmp_path / "cache" / "toy"] * 4
+    assert server.requests == ["/datasets/toy.zip"]
+    assert contents(tmp_path / "cache") == ["toy"]
+
+
+def test_a_malformed_content_length_is_read_as_unknown(tmp_path: Path) -> None:
+    body = make_zip({"toy/ratings.csv": TOY_RATINGS})
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "abc")  # a broken proxy's header: the md5 still checks
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        folder = fetch(TOY, cache_dir=tmp_path, base_url=f"http://127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (folder / "ratings.csv").read_bytes() == TOY_RATINGS
 
 
 # --- the built-in dataset ----------------------------------------------------------------------------

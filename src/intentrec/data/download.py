@@ -37,6 +37,8 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
+from filelock import FileLock
+
 from intentrec.errors import DataError, did_you_mean
 from intentrec.storage import atomic_directory, unwritable
 
@@ -234,8 +236,7 @@ def fetch(name: str | DatasetSource, cache_dir: Path | None = None, base_url: st
 
     target = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     target = target / source.name
-    cached_problems = _problems(target, source) if target.exists() else None
-    if cached_problems == []:
+    if target.exists() and _problems(target, source) == []:
         return target
 
     problem = unwritable(target.parent)
@@ -245,14 +246,23 @@ def fetch(name: str | DatasetSource, cache_dir: Path | None = None, base_url: st
             "with INTENTREC_CACHE (or cache_dir)."
         )
     mirror = base_url if base_url is not None else os.environ.get("INTENTREC_MIRROR") or None
-    with atomic_directory(target) as tmp:
-        try:
-            if source.archive is not None:
-                _fetch_archive(source, source.archive, tmp, mirror)
-            else:
-                _fetch_files(source, tmp, mirror)
-        except _Unreachable as failure:
-            raise _offline_error(source, target, mirror, failure, cached_problems) from failure.__cause__
+    # one download at a time per dataset: the processes of torchrun all ask for it; the later ones find
+    # the copy the first one made
+    with FileLock(target.parent / f".{target.name}.lock"):
+        cached_problems = _problems(target, source) if target.exists() else None
+        if cached_problems == []:
+            return target
+        for left in target.parent.glob(f".{target.name}.*"):  # by a download killed outright (SIGKILL)
+            if left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
+        with atomic_directory(target) as tmp:
+            try:
+                if source.archive is not None:
+                    _fetch_archive(source, source.archive, tmp, mirror)
+                else:
+                    _fetch_files(source, tmp, mirror)
+            except _Unreachable as failure:
+                raise _offline_error(source, target, mirror, failure, cached_problems) from failure.__cause__
     return target
 
 
@@ -370,7 +380,9 @@ def _extract(zip_path: Path, inner_folder: str, folder: Path, url: str) -> None:
     with archive:
         for member in archive.infolist():
             name = member.filename.replace("\\", "/")
-            if name.startswith("/") or re.match(r"[A-Za-z]:", name) or ".." in name.split("/"):
+            parts = name.split("/")
+            # "folder//etc/x" too: an empty part, so the path after the folder is absolute
+            if name.startswith("/") or re.match(r"[A-Za-z]:", name) or ".." in parts or "" in parts[:-1]:
                 raise DataError(
                     f"{url} holds an unsafe member {member.filename!r} that would be written outside the "
                     "dataset folder; refusing to extract it"
@@ -399,7 +411,8 @@ def _download(url: str, path: Path) -> str:
     received = 0
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, path.open("wb") as out:
-            expected = int(response.headers.get("Content-Length") or 0) or None
+            length = response.headers.get("Content-Length") or ""
+            expected = int(length) if length.isdigit() and int(length) > 0 else None  # else not known
             with _progress(path.name.lstrip("."), expected) as advance:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
