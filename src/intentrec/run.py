@@ -76,11 +76,10 @@ class RunFiles:
         above = next((parent for parent in self.root.parents if parent.exists()), None)
         if above is not None and not above.is_dir():
             raise ConfigError(f"--out {self.root}: {above} is a file, so no folder can be made below it.")
-        aside = self._aside
-        if aside.exists():
+        if self._aside.exists():
             raise ConfigError(
-                f"--out {self.root}: {aside} holds the run an interrupted --overwrite set aside; move it "
-                "back or delete it first."
+                f"--out {self.root}: {self._aside} holds the run an interrupted --overwrite set aside; move "
+                "it back or delete it first."
             )
         if self.root.is_dir() and any(self.root.iterdir()):
             # a run: its config and its saved dataset, so that no other folder's files are ever deleted

@@ -89,7 +89,7 @@ class Group:
             torch.set_num_threads(threads)
 
     def alone(self, work: Callable[[], None] | None) -> None:
-        """Process 0 runs ``work`` (validating, measuring, writing) while the others wait for it. A mistake
+        """Process 0 runs ``work`` (measuring, writing) while the others wait for it. A mistake
         it meets there (an IntentRecError: a file it cannot write) is raised in every process, so that all
         of them end on it together rather than wait in a collective for a process that has left."""
         if self.size == 1:
