@@ -237,6 +237,8 @@ def test_recommend_refuses_category_filters_that_leave_no_item(run, tmp_path) ->
     done = intentrec("recommend", run, "--k", 3, *filters, "--out", out, expect=2)
     assert "including odd and excluding odd leaves no item" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+    typo = intentrec("recommend", run, "--include-category", "od", "--out", out, expect=2)
+    assert typo.stderr.startswith("error: --include-category / --exclude-category: unknown category 'od'")
 
 
 def test_recommend_asks_at_the_time_given(asked_run, tmp_path) -> None:

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from intentrec.cli.options import parse_weights
 from intentrec.config import describe
-from intentrec.errors import ConfigError
+from intentrec.errors import ConfigError, IntentRecError
 from intentrec.models.heads import Steering
 from intentrec.recommender import Recommender
 from intentrec.run import RunFiles
@@ -57,6 +57,10 @@ def recommend(
     RunFiles(run).check_not_ours(out)
     recommendations_file(out)  # before the model loads
     recommender = Recommender.load(run)
+    try:  # checked here, so that the message names the options
+        recommender.catalogue.allowed(include_category, exclude_category)
+    except IntentRecError as error:
+        raise ConfigError(f"--include-category / --exclude-category: {error}") from None
     wanted = None if users == "all" else read_user_ids(users, recommender.catalogue)
     total = len(wanted) if wanted is not None else recommender.catalogue.n_users
     console = Console(stderr=True)
