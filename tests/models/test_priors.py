@@ -10,6 +10,7 @@ import torch
 
 from intentrec.data.sequences import Sequences
 from intentrec.errors import IntentRecError
+from intentrec.models.heads import HeadsConfig, build_priors
 from intentrec.models.priors import OTHER, Prior
 
 
@@ -63,19 +64,37 @@ def test_a_null_category_is_no_category(four_items) -> None:
 # --- events, horizon and clusters ------------------------------------------------------------------
 
 
+def with_rows(rows: list[list[int]]) -> Sequences:
+    """Training sequences of interaction rows ``rows`` (items and rows alike, as in a one-user log)."""
+    plain = sequences(rows)
+    return dataclasses.replace(plain, rows=plain.items.astype(np.int64))
+
+
 def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
     typed = make_dataset([("u", "a", 1, "view"), ("u", "b", 2, "buy"), ("u", "c", 3, "view")])
-    prior = Prior.events(typed, loved_rating=4.0)
+    prior = Prior.events(typed, with_rows([[0, 1, 2]]), loved_rating=4.0)
     assert prior.names == ["view", "buy"]  # most frequent first
     assert prior.codes.tolist() == [0, 1, 0]  # one per interaction row
     targets, rows = torch.tensor([[2, 3]]), torch.tensor([[1, 2]])  # targets: b (row 1), c (row 2)
     assert prior.values(targets, rows).tolist() == [[[False, True], [True, False]]]
 
-    rated = make_dataset([("u", "a", 1, "rating", 5.0), ("u", "b", 2, "rating", 3.0)])
-    bands = Prior.events(rated, loved_rating=4.0)
-    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [1, 0]
+    rated = make_dataset(
+        [("u", "a", 1, "rating", 3.0), ("u", "b", 2, "rating", 5.0), ("u", "c", 3, "rating", 2.0)]
+    )
+    bands = Prior.events(rated, with_rows([[0, 1, 2]]), loved_rating=4.0)
+    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [0, 1, 0]
     with pytest.raises(IntentRecError, match="needs two event types or ratings"):
-        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), loved_rating=4.0)
+        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), with_rows([[0, 1]]), loved_rating=4.0)
+
+
+def test_an_event_type_no_training_target_has_gets_no_head(make_dataset) -> None:
+    log = [("u", "a", 1, "view"), ("u", "b", 2, "cart"), ("u", "c", 3, "view"), ("u", "d", 4, "buy")]
+    dataset = make_dataset(log)
+    prior = Prior.events(dataset, with_rows([[0, 1, 2]]), loved_rating=4.0)  # "buy" is the test target
+    assert prior.names == ["view", "cart"]
+    assert prior.codes.tolist()[:3] == [0, 1, 0]
+    with pytest.raises(IntentRecError, match=r"training targets of two event types .* all of one \(view"):
+        Prior.events(dataset, with_rows([[0, 2]]), loved_rating=4.0)
 
 
 def test_taxonomy_prior_without_categories_says_what_to_do(make_dataset) -> None:
@@ -112,3 +131,31 @@ def test_clusters_are_the_communities_of_the_co_occurrence_graph(make_dataset) -
     assert prior.names == ["cluster 1", "cluster 2"]
     one = Prior.clusters(dataset, train, n_clusters=1)  # the smaller community folds into "(other)"
     assert one.names == ["cluster 1", OTHER] and one.membership.sum(dim=1).tolist() == [1] * 8
+
+
+def test_build_priors_refuses_priors_that_cannot_make_useful_heads(four_items, make_dataset) -> None:
+    train = sequences([[0, 1, 2, 3, 1]])
+    with pytest.raises(IntentRecError, match=r"coarser_categories: 'aa' is no category .*did you mean 'a'"):
+        build_priors(HeadsConfig(priors=["taxonomy"], coarser_categories={"aa": "A"}), four_items, train)
+    # every pair of following items is the same item: no co-occurrence edge, no community, one "(other)"
+    repeats = make_dataset([("u", "a", 1), ("u", "a", 2), ("u", "b", 3)])
+    with pytest.raises(IntentRecError, match=r"the clusters prior gives a single value .* \(\(other\)\)"):
+        build_priors(HeadsConfig(priors=["clusters"]), repeats, sequences([[0, 0]]))
+    pairs = HeadsConfig(
+        priors=["taxonomy", "horizon"], composition="multiplicative", pred_len=200, segments=200
+    )
+    with pytest.raises(IntentRecError, match=r"give 4 × 200 = 800 heads, over 256; keep fewer values"):
+        build_priors(pairs, four_items, train)
+    assert (
+        len(
+            build_priors(
+                pairs.model_copy(update={"composition": "additive", "segments": 100}), four_items, train
+            )
+        )
+        == 2
+    )
+
+
+def test_the_taxonomy_message_says_when_items_have_categories_but_no_training_target_does(four_items) -> None:
+    with pytest.raises(IntentRecError, match=r"no training target of .* has one \(3 items have categories\)"):
+        Prior.taxonomy(four_items, sequences([[3, 3]]), max_values=5)

@@ -232,11 +232,28 @@ def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: 
         elif kind == "clusters":
             priors.append(Prior.clusters(dataset, train, config.clusters, seed))
         elif kind == "events":
-            priors.append(Prior.events(dataset, config.loved_rating))
+            priors.append(Prior.events(dataset, train, config.loved_rating))
         else:
             priors.append(Prior.horizon(config.pred_len, config.segments))
+        if len(priors[-1].names) < 2:  # one head for every item: the backbone again, at twice the cost
+            raise ConfigError(
+                f"the {kind} prior gives a single value on {dataset.card.source} ({priors[-1].names[0]}); "
+                "it needs two or more to be worth heads."
+            )
+    sizes = [len(prior.names) for prior in priors]
+    additive = config.composition == "additive"
+    n_heads = sum(sizes) if additive else math.prod(sizes)
+    if n_heads > MAX_HEADS:  # each head scores the catalogue: memory and time grow with their number
+        pairs = " × ".join(map(str, sizes)) + " = " if len(sizes) > 1 and not additive else ""
+        raise ConfigError(
+            f"heads.priors {', '.join(config.priors)} give {pairs}{n_heads} heads, over {MAX_HEADS}; "
+            "keep fewer values (heads.max_values, heads.clusters, heads.segments) or compose additively."
+        )
     return priors
 
+
+#: The most heads a model may have: each scores the whole catalogue, in training and in ranking.
+MAX_HEADS = 256
 
 #: The largest weight a request may give: four of them (a head's, two prior values', ``unexplored``)
 #: multiply into one float32 weight, and 1e9 ** 4 stays below float32's largest number (3.4e38).
