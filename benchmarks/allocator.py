@@ -35,15 +35,12 @@ def child(args: argparse.Namespace) -> None:
     from intentrec.recommender import Recommender
 
     torch.set_num_threads(1)
-    config = RunConfig.from_dict(
-        {
-            "data": {"path": args.data},
-            "model": {"name": args.child},
-            "train": {"epochs": args.epochs, "threads": 1, "patience": args.epochs},
-        },
-        "allocator",
-    )
-    config = apply_overrides(config, args.set)
+    settings = {
+        "data": {"path": args.data},
+        "model": {"name": args.child},
+        "train": {"epochs": args.epochs, "threads": 1, "patience": args.epochs},
+    }
+    config = RunConfig.from_dict(apply_overrides(settings, args.set), "allocator")
     with tempfile.TemporaryDirectory() as out:
         recommender = Recommender(config).fit(out=Path(out) / "run")
         lines = (Path(out) / "run" / "history.jsonl").read_text().splitlines()

@@ -1,7 +1,8 @@
 """What the benchmarks that train many runs share: fit a config once into its run folder, and tabulate.
 
 A run folder that already holds ``metrics.json`` is reused, so an interrupted benchmark resumes where it
-stopped and a table can be printed again without training.
+stopped and a table can be printed again without training; only a run of the same config (but the
+settings ``intentrec resume`` may change, such as ``train.max_minutes``), and not one stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,14 +15,32 @@ from typing import Any
 
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.recommender import Recommender
+from intentrec.training.trainer import RESUMABLE_SETTINGS
 
 
 def fit_once(run: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """The metrics of the run at ``run``, training it first (config = defaults + ``overrides``) if needed."""
+    config = RunConfig.from_dict(apply_overrides({}, list(overrides)), "benchmark")
     if not (run / "metrics.json").is_file():
-        config = RunConfig.from_dict(apply_overrides({}, list(overrides)), "benchmark")
         Recommender(config).fit(out=run, overwrite=True)  # a run that never finished starts again
-    return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    differ = _differences(RunConfig.from_file(run / "config.json"), config)
+    if differ:
+        raise SystemExit(f"{run}: holds a run of another config ({'; '.join(differ)}); move it or use --out")
+    if metrics.get("stopped") == "interrupted":
+        raise SystemExit(f"{run}: its training was interrupted; `intentrec resume {run}` it or delete it")
+    return metrics
+
+
+def _differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
+    """``section.key: saved -> wanted`` for every setting that differs, but those a resume may change."""
+    old, new = saved.to_json(), wanted.to_json()
+    return [
+        f"{section}.{key}: {old[section].get(key)!r} -> {value!r}"
+        for section, values in new.items()
+        for key, value in values.items()
+        if old[section].get(key) != value and not (section == "train" and key in RESUMABLE_SETTINGS)
+    ]
 
 
 def fit_seeds(
@@ -44,7 +63,8 @@ def fit_seeds(
             metrics = fit_once(run, [f"data.path={json.dumps(data)}", *own, f"train.seed={seed}", *overrides])
             results.setdefault(variant, []).append(metrics["test"])
             values = "  ".join(f"{c} {metrics['test'][c]:.4f}" for c in columns)
-            print(f"{run}: best epoch {metrics['best_epoch']}  {values}", flush=True)
+            stopped = metrics.get("stopped", "?")
+            print(f"{run}: best epoch {metrics['best_epoch']} ({stopped})  {values}", flush=True)
     return results
 
 

@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--merges", nargs="+", type=Path, help="runs with prior heads: compare merges")
     parser.add_argument("--queries", nargs="+", type=Path, help="runs: how alike users' queries are")
     args = parser.parse_args()
+    swept = args.steer or args.blend or args.explore
+    if swept and args.against and len(args.against) != len(swept):  # a table of seeds against seeds
+        raise SystemExit(f"--against gives {len(args.against)} runs for {len(swept)} runs with heads")
     if args.steer:
         sweep_runs(args.steer, args.against, "steering")
         return
@@ -180,7 +183,7 @@ def explore_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[s
     """Validation and test metrics of a heads run at every (w, u), kept in ``RUN/explore.json``."""
     saved = run / "explore.json"
     points = set(itertools.product(BACKBONE_WEIGHTS, UNEXPLORED_WEIGHTS))
-    if saved.is_file():
+    if _fresh(saved, run):
         curve = {tuple(json.loads(at)): metrics for at, metrics in json.loads(saved.read_text()).items()}
         if set(curve) == points:
             return curve
@@ -281,6 +284,12 @@ def heads_run(run: Path) -> Recommender:
     return recommender
 
 
+def _fresh(saved: Path, run: Path) -> bool:
+    """Whether a sweep kept in ``saved`` was measured on the run's weights as they are (not on those a
+    later ``resume`` or ``fit --overwrite`` replaced)."""
+    return saved.is_file() and saved.stat().st_mtime_ns >= (run / "model.safetensors").stat().st_mtime_ns
+
+
 def sweep_curve(run: Path, sweep: str) -> dict[float, dict[str, dict[str, float]]]:
     """Validation and test metrics of ``run`` at every point of the sweep (see the module docstring).
 
@@ -289,7 +298,7 @@ def sweep_curve(run: Path, sweep: str) -> dict[float, dict[str, dict[str, float]
     """
     _, points, _ = SWEEPS[sweep]
     saved = run / f"{sweep}.json"
-    if saved.is_file():
+    if _fresh(saved, run):
         curve = {float(at): metrics for at, metrics in json.loads(saved.read_text()).items()}
         if set(curve) == set(points):
             return curve
