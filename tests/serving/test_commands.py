@@ -248,6 +248,8 @@ def test_recommend_asks_at_the_time_given(asked_run, tmp_path) -> None:
     intentrec("recommend", asked_run, "--users", users, "--k", 3, "--at", 1_650_000_000, "--out", out)
     expected = Recommender.load(asked_run).recommend(["u4", "u1"], k=3, at=1_650_000_000)
     assert_frame_equal(pl.read_parquet(out), expected)
+    now = intentrec("recommend", asked_run, "--users", users, "--out", tmp_path / "now.parquet")
+    assert "the log ended on 2020-09-13" in " ".join(now.stderr.split())  # asked now: said, once
     early = intentrec("recommend", asked_run, "--users", users, "--at", 1_500_000_000, "--out", out, expect=2)
     assert "before the last event" in early.stderr and "Traceback" not in early.stderr
     assert_frame_equal(pl.read_parquet(out), expected)  # the file written before is untouched
