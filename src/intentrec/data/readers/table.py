@@ -109,12 +109,11 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     plain = scannable(path)
     suffix = Path(strip_compression(path.name)).suffix.lower()
     typed = suffix in _TYPED_SUFFIXES
-    if suffix == ".parquet":
-        table = pl.scan_parquet(plain)
-    elif typed:  # every line's keys and types, not the first hundred's: a key first seen late is a column too
-        table = pl.scan_ndjson(plain, infer_schema_length=None)
     if typed:
-        available = _typed_columns(table, path, json_lines=suffix != ".parquet")
+        json_lines = suffix != ".parquet"
+        # JSON Lines: every line's keys and types, not the first hundred's (a key first seen late is a column)
+        table = pl.scan_ndjson(plain, infer_schema_length=None) if json_lines else pl.scan_parquet(plain)
+        available = _typed_columns(table, path, json_lines)
     else:
         separator = "\t" if suffix == ".tsv" else _sniff(path)
         available = csv_header(path, separator)
