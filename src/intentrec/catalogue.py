@@ -165,15 +165,20 @@ class Catalogue:
             raise IntentRecError(
                 f"at={at} is after the year 5000 in the log's unit ({unit}); give it in that unit."
             )
-        if at is None and self._unwarned_time_range is not None:
-            first, last = self._unwarned_time_range
-            self._unwarned_time_range = None  # warned about once
-            _warn_if_old(self.now() // self._time_divisor, first, last, self._time_divisor)
-        return int(self.now() if at is None else at) // self._time_divisor
+        return int(self.asked_now() if at is None else at) // self._time_divisor
 
     def now(self) -> int:
         """The current time in the log's own unit (what ``at`` takes)."""
         return int(time.time()) * self._time_divisor
+
+    def asked_now(self) -> int:
+        """:meth:`now`, for a request that gives no time: said, once, when the log ended long before."""
+        now = self.now()
+        if self._unwarned_time_range is not None:
+            first, last = self._unwarned_time_range
+            self._unwarned_time_range = None  # warned about once
+            _warn_if_old(now // self._time_divisor, first, last, self._time_divisor)
+        return now
 
     def ask(self, history: Sequences, at: int | None = None) -> Sequences:
         """``history`` (non-empty rows) with every row asking for its next items at ``at`` (the log's unit;

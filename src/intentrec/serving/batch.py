@@ -60,9 +60,7 @@ def write_recommendations(
     out = recommendations_file(out)
     users = recommender.catalogue.user_ids if users is None else as_list(users)
     recommender.catalogue.require_users(users)  # an unknown ID fails before anything is computed
-    if at is None:  # one time for the whole file; warned about, once, when the log ended long ago
-        recommender.catalogue.request_time()
-        at = recommender.catalogue.now()
+    at = at if at is not None else recommender.catalogue.asked_now()  # one time for the whole file
     options = dict(
         filter_seen=filter_seen,
         include_categories=include_categories,
