@@ -107,7 +107,7 @@ class Recommender:
         if not join(config.train.device).main:
             files = None
         self.dataset = load_dataset(config.data) if dataset is None else Dataset.require(dataset)
-        self._build_model()
+        self._build_model(new=True)
         if config.heads.backbone_from is not None:
             load_backbone(self.model, config, self.dataset)
         if not files:
@@ -162,8 +162,9 @@ class Recommender:
             write_metrics(files.metrics, recommender.metrics)
         return recommender
 
-    def _build_model(self) -> None:
-        """Split ``self.dataset`` and build the untrained model the config describes."""
+    def _build_model(self, new: bool = False) -> None:
+        """Split ``self.dataset`` and build the untrained model the config describes: a ``new`` one to fit
+        (its priors checked), or a saved run's, to load its weights into."""
         config, dataset = self.config, self.dataset
         assert dataset is not None
         self._catalogue, self._history, self._features = None, None, None
@@ -174,7 +175,7 @@ class Recommender:
                 "(an input and its target); users need more interactions, or a split that keeps more of "
                 "theirs for training."
             )
-        priors = build_priors(config.heads, dataset, self.split.train, config.train.seed)
+        priors = build_priors(config.heads, dataset, self.split.train, config.train.seed, new)
         self.model = build_model(config, dataset.n_items, dataset.card.timestamp_kind, priors)
 
     def _train(self, files: RunFiles | None, started: float, resume: Checkpoint | None = None) -> Recommender:

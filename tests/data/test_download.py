@@ -364,15 +364,17 @@ def test_a_member_whose_path_turns_absolute_after_the_folder_is_rejected(
 
 def test_two_processes_fetching_one_dataset_download_it_once(server: Server, tmp_path: Path) -> None:
     serve(server, "datasets/toy.zip", make_zip({"toy/ratings.csv": TOY_RATINGS}))
-    stale = tmp_path / "cache" / ".toy.k1ll3d"  # a download killed outright, long ago
+    stale = tmp_path / "cache" / ".toy.k1ll3d_x"  # a download killed outright, long ago
     stale.mkdir(parents=True)
+    other = tmp_path / "cache" / ".toy.v2.a1b2c3d4"  # another dataset's download, in progress
+    other.mkdir()
     with ThreadPoolExecutor(4) as pool:  # the lock is per open file, so threads contend as processes do
         folders = list(
             pool.map(lambda _: fetch(TOY, cache_dir=tmp_path / "cache", base_url=server.url), range(4))
         )
     assert folders == [tmp_path / "cache" / "toy"] * 4
     assert server.requests == ["/datasets/toy.zip"]
-    assert contents(tmp_path / "cache") == ["toy"]
+    assert contents(tmp_path / "cache") == [".toy.v2.a1b2c3d4", "toy"]
 
 
 def test_a_malformed_content_length_is_read_as_unknown(tmp_path: Path) -> None:

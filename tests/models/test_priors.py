@@ -72,29 +72,30 @@ def with_rows(rows: list[list[int]]) -> Sequences:
 
 def test_events_prior_reads_event_types_or_rating_bands(make_dataset) -> None:
     typed = make_dataset([("u", "a", 1, "view"), ("u", "b", 2, "buy"), ("u", "c", 3, "view")])
-    prior = Prior.events(typed, with_rows([[0, 1, 2]]), loved_rating=4.0)
+    prior = Prior.events(typed, loved_rating=4.0)
     assert prior.names == ["view", "buy"]  # most frequent first
     assert prior.codes.tolist() == [0, 1, 0]  # one per interaction row
     targets, rows = torch.tensor([[2, 3]]), torch.tensor([[1, 2]])  # targets: b (row 1), c (row 2)
     assert prior.values(targets, rows).tolist() == [[[False, True], [True, False]]]
 
-    rated = make_dataset(
-        [("u", "a", 1, "rating", 3.0), ("u", "b", 2, "rating", 5.0), ("u", "c", 3, "rating", 2.0)]
-    )
-    bands = Prior.events(rated, with_rows([[0, 1, 2]]), loved_rating=4.0)
-    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [0, 1, 0]
+    rated = make_dataset([("u", "a", 1, "rating", 5.0), ("u", "b", 2, "rating", 3.0)])
+    bands = Prior.events(rated, loved_rating=4.0)
+    assert bands.names == ["watched", "loved"] and bands.codes.tolist() == [1, 0]
     with pytest.raises(IntentRecError, match="needs two event types or ratings"):
-        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), with_rows([[0, 1]]), loved_rating=4.0)
+        Prior.events(make_dataset([("u", "a", 1), ("u", "b", 2)]), loved_rating=4.0)
 
 
-def test_an_event_type_no_training_target_has_gets_no_head(make_dataset) -> None:
+def test_a_new_model_refuses_an_event_type_no_training_target_has(make_dataset) -> None:
     log = [("u", "a", 1, "view"), ("u", "b", 2, "cart"), ("u", "c", 3, "view"), ("u", "d", 4, "buy")]
-    dataset = make_dataset(log)
-    prior = Prior.events(dataset, with_rows([[0, 1, 2]]), loved_rating=4.0)  # "buy" is the test target
-    assert prior.names == ["view", "cart"]
-    assert prior.codes.tolist()[:3] == [0, 1, 0]
-    with pytest.raises(IntentRecError, match=r"training targets of two event types .* all of one \(view"):
-        Prior.events(dataset, with_rows([[0, 2]]), loved_rating=4.0)
+    dataset, config = make_dataset(log), HeadsConfig(priors=["events"])
+    with pytest.raises(IntentRecError, match=r"no training target of .* is buy .* would never learn"):
+        build_priors(config, dataset, with_rows([[0, 1, 2]]))  # "buy" is the test target alone
+    # a saved run loads as it was trained: every type of the log, in the log's order
+    saved = build_priors(config, dataset, with_rows([[0, 1, 2]]), new=False)
+    assert saved[0].names == ["view", "cart", "buy"]
+    assert (
+        build_priors(config, dataset, with_rows([[0, 1, 2, 3]]))[0].untrained(with_rows([[0, 1, 2, 3]])) == []
+    )
 
 
 def test_taxonomy_prior_without_categories_says_what_to_do(make_dataset) -> None:

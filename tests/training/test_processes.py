@@ -64,6 +64,13 @@ def _alone(rank: int, store: str) -> None:
         with pytest.raises(IntentRecError, match=r"^runs/x/metrics\.json: cannot write there"):
             group.alone(cannot_write)
         group.alone(None)  # nothing to do: still a meeting point
+
+        def disk_full() -> None:
+            raise OSError(28, "No space left on device")
+
+        # a crash too: process 0 raises its own, the others a RuntimeError naming it, none waits in gloo
+        with pytest.raises(OSError if rank == 0 else RuntimeError, match="No space left on device"):
+            group.alone(disk_full)
     finally:
         dist.destroy_process_group()
 

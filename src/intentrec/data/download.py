@@ -252,8 +252,11 @@ def fetch(name: str | DatasetSource, cache_dir: Path | None = None, base_url: st
         cached_problems = _problems(target, source) if target.exists() else None
         if cached_problems == []:
             return target
-        for left in target.parent.glob(f".{target.name}.*"):  # by a download killed outright (SIGKILL)
-            if left.is_dir():
+        # what a download killed outright (SIGKILL) left: atomic_directory's folders for this name alone
+        # (mkdtemp's eight characters), not those of a dataset named "NAME.v2"
+        left_by = re.compile(rf"\.{re.escape(target.name)}\.(old\.)?[a-z0-9_]{{8}}")
+        for left in target.parent.iterdir():
+            if left.is_dir() and left_by.fullmatch(left.name):
                 shutil.rmtree(left, ignore_errors=True)
         with atomic_directory(target) as tmp:
             try:

@@ -223,8 +223,11 @@ class HeadsConfig(Settings):
         return "sum" if self.merged_weight else "max"
 
 
-def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: int = 0) -> list[Prior]:
-    """The priors ``config.priors`` names, in order."""
+def build_priors(
+    config: HeadsConfig, dataset: Dataset, train: Sequences, seed: int = 0, new: bool = True
+) -> list[Prior]:
+    """The priors ``config.priors`` names, in order. For a ``new`` model (not a saved run's, which loads as
+    it was trained), priors that would make heads that cannot learn, or too many, are refused."""
     priors = []
     for kind in config.priors:
         if kind == "taxonomy":
@@ -232,13 +235,35 @@ def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: 
         elif kind == "clusters":
             priors.append(Prior.clusters(dataset, train, config.clusters, seed))
         elif kind == "events":
-            priors.append(Prior.events(dataset, train, config.loved_rating))
+            priors.append(Prior.events(dataset, config.loved_rating))
         else:
             priors.append(Prior.horizon(config.pred_len, config.segments))
-        if len(priors[-1].names) < 2:  # one head for every item: the backbone again, at twice the cost
+    if new:
+        _check_priors(config, dataset, train, priors)
+    return priors
+
+
+def _check_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, priors: list[Prior]) -> None:
+    known = set(dataset.item_categories()["categories"].unique().to_list())
+    for category in config.coarser_categories or {}:  # a misspelt key leaves its category as it is, unsaid
+        if category not in known:
             raise ConfigError(
-                f"the {kind} prior gives a single value on {dataset.card.source} ({priors[-1].names[0]}); "
+                f"heads.coarser_categories: {category!r} is no category of {dataset.card.source}"
+                f"{did_you_mean(category, sorted(known))}."
+            )
+    for prior in priors:
+        if len(prior.names) < 2:  # one head for every item: the backbone again, at twice the cost
+            raise ConfigError(
+                f"the {prior.kind} prior gives a single value on {dataset.card.source} ({prior.names[0]}); "
                 "it needs two or more to be worth heads."
+            )
+        untrained = prior.untrained(train) if prior.kind == "events" else []
+        if untrained:
+            raise ConfigError(
+                f"the events prior: no training target of {dataset.card.source} is {', '.join(untrained)} "
+                f"(validation and test targets alone, or no rating at heads.loved_rating "
+                f"{config.loved_rating:g}), so that head would never learn; keep those events out "
+                "(data.filters.events) or use a split that trains on them."
             )
     sizes = [len(prior.names) for prior in priors]
     additive = config.composition == "additive"
@@ -249,7 +274,6 @@ def build_priors(config: HeadsConfig, dataset: Dataset, train: Sequences, seed: 
             f"heads.priors {', '.join(config.priors)} give {pairs}{n_heads} heads, over {MAX_HEADS}; "
             "keep fewer values (heads.max_values, heads.clusters, heads.segments) or compose additively."
         )
-    return priors
 
 
 #: The most heads a model may have: each scores the whole catalogue, in training and in ranking.

@@ -8,10 +8,10 @@
     horizon    how far ahead the target is: the model predicts the next ``pred_len`` items, cut into
                ``segments`` (the next few = short term, further ahead = long term)
 
-What a prior learns from the data (categories folded into "(other)", clusters, the event types or rating
-bands that get a head) comes from the training part of the split, never from validation or test targets:
-a value no training target carries would get a head that never learns. :mod:`intentrec.models.heads`
-gives every value its own head.
+What a prior learns from the data (categories folded into "(other)", clusters, horizon offsets) comes from
+the training part of the split, never from validation or test targets; the names of the event types, like
+the item IDs, are the whole log's, and a fit is refused when one of them is no training target's (its head
+would never learn). :mod:`intentrec.models.heads` gives every value its own head.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from intentrec.data.dataset import Dataset
 from intentrec.data.sequences import PAD, Sequences
-from intentrec.errors import ConfigError, did_you_mean
+from intentrec.errors import ConfigError
 
 #: The head of items outside the kept categories (or clusters).
 OTHER = "(other)"
@@ -90,13 +90,6 @@ class Prior:
         category it does not name stays as it is.
         """
         item_categories = dataset.item_categories()
-        known = set(item_categories["categories"].unique().to_list())
-        for category in coarser or {}:  # a misspelt key would leave its category as it is, unsaid
-            if category not in known:
-                raise ConfigError(
-                    f"heads.coarser_categories: {category!r} is no category of {dataset.card.source}"
-                    f"{did_you_mean(category, sorted(known))}."
-                )
         if coarser:
             item_categories = item_categories.with_columns(pl.col("categories").replace(coarser)).unique(
                 maintain_order=True
@@ -152,9 +145,8 @@ class Prior:
         return cls._item_groups("clusters", names, members, dataset.n_items, n_clusters + 1)
 
     @classmethod
-    def events(cls, dataset: Dataset, train: Sequences, loved_rating: float) -> Prior:
-        """The event type of each interaction, or "loved" / "watched" rating bands for a ratings-only log;
-        a type or band no training target has gets no head (its rows are never a training target)."""
+    def events(cls, dataset: Dataset, loved_rating: float) -> Prior:
+        """The event type of each interaction, or "loved" / "watched" rating bands for a ratings-only log."""
         interactions = dataset.interactions
         event_counts = interactions["event"].value_counts(sort=True)
         if event_counts.height >= 2:
@@ -169,20 +161,13 @@ class Prior:
                 f"'{event_counts['event'][0]}' events without values."
             )
         codes = interactions.select(code)[:, 0].to_torch()
-        assert train.rows is not None, "training sequences carry their interaction rows"
-        trained = torch.bincount(codes[train.rows[_target_positions(train)]], minlength=len(names)) > 0
-        if trained.sum() < 2:
-            had = ", ".join(name for name, has in zip(names, trained.tolist(), strict=True) if has) or "none"
-            raise ConfigError(
-                f"the events prior needs training targets of two event types or rating bands, but those of "
-                f"{dataset.card.source} are all of one ({had}; bands split at heads.loved_rating "
-                f"{loved_rating:g})."
-            )
-        # the order of the whole log's counts, as runs saved before kept it; an untrained type's rows map
-        # to the first kept one, and are never read (they are targets in validation and test alone)
-        kept = (torch.cumsum(trained, 0) - 1).clamp(min=0)
-        names = [name for name, has in zip(names, trained.tolist(), strict=True) if has]
-        return cls("events", names, codes=kept[codes])
+        return cls("events", names, codes=codes)
+
+    def untrained(self, train: Sequences) -> list[str]:
+        """The values of the events prior that no training target has: their heads would never learn."""
+        assert self.codes is not None and train.rows is not None
+        trained = torch.bincount(self.codes[train.rows[_target_positions(train)]], minlength=len(self.names))
+        return [name for name, count in zip(self.names, trained.tolist(), strict=True) if count == 0]
 
     @classmethod
     def horizon(cls, pred_len: int, segments: int) -> Prior:

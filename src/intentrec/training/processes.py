@@ -89,24 +89,28 @@ class Group:
             torch.set_num_threads(threads)
 
     def alone(self, work: Callable[[], None] | None) -> None:
-        """Process 0 runs ``work`` (measuring, writing) while the others wait for it. A mistake
-        it meets there (an IntentRecError: a file it cannot write) is raised in every process, so that all
-        of them end on it together rather than wait in a collective for a process that has left."""
+        """Process 0 runs ``work`` (measuring, writing) while the others wait for it. What stops it there
+        (a mistake such as a file it cannot write, or a crash such as a full disk) is raised in every
+        process, so that all of them end on it together rather than wait in a collective for a process
+        that has left: a mistake as that mistake, a crash as a RuntimeError that names it."""
         if self.size == 1:
             if work is not None:
                 work()
             return
-        mistake = None
+        failure: Exception | None = None
         if self.main and work is not None:
             try:
                 work()
-            except IntentRecError as error:
-                mistake = error
-        said = self.from_main(None if mistake is None else str(mistake))
-        if mistake is not None:
-            raise mistake
+            except Exception as error:  # passed on to every process, then raised again here
+                failure = error
+        said = self.from_main(
+            None if failure is None else (isinstance(failure, IntentRecError), str(failure) or repr(failure))
+        )
+        if failure is not None:
+            raise failure
         if said is not None:
-            raise IntentRecError(said)
+            mistake, message = said
+            raise IntentRecError(message) if mistake else RuntimeError(f"process 0 stopped: {message}")
 
     def share_gradients(self, parameters: list[torch.nn.Parameter], targets: int, loss: float) -> float:
         """Replace each process's gradients of ``parameters`` by the whole batch's, weighing each process

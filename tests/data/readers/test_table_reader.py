@@ -50,6 +50,9 @@ def test_blanks_around_header_names_are_not_part_of_them(write) -> None:
     assert spaced.interactions.collect()[columns].equals(plain.interactions.collect()[columns])
     mapped = read(write("m.csv", "who ,what\t, time\n1,10,1000\n"), columns={"user": "who", "item": "what"})
     assert mapped.interactions.collect()["item"].to_list() == [10]
+    # columns named by blanks alone are no role's and stay apart; a mapping may name a column as spaced
+    blank = read(write("b.csv", "user id,item,time,, \n1,10,1000,,\n"), columns={"user": " user id"})
+    assert blank.interactions.collect()["user"].to_list() == [1]
 
 
 @pytest.mark.parametrize(

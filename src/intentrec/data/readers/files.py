@@ -336,7 +336,7 @@ def csv_header(path: Path, separator: str, quote_char: str | None = '"') -> list
     except pl.exceptions.PolarsError as error:
         raise DataError(f"{path}:1: cannot read the header row: {_first_line(error)}") from None
     # "user_id, item_id" (a blank after each comma) names its columns without the blanks
-    names = [name.strip() for name in header_only.columns]
+    names = [name.strip() or name for name in header_only.columns]  # a blank name is left as polars has it
     for name in names:
         # polars renames a repeated name "x" to "x_duplicated_0", "x_duplicated_1", ...
         base, marker, number = name.rpartition("_duplicated_")
@@ -372,7 +372,7 @@ def scan_csv(
         row_index_name=_LINE,
         row_index_offset=2,
     )
-    table = table.rename(lambda name: name.strip())  # as csv_header names them
+    table = table.rename(lambda name: name.strip() or name)  # as csv_header names them
     every = [name for name in table.collect_schema().names() if name != _LINE]
     names = columns or every
     # empty in every column of the file, not only in those read: a row with text elsewhere is no blank line

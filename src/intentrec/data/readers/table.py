@@ -214,7 +214,8 @@ def _resolve(mapping: ColumnMapping, available: list[str], path: Path) -> dict[s
     """The column for each role: the mapped one (which must exist), else an obvious name no role is
     mapped to, else None. A column is one role's: two roles mapped to one column is an error."""
     lowered = {name.lower(): name for name in available}
-    roles = {role: getattr(mapping, role) for role in (*OBVIOUS_NAMES, "categories")}
+    # names as the header gives them, blanks around them stripped (as csv_header strips the header's)
+    roles = {role: _stripped(getattr(mapping, role)) for role in (*OBVIOUS_NAMES, "categories")}
     mapped: dict[str, list[str]] = {}
     for role, given in roles.items():
         if given is not None:
@@ -240,6 +241,10 @@ def _resolve(mapping: ColumnMapping, available: list[str], path: Path) -> dict[s
         if roles[role] is None:
             raise DataError(_missing_role_message(role, available, path))
     return roles
+
+
+def _stripped(name: str | None) -> str | None:
+    return name.strip() if name is not None else None
 
 
 def _missing_role_message(role: str, available: list[str], path: Path) -> str:
