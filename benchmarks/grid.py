@@ -15,7 +15,7 @@ from typing import Any
 
 from intentrec.config import RunConfig, apply_overrides
 from intentrec.recommender import Recommender
-from intentrec.training.trainer import RESUMABLE_SETTINGS
+from intentrec.run import flat_settings, trained_part
 
 
 def fit_once(run: Path, overrides: Sequence[str]) -> dict[str, Any]:
@@ -24,23 +24,14 @@ def fit_once(run: Path, overrides: Sequence[str]) -> dict[str, Any]:
     if not (run / "metrics.json").is_file():
         Recommender(config).fit(out=run, overwrite=True)  # a run that never finished starts again
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    differ = _differences(RunConfig.from_file(run / "config.json"), config)
+    saved = RunConfig.from_file(run / "config.json")
+    differ = flat_settings(trained_part(saved)) ^ flat_settings(trained_part(config))
     if differ:
-        raise SystemExit(f"{run}: holds a run of another config ({'; '.join(differ)}); move it or use --out")
+        keys = ", ".join(sorted({key for key, _ in differ}))
+        raise SystemExit(f"{run}: holds a run of another config (it differs in {keys}); move it or use --out")
     if metrics.get("stopped") == "interrupted":
         raise SystemExit(f"{run}: its training was interrupted; `intentrec resume {run}` it or delete it")
     return metrics
-
-
-def _differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
-    """``section.key: saved -> wanted`` for every setting that differs, but those a resume may change."""
-    old, new = saved.to_json(), wanted.to_json()
-    return [
-        f"{section}.{key}: {old[section].get(key)!r} -> {value!r}"
-        for section, values in new.items()
-        for key, value in values.items()
-        if old[section].get(key) != value and not (section == "train" and key in RESUMABLE_SETTINGS)
-    ]
 
 
 def fit_seeds(

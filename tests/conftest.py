@@ -1,6 +1,8 @@
 """Shared tiny builders for the data tests: a RawLog written inline, row by row, as a reader would give it.
 
 The builders are session-scoped factory fixtures (they hold no state), so hypothesis tests can use them.
+The public-verb tests (test_recommender.py, test_resume.py) share the synthetic cycle of cyclic_log.py and a
+model fitted on it, once per module.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import polars as pl
 import pytest
 import torch
 
+from cyclic_log import cyclic_rows, tiny_config
 from intentrec.data.dataset import Dataset
 from intentrec.data.filters import FilterConfig
 from intentrec.data.raw import RawLog, TimestampKind
+from intentrec.recommender import Recommender
 
 #: One interaction: ``(user, item, timestamp)``, optionally followed by ``event`` and ``value``.
 Row = Sequence[Any]
@@ -126,3 +130,17 @@ def intentrec() -> CommandRunner:
         return done
 
     return run
+
+
+# --- the synthetic cycle of the public-verb tests (cyclic_log.py) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cyclic(make_dataset):
+    return make_dataset(cyclic_rows(), source="cyclic.csv")
+
+
+@pytest.fixture(scope="module")
+def fitted(cyclic, tmp_path_factory) -> tuple[Recommender, Path]:
+    out = tmp_path_factory.mktemp("runs") / "cyclic"
+    return Recommender(tiny_config()).fit(cyclic, out=out), out

@@ -212,7 +212,7 @@ def save_epoch(
     write_history(files.history, result.history)
     if checkpoint is not None:  # last: it must never be ahead of the best weights and history beside it
         # what was trained, so that resume notices a config.json edited since
-        checkpoint.meta["trained_config"] = _trained_part(config)
+        checkpoint.meta["trained_config"] = trained_part(config)
         save_checkpoint(files.checkpoint, checkpoint)
 
 
@@ -241,7 +241,7 @@ def check_unedited(files: RunFiles, checkpoint: Checkpoint, config: RunConfig) -
     """A ConfigError naming the settings in which ``config`` (the run's config.json, with the changes a
     resume may make) differs from what the checkpoint was trained with."""
     trained = checkpoint.meta.get("trained_config")  # absent from checkpoints of older versions
-    edited = flat_settings(trained) ^ flat_settings(_trained_part(config)) if trained is not None else set()
+    edited = flat_settings(trained) ^ flat_settings(trained_part(config)) if trained is not None else set()
     if edited:
         keys = ", ".join(sorted({key for key, _ in edited}))
         raise ConfigError(
@@ -261,7 +261,7 @@ def flat_settings(values: dict[str, Any], prefix: str = "") -> set[tuple[str, st
     return leaves
 
 
-def _trained_part(config: RunConfig) -> dict[str, Any]:
+def trained_part(config: RunConfig) -> dict[str, Any]:
     """The config as JSON without the settings a resumed run may change."""
     values = config.to_json()
     values["train"] = {k: v for k, v in values["train"].items() if k not in RESUMABLE_SETTINGS}
