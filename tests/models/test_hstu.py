@@ -131,3 +131,18 @@ def test_asked_at_the_request_time_each_position_sees_the_next_events_time(make)
     torch.testing.assert_close(
         default(embeddings, timestamps, mask), default(embeddings, timestamps, mask, request_times=asked)
     )
+
+
+@pytest.mark.parametrize(("input_dropout", "dropped"), [(0.0, False), (0.5, True), (None, True)])
+def test_input_dropout_is_apart_from_the_blocks_dropout(input_dropout: float | None, dropped: bool) -> None:
+    """The blocks' dropout is 0.5; the input's is ``input_dropout`` (None: the blocks' value)."""
+    torch.manual_seed(0)
+    config = HSTUConfig(dim=DIM, n_blocks=1, dropout=0.5, input_dropout=input_dropout, max_len=6)
+    backbone = HSTU(config)
+    with torch.no_grad():  # the block adds nothing: what reaches the output is the input as dropped
+        backbone.blocks[0].out.weight.zero_()
+        backbone.blocks[0].out.bias.zero_()
+    embeddings, timestamps, mask = random_batch(2, 6)
+    trained = backbone.train()(embeddings, timestamps, mask)
+    served = backbone.eval()(embeddings, timestamps, mask)
+    assert torch.equal(trained, served) is not dropped

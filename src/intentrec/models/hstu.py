@@ -13,7 +13,8 @@ in the authors' code (meta-recsys/generative-recommenders). Each block has its o
 
 clamped to ``n_time_buckets`` (``models/relative.py``, shared with FuXi-α); the time term is dropped for
 order-only logs (``use_time=False``); runs saved when one bias served every block still load. Inputs are
-item embeddings scaled by √D plus a learned position embedding, with dropout, initialised as the authors'
+item embeddings scaled by √D plus a learned position embedding, with dropout (``input_dropout``, as the
+blocks' unless set apart: the authors' code and RecBoard keep the two apart), initialised as the authors'
 code does (items N(0, 0.02²), positions Xavier-normal: inputs of std about 0.2, not 1: +0.006 to +0.014
 test NDCG@10 on MovieLens-100K, and as much for SASRec, BENCHMARKS.md); the model around the backbone
 L2-normalises outputs and items when the loss asks for it (``loss.normalize``).
@@ -67,7 +68,10 @@ class HSTUConfig(Settings):
     n_heads: int = Field(1, ge=1, description="Attention heads.")
     attention_dim: int | None = Field(None, ge=1, description="dqk per head; None: dim // n_heads.")
     linear_dim: int | None = Field(None, ge=1, description="dv (and U) per head; None: dim // n_heads.")
-    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on the input and before W_o.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout before W_o (and on the input unless named).")
+    input_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Dropout on the input embeddings; None: the same as dropout."
+    )
     max_len: int = Field(200, ge=1, description="Most recent events the model reads; the n of SiLU(.)/n.")
     n_time_buckets: int = Field(128, ge=1, description="Log-spaced buckets of time gaps for the bias.")
     query_time: QueryTime = Field(
@@ -130,7 +134,8 @@ class HSTU(Backbone):
         self.use_time = use_time
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
         nn.init.xavier_normal_(self.position_embedding.weight)
-        self.dropout = nn.Dropout(config.dropout)
+        input_dropout = config.dropout if config.input_dropout is None else config.input_dropout
+        self.dropout = nn.Dropout(input_dropout)
         self.blocks = nn.ModuleList(HSTUBlock(config, use_time) for _ in range(config.n_blocks))
         self.register_load_state_dict_pre_hook(_one_bias_for_every_block)
 
