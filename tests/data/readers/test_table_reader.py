@@ -143,6 +143,12 @@ def test_json_lines_errors_name_the_line(write) -> None:
         read(write("b.ndjson", '{"user": 1, "item": 2, "ts": 3}\n[1, 2]\n'))
     with pytest.raises(DataError, match=r"c\.jsonl:2: column 'ts': 'x' is not a timestamp"):
         read(write("c.jsonl", '{"user": 1, "item": 2, "ts": 3}\n{"user": 1, "item": 3, "ts": "x"}\n'))
+    # blank lines count: polars skips them, the message must not
+    text = '\n{"user": 1, "item": 2, "ts": 3}\n  \n\n{"user": 1, "item": 3, "ts": "x"}\n'
+    with pytest.raises(DataError, match=r"d\.jsonl:5: column 'ts': 'x' is not a timestamp"):
+        read(write("d.jsonl", text))
+    raw = read(write("e.jsonl.gz", text.replace('"x"', "4")))
+    assert raw.interactions.collect()["line"].to_list() == [2, 5]
 
 
 def test_parquet_with_native_types_and_list_categories(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from intentrec.data.readers.files import (
     head_lines,
     plain_file,
     scan_csv,
+    scan_lines,
     scannable,
     sniff_separator,
     strip_compression,
@@ -102,8 +103,8 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
     -------
     RawLog
         Interactions with raw IDs (Int64 when every ID is a plain integer, else String); items with their
-        categories when a categories column is mapped. ``line`` is the 1-based line (header = 1) for text
-        files and the 1-based row for Parquet and JSON Lines (its line, where no line is blank).
+        categories when a categories column is mapped. ``line`` is the 1-based line in the file (a text
+        table's header is line 1; blank lines count), the 1-based row for Parquet.
     """
     mapping = columns or ColumnMapping()
     plain = scannable(path)
@@ -123,8 +124,12 @@ def read_table(path: Path, columns: ColumnMapping | None = None) -> RawLog:
         raise DataError(f"{path}: a column named 'line' cannot be read; rename it (e.g. to 'line_id').")
     if typed:
         _check_types(table.collect_schema(), roles, path)
-        table = table.select(needed).with_row_index("line", offset=1)
-        table = table.with_columns(pl.col("line").cast(pl.Int64))
+        if json_lines:  # polars skips blank lines: each row's number is its line among the file's lines
+            lines = scan_lines(plain, path).select("line")
+            table = pl.concat([table.select(needed), lines], how="horizontal")
+        else:
+            table = table.select(needed).with_row_index("line", offset=1)
+            table = table.with_columns(pl.col("line").cast(pl.Int64))
         if collect(table.head(1), path).height == 0:
             raise DataError(f"{path}: the table has no rows.")
     else:
