@@ -35,6 +35,11 @@ the most validation explore_recall@10 among those whose validation NDCG@10 is at
 their logits plus ``log u`` on every item none of whose categories the user's whole history has met, u
 chosen likewise; their u = 1 row is the backbone without heads.
 
+``--by-prior RUN [RUN ...] --against RUN [RUN ...]`` reads the beyond-accuracy metrics over the item
+prior each heads run learned (its clusters, say) instead of the data's categories: each heads run and the
+run without heads paired with it (in the order given) are evaluated on test over that run's groups, every
+group (and "(other)") one category. The metrics' categories are then the heads' own partition.
+
 ``--merges RUN [RUN ...]`` tabulates the test metrics of trained runs with prior heads under each merge
 rule (max, sum, mix) and under the backbone's own next-item scores with the heads switched off: does the
 merged list beat the backbone that the heads were trained on?
@@ -103,14 +108,20 @@ def main() -> None:
         nargs="+",
         type=Path,
         default=[],
-        help="with --steer/--blend/--explore: runs without heads",
+        help="with --steer/--blend/--explore/--by-prior: runs without heads",
+    )
+    parser.add_argument(
+        "--by-prior", nargs="+", type=Path, help="runs with item prior heads: metrics over their groups"
     )
     parser.add_argument("--merges", nargs="+", type=Path, help="runs with prior heads: compare merges")
     parser.add_argument("--queries", nargs="+", type=Path, help="runs: how alike users' queries are")
     args = parser.parse_args()
-    swept = args.steer or args.blend or args.explore
+    swept = args.steer or args.blend or args.explore or args.by_prior
     if swept and args.against and len(args.against) != len(swept):  # a table of seeds against seeds
         raise SystemExit(f"--against gives {len(args.against)} runs for {len(swept)} runs with heads")
+    if args.by_prior:
+        by_prior(args.by_prior, args.against)
+        return
     if args.steer:
         sweep_runs(args.steer, args.against, "steering")
         return
@@ -229,6 +240,24 @@ def boost_grid(run: Path) -> dict[tuple[float | None, float], dict[str, dict[str
                 for on in ("valid", "test")
             }
     return curve
+
+
+def by_prior(runs: list[Path], against: list[Path]) -> None:
+    """Test metrics of heads runs, and of the runs without heads paired with them, over each heads run's
+    item prior (see the module docstring)."""
+    results: dict[str, list[dict[str, float]]] = {}
+    for run, plain in itertools.zip_longest(runs, against):
+        heads = heads_run(run)
+        prior = next((prior for prior in heads.model.heads.priors if prior.membership is not None), None)
+        if prior is None:
+            raise SystemExit(f"{run}: its heads have no item prior (taxonomy or clusters) to group items by")
+        features = ItemFeatures.from_dataset(heads.dataset, heads.split.train)
+        features = features.regrouped(prior.membership, prior.names)
+        print(f"{run}: {len(prior.names)} {prior.kind} groups", flush=True)
+        for label, recommender in (("heads", heads), ("no heads", plain and Recommender.load(plain))):
+            if recommender is not None:
+                results.setdefault(label, []).append(recommender.evaluate("test", features=features))
+    print_table(f"test, {len(runs)} runs, categories = each heads run's {prior.kind}", results, COLUMNS)
 
 
 def compare_merges(runs: list[Path]) -> None:

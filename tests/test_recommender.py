@@ -19,6 +19,7 @@ from cyclic_log import N_ITEMS, cyclic_rows, tiny_config
 from intentrec.config import RunConfig
 from intentrec.data.load import DataConfig
 from intentrec.errors import ConfigError, DataError, IntentRecError
+from intentrec.evaluation.beyond_accuracy import ItemFeatures
 from intentrec.recommender import NotFittedError, Recommender
 
 
@@ -59,6 +60,24 @@ def test_evaluate_repeats_the_fit_time_metrics(fitted) -> None:
     recommender, _ = fitted
     assert recommender.evaluate("test") == recommender.metrics["test"]
     assert recommender.evaluate("valid") == recommender.metrics["valid"]
+
+
+def test_evaluate_measures_diversity_over_other_categories(fitted) -> None:
+    recommender, _ = fitted
+    default = ItemFeatures.from_dataset(recommender.dataset, recommender.split.train)
+    n_items = default.categories.shape[0]
+    halves = torch.stack([torch.arange(n_items) % 2 == 0, torch.arange(n_items) % 2 == 1], dim=1)
+    one_group = recommender.evaluate("test", features=default.regrouped(torch.ones(n_items, 1), ["all"]))
+    two_groups = recommender.evaluate("test", features=default.regrouped(halves, ["even", "odd"]))
+    entropies = [name for name in one_group if name.startswith("entropy@")]
+    assert entropies and all(one_group[name] == 0 for name in entropies)  # one category: no spread
+    assert all(two_groups[name] > 0 for name in entropies if name != "entropy@1")  # one item: no spread
+    assert one_group["ndcg@10"] == two_groups["ndcg@10"] == recommender.metrics["test"]["ndcg@10"]
+    with pytest.raises(ValueError, match=r"expected shape \(\d+, 2\), got \(\d+, 1\)"):
+        default.regrouped(torch.ones(n_items, 1), ["a", "b"])
+    fewer = ItemFeatures(halves[:-1], ["even", "odd"], default.train_counts[:-1])
+    with pytest.raises(ValueError, match=f"describe {n_items - 1} items; this model ranks {n_items}"):
+        recommender.evaluate("test", features=fewer)
 
 
 def test_ranking_on_a_cpu_keeps_chunks_under_the_event_limit(fitted, monkeypatch) -> None:

@@ -262,14 +262,21 @@ class Recommender:
         *,
         steering: Steering | dict[str, Any] | None = None,
         beyond_accuracy: bool = True,
+        features: ItemFeatures | None = None,
     ) -> dict[str, float]:
         """Full-ranking metrics on the validation or test users of the split: accuracy, then diversity,
         novelty, coverage, personalisation and exploration (:mod:`intentrec.evaluation.beyond_accuracy`).
 
-        ``steering`` re-weights the prior heads (:class:`~intentrec.models.heads.Steering`).
+        ``steering`` re-weights the prior heads (:class:`~intentrec.models.heads.Steering`). ``features``
+        gives those metrics other item categories (another taxonomy, learned clusters) than the Dataset's.
         """
         model, split = self._fitted()
         _check_split(on)
+        if features is not None and features.categories.shape[0] != self._fitted_dataset().n_items:
+            raise ValueError(
+                f"features describe {features.categories.shape[0]} items; this model ranks "
+                f"{self._fitted_dataset().n_items} (build them with ItemFeatures.regrouped)"
+            )
         eval_set = split.valid if on == "valid" else split.test
         model.eval()
         return evaluate(
@@ -277,7 +284,7 @@ class Recommender:
             eval_set,
             self.config.model.max_len,
             self._eval_config(),
-            self._item_features() if beyond_accuracy else None,
+            (features or self._item_features()) if beyond_accuracy else None,
         )
 
     def breakdown(self, on: Literal["valid", "test"] = "test", k: int = 10) -> dict[str, Any]:

@@ -91,6 +91,14 @@ class ItemFeatures:
         counts = np.bincount(train.items, minlength=dataset.n_items)
         return cls(categories, names, torch.from_numpy(counts.astype(np.int64)))
 
+    def regrouped(self, categories: Tensor, names: list[str]) -> ItemFeatures:
+        """The same items and popularity under other categories: ``categories (n_items, len(names))`` bool
+        (another taxonomy, or the clusters a prior learned)."""
+        expected = (self.categories.shape[0], len(names))
+        if tuple(categories.shape) != expected:
+            raise ValueError(f"categories: expected shape {expected}, got {tuple(categories.shape)}")
+        return ItemFeatures(categories.bool(), list(names), self.train_counts)
+
     def of_targets(self, targets: Tensor) -> Tensor:
         """``(B, T, C)`` bool: the categories of ``targets (B, T)`` (none for the padding, -1)."""
         return self.categories[targets.clamp(min=0)] & (targets >= 0)[..., None]
