@@ -254,9 +254,9 @@ def by_prior(runs: list[Path], against: list[Path]) -> None:
         features = ItemFeatures.from_dataset(heads.dataset, heads.split.train)
         features = features.regrouped(prior.membership, prior.names)
         print(f"{run}: {len(prior.names)} {prior.kind} groups", flush=True)
-        for label, recommender in (("heads", heads), ("no heads", plain and Recommender.load(plain))):
-            if recommender is not None:
-                results.setdefault(label, []).append(recommender.evaluate("test", features=features))
+        paired = [("heads", heads)] + ([("no heads", Recommender.load(plain))] if plain else [])
+        for label, recommender in paired:
+            results.setdefault(label, []).append(recommender.evaluate("test", features=features))
     print_table(f"test, {len(runs)} runs, categories = each heads run's {prior.kind}", results, COLUMNS)
 
 
